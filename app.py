@@ -1,0 +1,20 @@
+"""Explainability Workbench — router only: page config, navigation, shared sidebar."""
+import streamlit as st
+
+from ui import sidebar
+
+st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
+
+# (page file, title, icon, modality the page works on)
+PAGES = [
+    ("pages/explain_image.py", "Explain image", "🖼️", "image"),
+]
+
+pages = {path: st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon, _) in enumerate(PAGES)}
+modality_of = {path: modality for path, _, _, modality in PAGES}
+current = st.navigation(list(pages.values()))
+
+st.sidebar.title("🔍 Explainability Workbench")
+current_path = next((path for path, page in pages.items() if page.url_path == current.url_path), None)
+sidebar.model_picker(modality_of.get(current_path))
+current.run()

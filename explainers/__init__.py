@@ -1,0 +1,1 @@
+"""Explanation methods. Pure Python: nothing here imports streamlit."""

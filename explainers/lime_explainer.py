@@ -1,0 +1,362 @@
+"""LIME for images (superpixels) and text (tokens).
+
+Images use `lime.lime_image.LimeImageExplainer` itself: its segmentation step, fudged
+image, cosine distances, kernel and weighted Ridge surrogate. Two things make it fast:
+the classifier is `LoadedModel.forward` on batches of `batch_size` (1,000) perturbed
+images instead of `model.predict` on batches of 10, and `data_labels` (LIME's per-sample
+Python loop that pastes superpixels) is replaced by the same computation vectorised over
+a whole batch. It draws the same random numbers in the same order, so it builds exactly
+the images the library would.
+
+Hidden superpixels take their own mean colour (LIME's default, `hide_color=None`), or a
+constant grey value when `hide_color` is a number. The map gives every pixel its
+superpixel's surrogate weight, positive (evidence for the target) or negative.
+
+Text uses the same algorithm as `lime.lime_text.LimeTextExplainer(bow=False)`, written
+natively and batched, because the library spends most of its time in per-sample Python:
+  1. sample n-1 perturbations; each removes k tokens, k uniform in 1..d, at random positions
+     (row 0 is the text itself);
+  2. the perturbed text is the kept tokens joined with spaces (the model re-tokenizes it,
+     so a removed token is simply absent); duplicate perturbations are evaluated once;
+  3. distance = 100 x cosine distance between the binary keep-mask and the all-ones mask,
+     kernel = sqrt(exp(-distance^2 / width^2)) with width 25 (LIME's text default);
+  4. fit Ridge(alpha=1) on the target probability with the kernel as sample weights.
+Unlike LIME's default `feature_selection="auto"` we keep every token as a feature (LIME's
+forward selection and highest-weights selection keep them all as well when asked for as
+many features as there are tokens, which is what an explanation of every token needs).
+Tokens are exactly `model.tokenize(text)` (truncated to the sequence length).
+
+Deterministic for a given seed: LIME's random_state and the segmentation use `seed`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from explainers.base import Explainer
+from explainers.perturb import (
+    DEFAULT_BATCH_SIZE,
+    batched_probabilities,
+    choose_targets,
+    class_label,
+    forward_fn,
+    prepare_images,
+    prepare_texts,
+    rgb_images,
+)
+from explainers.registry import register
+from explainers.types import Explanation, Modality
+
+SEGMENTATIONS = ("slic", "quickshift")
+IMAGE_KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
+TEXT_KERNEL_WIDTH = 25.0  # LimeTextExplainer's default
+DEFAULT_SAMPLES = {Modality.IMAGE: 1000, Modality.TEXT: 5000}
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def segment_image(
+    image: np.ndarray, method: str = "slic", *, n_segments: int = 50, kernel_size: int = 4, seed: int = 0
+) -> np.ndarray:
+    """Superpixels of an RGB uint8 image as int32 labels 0..k-1 (contiguous, as LIME requires).
+
+    slic: about `n_segments` compact regions (compactness 10, sigma 1); deterministic.
+    quickshift: LIME's default settings (max_dist 200, ratio 0.2) with `kernel_size`,
+    its random tie-breaking seeded with `seed`.
+    """
+    from skimage.segmentation import quickshift, slic
+
+    if method == "slic":
+        labels = slic(image, n_segments=n_segments, compactness=10.0, sigma=1.0, start_label=0, channel_axis=-1)
+    elif method == "quickshift":
+        labels = quickshift(image, kernel_size=kernel_size, max_dist=200, ratio=0.2, rng=seed, channel_axis=-1)
+    else:
+        raise ValueError(f"unknown segmentation {method!r}; choose one of {', '.join(SEGMENTATIONS)}")
+    # LIME numbers its features 0..k-1 and looks superpixels up by those numbers.
+    _, contiguous = np.unique(labels, return_inverse=True)
+    return contiguous.reshape(labels.shape).astype(np.int32)
+
+
+def paste_superpixels(image: np.ndarray, fudged_image: np.ndarray, segments: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each 0/1 row over superpixels, the image with the 0 superpixels taken from fudged_image."""
+    hidden = np.asarray(rows)[:, segments] == 0  # B x H x W
+    return np.where(hidden[..., None], fudged_image[None], image[None])
+
+
+def _batched_lime_image_explainer(**kwargs: Any) -> Any:
+    from lime import lime_image
+
+    class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
+        """LimeImageExplainer whose neighbourhood images are built a batch at a time."""
+
+        def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10):  # type: ignore[override]
+            # Same random draws, in the same order, as the library's loop.
+            n_features = np.unique(segments).shape[0]
+            data = self.random_state.randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
+            data[0, :] = 1
+            labels = [
+                np.asarray(classifier_fn(paste_superpixels(image, fudged_image, segments, data[start : start + batch_size])))
+                for start in range(0, num_samples, batch_size)
+            ]
+            return data, np.concatenate(labels, axis=0)
+
+    return BatchedLimeImageExplainer(**kwargs)
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextSurrogate:
+    weights: np.ndarray  # one per token
+    intercept: float
+    score: float  # weighted R^2 of the surrogate on the neighbourhood
+    local_prediction: float  # the surrogate's output for the unperturbed text
+    distinct_texts: int  # model evaluations actually made
+
+
+def sample_keep_masks(n_tokens: int, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """num_samples x n_tokens booleans; row 0 keeps everything, each other row removes k
+    tokens (k uniform in 1..n_tokens) at uniformly random positions, as LIME does."""
+    masks = np.ones((num_samples, n_tokens), dtype=bool)
+    if num_samples < 2 or n_tokens == 0:
+        return masks
+    removed_counts = rng.integers(1, n_tokens + 1, size=num_samples - 1)
+    # The k smallest of n uniform draws sit at a uniformly random set of k positions.
+    ranks = rng.random((num_samples - 1, n_tokens)).argsort(axis=1).argsort(axis=1)
+    masks[1:] = ranks >= removed_counts[:, None]
+    return masks
+
+
+def kernel_weights(masks: np.ndarray, kernel_width: float = TEXT_KERNEL_WIDTH) -> np.ndarray:
+    """LIME's text sample weights: cosine distance to the all-ones mask, x100, through its kernel."""
+    n_tokens = masks.shape[1]
+    kept = masks.sum(axis=1).astype(np.float64)
+    # cos(mask, ones) = kept / (sqrt(kept) * sqrt(n)); an empty mask has similarity 0.
+    similarity = np.sqrt(kept / n_tokens) if n_tokens else np.zeros_like(kept)
+    distances = (1.0 - similarity) * 100.0
+    return np.sqrt(np.exp(-(distances**2) / kernel_width**2))
+
+
+def masked_texts(tokens: Sequence[str], masks: np.ndarray) -> list[str]:
+    """The kept tokens of each mask joined with single spaces."""
+    words = np.asarray(tokens, dtype=object)
+    return [" ".join(words[row]) for row in masks]
+
+
+def lime_text_surrogate(
+    predict: Callable[[list[str]], np.ndarray],
+    tokens: Sequence[str],
+    target: int,
+    *,
+    num_samples: int = 5000,
+    seed: int = 0,
+    kernel_width: float = TEXT_KERNEL_WIDTH,
+) -> TextSurrogate:
+    """LIME's text algorithm, batched: one weight per token for class `target`."""
+    from sklearn.linear_model import Ridge
+
+    masks = sample_keep_masks(len(tokens), num_samples, np.random.default_rng(seed))
+    # Short texts have few distinct perturbations; the model sees each one once.
+    unique_masks, inverse = np.unique(masks, axis=0, return_inverse=True)
+    probabilities = np.asarray(predict(masked_texts(tokens, unique_masks)), dtype=np.float64)
+    labels = probabilities[np.ravel(inverse), target]
+    weights = kernel_weights(masks, kernel_width)
+    features = masks.astype(np.float64)
+    ridge = Ridge(alpha=1.0, fit_intercept=True)
+    ridge.fit(features, labels, sample_weight=weights)
+    return TextSurrogate(
+        weights=np.asarray(ridge.coef_, dtype=np.float64),
+        intercept=float(ridge.intercept_),
+        score=float(ridge.score(features, labels, sample_weight=weights)),
+        local_prediction=float(ridge.predict(features[:1])[0]),
+        distinct_texts=len(unique_masks),
+    )
+
+
+# --- the explainer ------------------------------------------------------------------------
+
+
+@register
+class LIMEExplainer(Explainer):
+    """LIME: superpixels for images, tokens for text; a weighted linear surrogate per input."""
+
+    name = "lime"
+    title = "LIME"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TEXT})
+
+    def __init__(
+        self,
+        model: Any,
+        num_samples: int | None = None,
+        segmentation: str = "slic",
+        n_segments: int = 50,
+        kernel_size: int = 4,
+        hide_color: float | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        kernel_width: float | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            num_samples=num_samples,
+            segmentation=segmentation,
+            n_segments=n_segments,
+            kernel_size=kernel_size,
+            hide_color=hide_color,
+            batch_size=batch_size,
+            kernel_width=kernel_width,
+        )
+        self.is_text = model.modality is Modality.TEXT
+        self.num_samples = int(num_samples if num_samples is not None else DEFAULT_SAMPLES[model.modality])
+        if self.num_samples < 2:
+            raise ValueError(f"num_samples must be at least 2, got {self.num_samples}")
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        default_width = TEXT_KERNEL_WIDTH if self.is_text else IMAGE_KERNEL_WIDTH
+        self.kernel_width = float(kernel_width if kernel_width is not None else default_width)
+        if segmentation not in SEGMENTATIONS:
+            raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
+        self.segmentation = segmentation
+        self.n_segments = int(n_segments)
+        self.kernel_size = int(kernel_size)
+        self.hide_color = None if hide_color is None else float(hide_color)
+        self._predict = forward_fn(model, self.batch_size)
+
+    def _recorded_params(self, seed: int) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "num_samples": self.num_samples,
+            "kernel_width": self.kernel_width,
+            "batch_size": self.batch_size,
+            "seed": seed,
+        }
+        if self.is_text:
+            params["masker"] = "remove"
+        else:
+            params.update(
+                segmentation=self.segmentation,
+                n_segments=self.n_segments if self.segmentation == "slic" else None,
+                kernel_size=self.kernel_size if self.segmentation == "quickshift" else None,
+                hide_color="superpixel mean" if self.hide_color is None else self.hide_color,
+                masker="superpixel mean" if self.hide_color is None else f"constant {self.hide_color:g}",
+            )
+        return params
+
+    def explain(
+        self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0
+    ) -> list[Explanation]:
+        """One surrogate per input, for its target class (the predicted class when None)."""
+        if self.is_text:
+            return self._explain_texts(inputs, targets, seed)
+        return self._explain_images(inputs, targets, seed)
+
+    # images
+
+    def segments(self, image: np.ndarray, seed: int = 0) -> np.ndarray:
+        return segment_image(
+            image, self.segmentation, n_segments=self.n_segments, kernel_size=self.kernel_size, seed=seed
+        )
+
+    def _explain_images(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
+        started = time.perf_counter()
+        images = rgb_images(self.model, inputs)
+        probabilities = batched_probabilities(self.model, prepare_images(self.model, images), self.batch_size)
+        chosen = choose_targets(targets, probabilities)
+        shared = (time.perf_counter() - started) / max(len(images), 1)
+        explanations = []
+        for image, target, probs in zip(images, chosen, probabilities):
+            begun = time.perf_counter()
+            segments = self.segments(image, seed)
+            n_features = int(segments.max()) + 1
+            explainer = _batched_lime_image_explainer(
+                kernel_width=self.kernel_width, feature_selection="none", random_state=seed
+            )
+            result = explainer.explain_instance(
+                image,
+                self._predict,
+                labels=(target,),
+                hide_color=self.hide_color,
+                top_labels=None,
+                num_features=n_features,
+                num_samples=self.num_samples,
+                batch_size=self.batch_size,
+                segmentation_fn=lambda _image, segments=segments: segments,
+                random_seed=seed,
+            )
+            weights = {int(feature): float(weight) for feature, weight in result.local_exp[target]}
+            per_segment = np.array([weights.get(s, 0.0) for s in range(n_features)], dtype=np.float64)
+            intercept = float(result.intercept[target])
+            explanations.append(
+                Explanation(
+                    method=self.name,
+                    modality=Modality.IMAGE,
+                    target=target,
+                    target_label=class_label(self.model, target),
+                    values=per_segment[segments],
+                    model_name=self.model.name,
+                    model_version=self.model.version,
+                    seconds=shared + time.perf_counter() - begun,
+                    params=self._recorded_params(seed),
+                    seed=seed,
+                    base_value=intercept,
+                    extras={
+                        "segments": segments,
+                        "weights": weights,
+                        "score": float(result.score),
+                        "intercept": intercept,
+                        "local_prediction": float(np.ravel(result.local_pred)[0]),
+                        "probability": float(probs[target]),
+                    },
+                )
+            )
+        return explanations
+
+    # text
+
+    def _explain_texts(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
+        started = time.perf_counter()
+        texts = [str(t) for t in inputs]
+        probabilities = batched_probabilities(self.model, prepare_texts(texts), self.batch_size)
+        chosen = choose_targets(targets, probabilities)
+        shared = (time.perf_counter() - started) / max(len(texts), 1)
+        explanations = []
+        for text, target, probs in zip(texts, chosen, probabilities):
+            begun = time.perf_counter()
+            tokens = tuple(self.model.tokenize(text))
+            extras: dict[str, Any] = {"probability": float(probs[target])}
+            if tokens:
+                surrogate = lime_text_surrogate(
+                    self._predict, tokens, target,
+                    num_samples=self.num_samples, seed=seed, kernel_width=self.kernel_width,
+                )
+                values, intercept = surrogate.weights, surrogate.intercept
+                extras.update(
+                    score=surrogate.score,
+                    intercept=intercept,
+                    local_prediction=surrogate.local_prediction,
+                    model_evaluations=surrogate.distinct_texts,
+                )
+            else:  # nothing the model reads: nothing to attribute
+                values, intercept = np.zeros(0), None
+            explanations.append(
+                Explanation(
+                    method=self.name,
+                    modality=Modality.TEXT,
+                    target=target,
+                    target_label=class_label(self.model, target),
+                    values=values,
+                    model_name=self.model.name,
+                    model_version=self.model.version,
+                    seconds=shared + time.perf_counter() - begun,
+                    params=self._recorded_params(seed),
+                    seed=seed,
+                    tokens=tokens,
+                    base_value=intercept,
+                    extras=extras,
+                )
+            )
+        return explanations

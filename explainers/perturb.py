@@ -1,0 +1,165 @@
+"""Shared plumbing for the perturbation methods (SHAP, LIME): batched forward passes,
+input normalisation, target choice and token spans.
+
+Perturbation methods evaluate the model on hundreds or thousands of variants of one
+input. The fixed cost of a `keras.Model.predict` call dwarfs the model itself at that
+scale, so every variant goes through `LoadedModel.forward` (a compiled tf.function) in
+batches of hundreds.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from explainers.types import Modality
+from models.loaded import tokenize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models.loaded import LoadedModel
+
+# Variants per forward call: large enough that the per-call overhead vanishes, small enough
+# that a batch of 64x64 float images stays around 50 MB.
+DEFAULT_BATCH_SIZE = 1000
+
+_NON_WHITESPACE = re.compile(r"\S+")
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def rgb_images(model: "LoadedModel", inputs: Sequence[Any]) -> np.ndarray:
+    """uint8 RGB images at the model's input size, N x H x W x 3.
+
+    Grey images are repeated over three channels and an alpha channel is dropped (LIME
+    and SHAP must see exactly the three channels the model reads). Images of another
+    size are resized the way `LoadedModel.to_model_input` resizes them.
+    """
+    import cv2
+
+    height, width = model.image_size
+    batch = np.empty((len(inputs), height, width, 3), dtype=np.uint8)
+    for i, image in enumerate(inputs):
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] < 3:
+            raise ValueError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
+        image = np.clip(image[:, :, :3], 0, 255).astype(np.uint8)
+        if image.shape[:2] != (height, width):
+            interp = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
+            image = cv2.resize(image, (width, height), interpolation=interp)
+        batch[i] = image
+    return batch
+
+
+def prepare_images(model: "LoadedModel", images: np.ndarray) -> np.ndarray:
+    """Float images in 0..255 at the model's size -> the float32 batch `forward` expects.
+
+    Same result as `LoadedModel.to_model_input` for model-sized images, without its
+    per-image loop (perturbation batches hold a thousand images).
+    """
+    batch = np.asarray(images, dtype=np.float32)
+    if batch.ndim == 3:
+        batch = batch[None]
+    height, width = model.image_size
+    if batch.shape[1:] != (height, width, 3):
+        return model.to_model_input(list(batch))
+    if not model.input_spec.get("rescales_inputs", True):
+        batch = batch / np.float32(255.0)  # a new array: the caller's images stay untouched
+    return batch
+
+
+def prepare_texts(texts: Any) -> np.ndarray:
+    """Strings (list, tuple or array of any shape) -> the N x 1 object array `forward` expects."""
+    if isinstance(texts, str):
+        texts = [texts]
+    return np.asarray([str(t) for t in np.asarray(texts, dtype=object).ravel()], dtype=object).reshape(-1, 1)
+
+
+# --- forward passes -----------------------------------------------------------------------
+
+
+def batched_probabilities(model: "LoadedModel", prepared_inputs: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """Class probabilities (N x K, float32) for an already prepared batch, in chunks of batch_size."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    n = len(prepared_inputs)
+    if n == 0:
+        return np.zeros((0, len(model.classes)), dtype=np.float32)
+    chunks = [model.forward(prepared_inputs[start : start + batch_size]) for start in range(0, n, batch_size)]
+    return np.concatenate(chunks, axis=0)
+
+
+def forward_fn(model: "LoadedModel", batch_size: int = DEFAULT_BATCH_SIZE) -> Callable[[Any], np.ndarray]:
+    """A numpy function for shap and lime: raw variants in, probabilities (N x K) out.
+
+    Image models take float or uint8 images in 0..255, N x H x W x 3 (or one H x W x 3
+    image); text models take a string or a list/array of strings.
+    """
+    if model.modality is Modality.TEXT:
+
+        def predict_texts(texts: Any) -> np.ndarray:
+            return batched_probabilities(model, prepare_texts(texts), batch_size)
+
+        return predict_texts
+
+    def predict_images(images: Any) -> np.ndarray:
+        return batched_probabilities(model, prepare_images(model, images), batch_size)
+
+    return predict_images
+
+
+# --- targets ------------------------------------------------------------------------------
+
+
+def choose_targets(targets: Sequence[int] | None, probabilities: np.ndarray) -> list[int]:
+    """The class to explain for each input: the requested one, or the predicted one when None."""
+    n, n_classes = probabilities.shape
+    if targets is None:
+        return [int(i) for i in np.argmax(probabilities, axis=1)]
+    chosen = [int(t) for t in targets]
+    if len(chosen) != n:
+        raise ValueError(f"got {len(chosen)} targets for {n} inputs; give one target per input")
+    for target in chosen:
+        if not 0 <= target < n_classes:
+            raise ValueError(f"targets must be class indices from 0 to {n_classes - 1}, got {target}")
+    return chosen
+
+
+def class_label(model: "LoadedModel", target: int) -> str:
+    classes = model.classes
+    return str(classes[target]) if 0 <= target < len(classes) else str(target)
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def token_spans(text: str, limit: int = 0) -> list[tuple[int, int, str]]:
+    """(start, end, token) for each token the model reads, with offsets into the ORIGINAL text.
+
+    The model lowercases, deletes punctuation and splits on whitespace, so a token is a
+    whitespace-delimited run of the original text that keeps at least one character after
+    punctuation removal ("<b>html</b>" is one token, "bhtmlb"; a lone "--" is none).
+    `limit` > 0 keeps only the first `limit` tokens (the model's sequence length).
+    """
+    spans: list[tuple[int, int, str]] = []
+    for match in _NON_WHITESPACE.finditer(text):
+        words = tokenize(match.group())
+        if not words:
+            continue
+        # Lowercasing never creates whitespace (checked over all of Unicode), so a run is one token.
+        spans.append((match.start(), match.end(), "".join(words)))
+        if limit and len(spans) == limit:
+            break
+    return spans
+
+
+def model_token_spans(model: "LoadedModel", text: str) -> list[tuple[int, int, str]]:
+    """token_spans for this model, checked against `model.tokenize` so the two can never drift apart."""
+    spans = token_spans(text, model.sequence_length)
+    expected = model.tokenize(text)
+    if [token for _, _, token in spans] != list(expected):
+        raise ValueError("token offsets do not match the model's tokenizer for this text")
+    return spans

@@ -1,0 +1,150 @@
+"""The append-only `label_events` table and the `LabelEvent` record read from it.
+
+Every correction is a new row; nothing is ever updated or deleted (the database refuses it
+with a trigger). A label is a class *name*. `None` in `previous_label` / `new_label` means
+"the dataset's original label", which the ledger does not store: the caller supplies it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from sqlalchemy import (
+    DDL,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Actions a row can record. "ambiguous" flags an example without changing its label.
+SET, UNDO, AMBIGUOUS, IMPORT = "set", "undo", "ambiguous", "import"
+ACTIONS = (SET, UNDO, AMBIGUOUS, IMPORT)
+
+MAX_NAME = 200  # dataset, example id, label, annotator, model name/version
+MAX_NOTE = 2000
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone, so we add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("label_events.created_at needs a timezone-aware datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+label_events = Table(
+    "label_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(MAX_NAME), nullable=False),
+    Column("example_id", String(MAX_NAME), nullable=False),
+    Column("previous_label", String(MAX_NAME), nullable=True),
+    Column("new_label", String(MAX_NAME), nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("annotator", String(MAX_NAME), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("model_name", String(MAX_NAME), nullable=True),
+    Column("model_version", String(MAX_NAME), nullable=True),
+    Column("predicted_label", String(MAX_NAME), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("supersedes", Integer, nullable=True),
+    # Ids are never reused, even by SQLite after a crash: "latest by id" stays meaningful.
+    sqlite_autoincrement=True,
+)
+# Serves "latest event per example" and per-example history without a table scan.
+Index("ix_label_events_dataset_example_id", label_events.c.dataset, label_events.c.example_id,
+      label_events.c.id)
+
+# The database itself enforces append-only, so no future code path can rewrite history.
+_SQLITE_GUARDS = [
+    DDL(
+        f"CREATE TRIGGER IF NOT EXISTS label_events_no_{verb.lower()} BEFORE {verb} ON label_events "
+        "BEGIN SELECT RAISE(ABORT, 'label_events is append-only'); END"
+    )
+    for verb in ("UPDATE", "DELETE")
+]
+_POSTGRES_GUARDS = [
+    DDL(
+        "CREATE OR REPLACE FUNCTION label_events_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'label_events is append-only'; END $$ LANGUAGE plpgsql"
+    ),
+    DDL(
+        "CREATE TRIGGER label_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON label_events FOR EACH STATEMENT EXECUTE FUNCTION label_events_append_only()"
+    ),
+]
+for _ddl in _SQLITE_GUARDS:
+    event.listen(label_events, "after_create", _ddl.execute_if(dialect="sqlite"))
+for _ddl in _POSTGRES_GUARDS:
+    event.listen(label_events, "after_create", _ddl.execute_if(dialect="postgresql"))
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """One row of the ledger. `new_label=None` means "back to the original label"."""
+
+    id: int
+    dataset: str
+    example_id: str
+    previous_label: str | None
+    new_label: str | None
+    action: str
+    annotator: str
+    created_at: datetime
+    model_name: str | None = None
+    model_version: str | None = None
+    predicted_label: str | None = None
+    confidence: float | None = None
+    note: str | None = None
+    supersedes: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "LabelEvent":
+        return cls(**{name: row[name] for name in FIELDS})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values; the time as ISO 8601 with its UTC offset."""
+        values = asdict(self)
+        values["created_at"] = self.created_at.isoformat()
+        return values
+
+    def describe(self) -> str:
+        """A sentence for the UI, e.g. "alice changed it to 'cat' at 10:02 UTC on 2024-05-01"."""
+        when = f"at {self.created_at:%H:%M} UTC on {self.created_at:%Y-%m-%d}"
+        target = "the original label" if self.new_label is None else f"'{self.new_label}'"
+        if self.action == UNDO:
+            what = f"undid a change, restoring {target}"
+        elif self.action == AMBIGUOUS:
+            what = "flagged it as ambiguous"
+        else:
+            what = f"changed it to {target}"
+        return f"{self.annotator} {what} {when}"
+
+
+FIELDS = tuple(column.name for column in label_events.columns)

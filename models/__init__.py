@@ -1,0 +1,1 @@
+"""Architectures, training, fine-tuning and the model version registry."""

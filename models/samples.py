@@ -1,0 +1,122 @@
+"""Recipes that produce the shipped sample models (`workbench train`)."""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from explainers.types import Modality
+from models import training
+from models.store import now_iso, save_model_folder
+
+SAMPLE_MODELS = {
+    "digits": {"dataset": "digits", "recipe": "scratch"},
+    "shapes": {"dataset": "shapes", "recipe": "transfer"},
+    "shapes-shortcut": {"dataset": "shapes-shortcut", "recipe": "transfer"},
+    "headlines": {"dataset": "headlines", "recipe": "text"},
+}
+# Order matters: the shapes models fine-tune the digits backbone.
+TRAIN_ORDER = ("digits", "shapes", "shapes-shortcut", "headlines")
+
+INTENDED_USE = {
+    "digits": "Recognise 8x8 handwritten digits (scikit-learn's bundled set) upscaled to 64x64; teaching and demos.",
+    "shapes": "Classify simple generated shapes on varied backgrounds; has ground-truth masks for measuring explanations.",
+    "shapes-shortcut": "A deliberately flawed model: trained where a corner mark gives away one class (shortcut lesson).",
+    "headlines": "Sentiment of short generated financial headlines (negative/neutral/positive); teaching and demos.",
+}
+
+
+def _build(name: str, config: training.TrainConfig, out_root: Path, backbone_path: Path | None,
+           callbacks: list[Any]) -> tuple[Any, dict[str, Any]]:
+    import sample_data
+
+    spec = SAMPLE_MODELS[name]
+    dataset_name = spec["dataset"]
+    train = training._limited(sample_data.load(dataset_name, "train"), config.limit)
+    val = sample_data.load(dataset_name, "val")
+    if spec["recipe"] == "scratch":
+        model = training.train_image_from_scratch(train, val, config, callbacks)
+    elif spec["recipe"] == "transfer":
+        source = backbone_path or (out_root / "digits" / "model.keras")
+        if not source.is_file():
+            raise FileNotFoundError(f"{source} not found: train the digits model first (workbench train digits)")
+        backbone, preprocessing = training.digits_backbone(source)
+        model = training.transfer_image_model(backbone, preprocessing, train, val, config, callbacks)
+    else:
+        model = training.train_text(train, val, config, callbacks)
+    return model, {"train": train, "val": val, "dataset": dataset_name, "recipe": spec["recipe"]}
+
+
+def train_sample(
+    name: str,
+    out_root: Path,
+    config: training.TrainConfig = training.TrainConfig(),
+    *,
+    backbone_path: Path | None = None,
+    callbacks: list[Any] | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Train one sample model, evaluate on the clean test split, write model + manifest."""
+    import keras
+    import tensorflow as tf
+
+    import sample_data
+
+    if name not in SAMPLE_MODELS:
+        raise KeyError(f"unknown sample model {name!r}; choose one of {', '.join(SAMPLE_MODELS)}")
+    start = time.perf_counter()
+    log(f"training {name} ...")
+    model, info = _build(name, config, out_root, backbone_path, list(callbacks or []))
+    test = sample_data.load(info["dataset"], "test")
+    modality = sample_data.modality(info["dataset"])
+    manifest: dict[str, Any] = {
+        "name": name,
+        "version": "v1",
+        "parent": None,
+        "modality": modality.value,
+        "classes": list(test.classes),
+        "input": training.input_spec(modality, model),
+        "dataset": info["dataset"],
+        "data_hash": sample_data.dataset_hash(info["train"]),
+        "recipe": info["recipe"],
+        "intended_use": INTENDED_USE[name],
+        "metrics": {
+            "test": training.evaluate(model, test),
+            "val": training.evaluate(model, info["val"]),
+        },
+        "training": {
+            "config": training.config_dict(config),
+            "seconds": round(time.perf_counter() - start, 1),
+            "command": f"workbench train {name}",
+        },
+        "labels_changed": 0,
+        "created_at": now_iso(),
+        "created_by": "workbench train",
+        "software": {
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    if modality is Modality.TEXT:
+        manifest["vocabulary_size"] = len(model.get_layer("vectorize").get_vocabulary())
+    else:
+        manifest["gradcam_layer"] = "backbone/" + model.get_layer("backbone").layers[-1].name
+    if name == "shapes-shortcut":
+        manifest["metrics"]["test_nocue"] = training.evaluate(model, sample_data.load(info["dataset"], "test_nocue"))
+    folder = out_root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if modality is Modality.TEXT:
+        from models.store import write_json_atomic
+
+        write_json_atomic(folder / "vocabulary.json", model.get_layer("vectorize").get_vocabulary())
+    manifest = save_model_folder(model, manifest, folder)
+    log(f"{name}: test accuracy {manifest['metrics']['test']['accuracy']:.4f} "
+        f"({manifest['training']['seconds']} s)")
+    return manifest
+
+
+def quick_config() -> training.TrainConfig:
+    return replace(training.QUICK_CONFIG)

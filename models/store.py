@@ -1,0 +1,213 @@
+"""The model version registry.
+
+Shipped sample models live read-only in `models/zoo/<name>/` and are version `v1`.
+New versions live in the workspace: `models/<name>/versions/<version>/` (immutable once
+written: model.keras + manifest.json) and `models/<name>/current.json` points at the one in use.
+Writes are atomic: a version folder appears by a single rename, the pointer by `os.replace`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from models.safe_load import load_keras_model, sha256_file
+from workbench import config
+from workbench.errors import ModelError
+
+MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
+ZOO_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    is_current: bool
+
+
+def _zoo_dir(name: str) -> Path:
+    return config.ZOO_DIR / name
+
+
+def _workspace_model_dir(name: str) -> Path:
+    return config.workspace_subdir("models") / name
+
+
+def _versions_dir(name: str) -> Path:
+    return _workspace_model_dir(name) / "versions"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def model_names() -> list[str]:
+    names = set()
+    if config.ZOO_DIR.is_dir():
+        names.update(p.name for p in config.ZOO_DIR.iterdir() if (p / MANIFEST_FILE).is_file())
+    models_root = config.workspace_dir() / "models"
+    if models_root.is_dir():
+        names.update(p.name for p in models_root.iterdir() if (p / "versions").is_dir() and any(_iter_version_dirs(p.name)))
+    return sorted(names)
+
+
+def _iter_version_dirs(name: str):
+    root = _versions_dir(name)
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        # Hidden folders are versions still being written; never visible as a version.
+        if path.is_dir() and not path.name.startswith(".") and (path / MANIFEST_FILE).is_file():
+            yield path
+
+
+def _version_sort_key(version: str) -> tuple[int, str]:
+    digits = version[1:] if version.startswith("v") else ""
+    return (int(digits), version) if digits.isdigit() else (10**9, version)
+
+
+def version_path(name: str, version: str) -> Path:
+    if version == ZOO_VERSION and (_zoo_dir(name) / MANIFEST_FILE).is_file():
+        return _zoo_dir(name)
+    path = _versions_dir(name) / version
+    if not (path / MANIFEST_FILE).is_file():
+        raise ModelError(f"model {name!r} has no version {version!r}; run `workbench models list` to see them.")
+    return path
+
+
+def current_version(name: str) -> str:
+    pointer = _workspace_model_dir(name) / "current.json"
+    if pointer.is_file():
+        try:
+            version = read_json(pointer)["version"]
+            version_path(name, version)
+            return version
+        except (ValueError, KeyError, ModelError):
+            pass  # a damaged pointer falls back to the newest intact version below
+    versions = all_version_ids(name)
+    if not versions:
+        raise ModelError(f"there is no model named {name!r}; run `workbench models list` to see the choices.")
+    # Without a pointer the first version is in use: later ones are candidates until promoted.
+    return versions[0]
+
+
+def all_version_ids(name: str) -> list[str]:
+    ids = [p.name for p in _iter_version_dirs(name)]
+    if (_zoo_dir(name) / MANIFEST_FILE).is_file():
+        ids.append(ZOO_VERSION)
+    return sorted(set(ids), key=_version_sort_key)
+
+
+def read_manifest(name: str, version: str | None = None) -> dict[str, Any]:
+    version = version or current_version(name)
+    return read_json(version_path(name, version) / MANIFEST_FILE)
+
+
+def list_versions(name: str) -> list[VersionInfo]:
+    current = current_version(name)
+    return [
+        VersionInfo(name, v, version_path(name, v), read_manifest(name, v), v == current)
+        for v in all_version_ids(name)
+    ]
+
+
+def set_current(name: str, version: str) -> None:
+    version_path(name, version)  # refuses unknown versions
+    write_json_atomic(
+        _workspace_model_dir(name) / "current.json",
+        {"version": version, "set_at": datetime.now(timezone.utc).isoformat()},
+    )
+
+
+def load(name: str, version: str | None = None):
+    """Load a version (default: current), verifying its sha256 and loading in safe mode."""
+    from models.loaded import LoadedModel
+
+    version = version or current_version(name)
+    folder = version_path(name, version)
+    manifest = read_json(folder / MANIFEST_FILE)
+    model_file = folder / manifest.get("file", MODEL_FILE)
+    if not model_file.is_file():
+        raise ModelError(f"model {name} {version} is missing its file {model_file.name}; restore it or roll back.")
+    digest = sha256_file(model_file)
+    if manifest.get("sha256") and digest != manifest["sha256"]:
+        raise ModelError(
+            f"model {name} {version} does not match its recorded sha256 (the file changed); restore it or roll back."
+        )
+    return LoadedModel(name=name, version=version, manifest=manifest, keras_model=load_keras_model(model_file))
+
+
+def save_model_folder(keras_model: Any, manifest: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write model.keras + manifest.json (with the file's sha256) into an existing folder."""
+    model_file = folder / MODEL_FILE
+    # Optimizer state would double the file and is not needed: fine-tuning starts a fresh one.
+    keras_model.optimizer = None
+    keras_model.save(str(model_file))
+    with open(model_file, "rb+") as handle:
+        os.fsync(handle.fileno())
+    manifest = dict(manifest, file=MODEL_FILE, sha256=sha256_file(model_file))
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def next_version_id(name: str) -> str:
+    numbers = [_version_sort_key(v)[0] for v in all_version_ids(name)]
+    numbers = [n for n in numbers if n < 10**9]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def publish_version(name: str, keras_model: Any, manifest: dict[str, Any]) -> VersionInfo:
+    """Write a new immutable version. It becomes visible only once complete (one rename)."""
+    root = _versions_dir(name)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+    try:
+        while True:
+            version = next_version_id(name)
+            full = save_model_folder(keras_model, dict(manifest, name=name, version=version), staging)
+            target = root / version
+            try:
+                os.rename(staging, target)  # atomic; fails if another writer took this id
+                break
+            except OSError:
+                if not target.exists():
+                    raise
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return VersionInfo(name, version, target, full, False)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

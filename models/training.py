@@ -1,0 +1,246 @@
+"""Training recipes for the sample models and for fine-tuning new versions.
+
+Image models: a small CNN trained from scratch on digits; shapes models reuse the digits
+backbone with the classic transfer recipe (frozen base + new head, then the top of the base
+unfrozen at a low learning rate, early stopping on validation). Text: a Conv1D classifier
+over raw strings with the vocabulary inside the model.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from explainers.types import Modality
+from models import architectures
+from models.metrics import classification_metrics
+from sample_data.types import Dataset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 5
+    seed: int = 0
+    augment: bool = True
+    # Transfer / fine-tuning recipe.
+    head_epochs: int = 10
+    finetune_epochs: int = 25
+    finetune_learning_rate: float = 2e-4
+    unfreeze_top: int = 2
+    # Tiny runs for tests: use only the first `limit` training examples.
+    limit: int | None = None
+    image_filters: tuple[int, ...] = architectures.ImageArchitecture().filters
+    text_max_tokens: int = architectures.TextArchitecture().max_tokens
+
+
+QUICK_CONFIG = TrainConfig(
+    epochs=2, head_epochs=1, finetune_epochs=1, patience=1, limit=96, image_filters=(4, 8), text_max_tokens=300
+)
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def as_model_input(dataset: Dataset) -> np.ndarray:
+    if dataset.modality is Modality.TEXT:
+        import tensorflow as tf
+
+        return tf.constant(np.asarray(list(dataset.x), dtype=str).reshape(-1, 1))
+    return np.asarray(dataset.x, dtype=np.float32)
+
+
+def _limited(dataset: Dataset, limit: int | None) -> Dataset:
+    if not limit or limit >= len(dataset):
+        return dataset
+    x = dataset.x[:limit] if dataset.modality is Modality.IMAGE else list(dataset.x)[:limit]
+    return replace(dataset, ids=dataset.ids[:limit], x=x, y=dataset.y[:limit], masks=None, cue_masks=None, rationales=None)
+
+
+def _augmenter(seed: int):
+    keras = _keras()
+    # Small shifts only: flips/rotations would change what some classes mean.
+    return keras.Sequential(
+        [keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed)], name="augment"
+    )
+
+
+def _fit(
+    model: Any,
+    train: Dataset,
+    val: Dataset,
+    *,
+    epochs: int,
+    learning_rate: float,
+    config: TrainConfig,
+    callbacks: Sequence[Any],
+    augment: bool,
+) -> Any:
+    keras = _keras()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    x_train = as_model_input(train)
+    if augment and train.modality is Modality.IMAGE:
+        augmenter = _augmenter(config.seed)
+        import tensorflow as tf
+
+        data = (
+            tf.data.Dataset.from_tensor_slices((x_train, train.y))
+            .shuffle(len(train), seed=config.seed, reshuffle_each_iteration=True)
+            .batch(config.batch_size)
+            .map(lambda x, y: (augmenter(x, training=True), y))
+            .prefetch(2)
+        )
+        fit_args: dict[str, Any] = {"x": data}
+    else:
+        fit_args = {"x": x_train, "y": train.y, "batch_size": config.batch_size, "shuffle": True}
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", patience=config.patience, restore_best_weights=True, mode="max"
+    )
+    return model.fit(
+        **fit_args,
+        validation_data=(as_model_input(val), val.y),
+        epochs=epochs,
+        callbacks=[stop, *callbacks],
+        verbose=0,
+    )
+
+
+def evaluate(model: Any, dataset: Dataset, batch_size: int = 256) -> dict[str, Any]:
+    probabilities = np.asarray(model.predict(as_model_input(dataset), batch_size=batch_size, verbose=0))
+    return classification_metrics(dataset.y, probabilities.argmax(axis=1), dataset.classes)
+
+
+def train_image_from_scratch(
+    train: Dataset, val: Dataset, config: TrainConfig, callbacks: Sequence[Any] = ()
+) -> Any:
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    arch = architectures.ImageArchitecture(filters=config.image_filters)
+    model = architectures.build_image_classifier(len(train.classes), arch)
+    _fit(model, train, val, epochs=config.epochs, learning_rate=config.learning_rate, config=config,
+         callbacks=callbacks, augment=config.augment)
+    return model
+
+
+def _base_layers(model: Any) -> list[Any]:
+    """Everything below the classification head: the part frozen in the first phase."""
+    return [layer for layer in model.layers if layer.name not in {"head", "head_dropout", "features"} and layer.weights]
+
+
+def _flatten(layers: list[Any]) -> list[Any]:
+    """Weighted layers, looking inside nested models (e.g. the backbone)."""
+    flat: list[Any] = []
+    for layer in layers:
+        inner = getattr(layer, "layers", None)
+        flat.extend(_flatten(inner) if inner else [layer] if layer.weights else [])
+    return flat
+
+
+def _set_trainable(model: Any, trainable_layers: list[Any]) -> None:
+    for layer in model.layers:
+        layer.trainable = True  # in Keras 3 this also reaches the layers of nested models
+    for layer in _flatten(model.layers):
+        layer.trainable = any(layer is t for t in trainable_layers)
+
+
+def fine_tune(
+    model: Any, train: Dataset, val: Dataset, config: TrainConfig, callbacks: Sequence[Any] = ()
+) -> Any:
+    """Frozen base + head first, then the top of the base at a low learning rate."""
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    base = [layer for layer in _flatten(_base_layers(model)) if layer.name != "caffe_preprocess"]
+    head = [layer for layer in _flatten(model.layers) if not any(layer is b for b in _flatten(_base_layers(model)))]
+    _set_trainable(model, head)
+    _fit(model, train, val, epochs=config.head_epochs, learning_rate=config.learning_rate, config=config,
+         callbacks=callbacks, augment=config.augment)
+    top = base[-config.unfreeze_top:] if config.unfreeze_top > 0 else []
+    if top and config.finetune_epochs > 0:
+        _set_trainable(model, head + top)
+        _fit(model, train, val, epochs=config.finetune_epochs, learning_rate=config.finetune_learning_rate,
+             config=config, callbacks=callbacks, augment=config.augment)
+    # Leave the saved model trainable for later fine-tuning; fixed preprocessing stays frozen.
+    _set_trainable(model, [layer for layer in _flatten(model.layers) if layer.name != "caffe_preprocess"])
+    return model
+
+
+def transfer_image_model(
+    backbone: Any,
+    preprocessing: list[Any],
+    train: Dataset,
+    val: Dataset,
+    config: TrainConfig,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    shape = (architectures.IMAGE_SIZE, architectures.IMAGE_SIZE, 3)
+    model = architectures.attach_head(
+        backbone, len(train.classes), input_shape=shape, preprocessing=preprocessing,
+        dropout=architectures.ImageArchitecture().dropout,
+    )
+    return fine_tune(model, train, val, config, callbacks)
+
+
+def digits_backbone(digits_model_path: Path) -> tuple[Any, list[Any]]:
+    """The backbone of a trained digits model, for transfer to new image tasks."""
+    keras = _keras()
+    from models.safe_load import load_keras_model
+
+    digits = load_keras_model(digits_model_path)
+    backbone = digits.get_layer(architectures.BACKBONE_NAME)
+    return backbone, [keras.layers.Rescaling(1.0 / 255, name="rescale")]
+
+
+def train_text(train: Dataset, val: Dataset, config: TrainConfig, callbacks: Sequence[Any] = ()) -> Any:
+    keras = _keras()
+    keras.utils.set_random_seed(config.seed)
+    arch = architectures.TextArchitecture(max_tokens=config.text_max_tokens)
+    vocabulary = architectures.build_vocabulary(list(train.x), arch.max_tokens)
+    model = architectures.build_text_classifier(vocabulary, len(train.classes), arch)
+    _fit(model, train, val, epochs=config.epochs, learning_rate=config.learning_rate, config=config,
+         callbacks=callbacks, augment=False)
+    return model
+
+
+def input_spec(modality: Modality, model: Any) -> dict[str, Any]:
+    if modality is Modality.TEXT:
+        vectorize = model.get_layer("vectorize")
+        return {
+            "type": "text",
+            "sequence_length": int(vectorize.get_config()["output_sequence_length"]),
+            "tokenization": "lowercase, strip punctuation, split on whitespace",
+        }
+    return {
+        "type": "image",
+        "height": architectures.IMAGE_SIZE,
+        "width": architectures.IMAGE_SIZE,
+        "channels": 3,
+        "rescales_inputs": True,
+        "value_range": [0, 255],
+    }
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["image_filters"] = list(config.image_filters)
+    return data
+
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start

@@ -1,0 +1,65 @@
+"""Version registry: atomic publish, pointer, sha256 verification, hidden staging folders."""
+import keras
+import numpy as np
+import pytest
+
+from models import store
+from workbench.errors import ModelError
+
+MANIFEST = {
+    "modality": "image",
+    "classes": ["a", "b"],
+    "input": {"height": 4, "width": 4, "channels": 3, "rescales_inputs": True},
+}
+
+
+def _model(seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(4, 4, 3))
+    x = keras.layers.Flatten()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+
+
+def test_publish_load_and_point(workspace):
+    first = store.publish_version("toy", _model(0), MANIFEST)
+    second = store.publish_version("toy", _model(1), dict(MANIFEST, parent=first.version))
+    assert (first.version, second.version) == ("v1", "v2")
+    assert store.all_version_ids("toy") == ["v1", "v2"]
+    assert store.current_version("toy") == "v1"  # a new version is a candidate until promoted
+    store.set_current("toy", "v1")
+    assert store.current_version("toy") == "v1"
+    loaded = store.load("toy")
+    assert loaded.version == "v1" and loaded.classes == ["a", "b"]
+    x = np.ones((1, 4, 4, 3), dtype="float32")
+    np.testing.assert_allclose(loaded.keras_model(x), _model(0)(x), rtol=1e-5)
+    assert store.read_manifest("toy", "v2")["parent"] == "v1"
+
+
+def test_tampered_file_is_refused(workspace):
+    info = store.publish_version("toy", _model(), MANIFEST)
+    with open(info.path / store.MODEL_FILE, "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ModelError, match="sha256"):
+        store.load("toy", info.version)
+
+
+def test_unfinished_staging_folder_is_never_a_version(workspace):
+    store.publish_version("toy", _model(), MANIFEST)
+    staging = workspace / "models" / "toy" / "versions" / ".staging-crashed"
+    staging.mkdir()
+    (staging / store.MANIFEST_FILE).write_text("{}")
+    assert store.all_version_ids("toy") == ["v1"]
+
+
+def test_damaged_pointer_falls_back_to_an_intact_version(workspace):
+    store.publish_version("toy", _model(), MANIFEST)
+    (workspace / "models" / "toy" / "current.json").write_text("{not json")
+    assert store.current_version("toy") == "v1"
+
+
+def test_unknown_version_and_model_are_clear_errors(workspace):
+    store.publish_version("toy", _model(), MANIFEST)
+    with pytest.raises(ModelError, match="no version 'v9'"):
+        store.set_current("toy", "v9")
+    with pytest.raises(ModelError, match="no model named"):
+        store.current_version("nothing-here")

@@ -1,0 +1,82 @@
+"""Train -> save -> load -> predict round trips on tiny configurations."""
+import numpy as np
+import pytest
+
+import sample_data
+from models import samples, store
+from models.loaded import LoadedModel
+from models.safe_load import load_keras_model, sha256_file
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    config = samples.quick_config()
+    manifests = {name: samples.train_sample(name, out, config) for name in ("digits", "shapes", "headlines")}
+    return out, manifests
+
+
+def test_manifest_records_what_a_user_needs(tiny_zoo):
+    out, manifests = tiny_zoo
+    manifest = manifests["digits"]
+    assert manifest["classes"] == [str(i) for i in range(10)]
+    assert manifest["input"]["height"] == 64 and manifest["input"]["rescales_inputs"] is True
+    assert 0.0 <= manifest["metrics"]["test"]["accuracy"] <= 1.0
+    assert len(manifest["metrics"]["test"]["confusion"]) == 10
+    assert manifest["data_hash"] == sample_data.dataset_hash(
+        samples.training._limited(sample_data.load("digits", "train"), samples.quick_config().limit)
+    )
+    assert manifest["sha256"] == sha256_file(out / "digits" / "model.keras")
+    assert manifest["gradcam_layer"].startswith("backbone/")
+
+
+def test_saved_model_predicts_like_the_trained_one(tiny_zoo):
+    out, manifests = tiny_zoo
+    data = sample_data.load("digits", "test")
+    keras_model = load_keras_model(out / "digits" / "model.keras")
+    loaded = LoadedModel("digits", "v1", manifests["digits"], keras_model)
+    probabilities = loaded.predict_proba(list(data.x[:5]))
+    assert probabilities.shape == (5, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    direct = keras_model.predict(np.asarray(data.x[:5], dtype="float32"), verbose=0)
+    np.testing.assert_allclose(probabilities, direct, atol=1e-5)
+
+
+def test_shapes_model_reuses_the_digits_backbone(tiny_zoo):
+    out, _ = tiny_zoo
+    digits = load_keras_model(out / "digits" / "model.keras")
+    shapes = load_keras_model(out / "shapes" / "model.keras")
+    first_digits = digits.get_layer("backbone").layers[1].get_weights()[0]
+    first_shapes = shapes.get_layer("backbone").layers[1].get_weights()[0]
+    # The bottom of the base stays frozen in the recipe: it is exactly the digits filters.
+    np.testing.assert_array_equal(first_digits, first_shapes)
+    assert shapes.output_shape[-1] == len(sample_data.classes("shapes"))
+
+
+def test_text_model_takes_raw_strings_and_ships_its_vocabulary(tiny_zoo):
+    out, manifests = tiny_zoo
+    import json
+
+    vocabulary = json.loads((out / "headlines" / "vocabulary.json").read_text())
+    assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) == manifests["headlines"]["vocabulary_size"]
+    model = LoadedModel("headlines", "v1", manifests["headlines"], load_keras_model(out / "headlines" / "model.keras"))
+    probabilities = model.predict_proba(["Shares of Acme soar after record profit", "Acme names new CFO"])
+    assert probabilities.shape == (2, 3)
+
+
+def test_applications_backbone_loads_weights_from_a_local_file(tmp_path):
+    from models import architectures
+
+    base, preprocessing = architectures.applications_backbone("mobilenetv2", (64, 64, 3), None)
+    weights = tmp_path / "mobilenet.weights.h5"
+    base.save_weights(weights)
+    reloaded, _ = architectures.applications_backbone("mobilenetv2", (64, 64, 3), weights)
+    np.testing.assert_array_equal(base.layers[1].get_weights()[0], reloaded.layers[1].get_weights()[0])
+    model = architectures.attach_head(reloaded, 4, input_shape=(64, 64, 3), preprocessing=preprocessing, dropout=0.1)
+    assert model.output_shape == (None, 4)
+
+
+def test_zoo_models_are_registered_as_version_one():
+    for name in samples.SAMPLE_MODELS:
+        manifest = store.read_manifest(name, "v1")
+        assert manifest["name"] == name and manifest["sha256"]

@@ -1,0 +1,67 @@
+"""Choosing the image to explain: a sample from the model's dataset or an upload."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from models.loaded import LoadedModel
+from ui import loaders
+from workbench import inputs
+from workbench.errors import InputError
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
+
+
+@dataclass(frozen=True)
+class ChosenImage:
+    pixels: np.ndarray  # uint8 RGB, original size
+    caption: str
+    true_label: str | None = None
+
+
+def _sample_dataset_name(model: LoadedModel) -> str | None:
+    import sample_data
+
+    name = model.manifest.get("dataset")
+    return name if name in sample_data.DATASET_NAMES else None
+
+
+def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
+    split = st.selectbox("Split", ["test", "val", "train"], key=f"split_{dataset_name}",
+                         help="Test examples were never seen in training.")
+    data = loaders.dataset(dataset_name, split)
+    key = f"sample_index_{dataset_name}_{split}"
+    st.session_state.setdefault(key, 0)
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    if right.button("🎲 Random", key=f"random_{key}", help="Pick a random example"):
+        st.session_state[key] = int(np.random.default_rng().integers(len(data)))
+    index = left.number_input(f"Example (0–{len(data) - 1})", 0, len(data) - 1, key=key, step=1)
+    label = data.classes[int(data.y[index])]
+    return ChosenImage(np.asarray(data.x[index]), f"{data.ids[index]} · true label: {label}", label)
+
+
+def _choose_upload() -> ChosenImage | None:
+    uploaded = st.file_uploader(
+        "Upload an image (PNG, JPEG, WebP or BMP)", type=UPLOAD_TYPES, key="image_upload",
+        help="The image is resized to the model's input size; EXIF rotation is applied.",
+    )
+    if uploaded is None:
+        st.info("Choose an image file to explain.")
+        return None
+    try:
+        pixels = inputs.decode_image(uploaded.getvalue(), uploaded.name)
+    except InputError as exc:
+        st.error(str(exc), icon="⚠️")
+        return None
+    return ChosenImage(pixels, f"{uploaded.name} · {pixels.shape[1]}×{pixels.shape[0]} px")
+
+
+def choose_image(model: LoadedModel) -> ChosenImage | None:
+    dataset_name = _sample_dataset_name(model)
+    sources = (["Sample from the dataset"] if dataset_name else []) + ["Upload an image"]
+    source = st.radio("Image", sources, horizontal=True, key="image_source", label_visibility="collapsed")
+    if source == "Upload an image":
+        return _choose_upload()
+    return _choose_sample(model, dataset_name)

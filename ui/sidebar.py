@@ -1,0 +1,46 @@
+"""The shared sidebar: pick a model (per modality), see its version, classes and accuracy."""
+from __future__ import annotations
+
+import streamlit as st
+
+from models import store
+from models.loaded import LoadedModel
+from ui import loaders
+
+MODEL_KEY = {"image": "image_model", "text": "text_model", None: "any_model"}
+
+
+def _models_for(modality: str | None) -> list[str]:
+    names = []
+    for name in store.model_names():
+        if modality is None or store.read_manifest(name)["modality"] == modality:
+            names.append(name)
+    return names
+
+
+def model_picker(modality: str | None) -> None:
+    """Render the model selector for the current page's modality (None = any)."""
+    names = _models_for(modality)
+    if not names:
+        st.sidebar.warning("No model is available for this page. Run `make zoo` to train the sample models.")
+        return
+    key = MODEL_KEY[modality]
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+    name = st.sidebar.selectbox("Model", names, key=key, help="Sample models ship with the workbench.")
+    manifest = store.read_manifest(name)
+    version = store.current_version(name)
+    accuracy = manifest.get("metrics", {}).get("test", {}).get("accuracy")
+    st.sidebar.caption(
+        f"**Version in use:** {version} · **test accuracy:** "
+        f"{accuracy:.1%}" if accuracy is not None else f"**Version in use:** {version}"
+    )
+    st.sidebar.caption("**Classes:** " + ", ".join(manifest["classes"]))
+    st.session_state["selected_model"] = name
+
+
+def selected_model(modality: str | None) -> LoadedModel | None:
+    name = st.session_state.get(MODEL_KEY[modality])
+    if not name:
+        return None
+    return loaders.current_model(name)

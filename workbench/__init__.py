@@ -1,0 +1,1 @@
+"""Headless core of the Explainability Workbench: config, safe inputs, CLI, jobs."""
