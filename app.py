@@ -8,6 +8,11 @@ st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layo
 # (page file, title, icon, modality the page works on)
 PAGES = [
     ("pages/explain_image.py", "Explain image", "🖼️", "image"),
+    ("pages/learn.py", "Learn", "🎓", None),
+    ("pages/review.py", "Review labels", "🏷️", None),
+    ("pages/bring_your_own.py", "Your model & data", "📦", None),
+    ("pages/retrain.py", "Retrain", "🔁", None),
+    ("pages/compare_versions.py", "Compare versions", "⚖️", None),
 ]
 
 pages = {path: st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon, _) in enumerate(PAGES)}
@@ -17,4 +22,5 @@ current = st.navigation(list(pages.values()))
 st.sidebar.title("🔍 Explainability Workbench")
 current_path = next((path for path, page in pages.items() if page.url_path == current.url_path), None)
 sidebar.model_picker(modality_of.get(current_path))
+sidebar.annotator_box()
 current.run()

@@ -2,7 +2,7 @@
 
 Images use `lime.lime_image.LimeImageExplainer` itself: its segmentation step, fudged
 image, cosine distances, kernel and weighted Ridge surrogate. Two things make it fast:
-the classifier is `LoadedModel.forward` on batches of `batch_size` (1,000) perturbed
+the classifier is `LoadedModel.forward` on batches of `batch_size` (256 images) perturbed
 images instead of `model.predict` on batches of 10, and `data_labels` (LIME's per-sample
 Python loop that pastes superpixels) is replaced by the same computation vectorised over
 a whole batch. It draws the same random numbers in the same order, so it builds exactly
@@ -30,6 +30,7 @@ Deterministic for a given seed: LIME's random_state and the segmentation use `se
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
@@ -38,10 +39,10 @@ import numpy as np
 
 from explainers.base import Explainer
 from explainers.perturb import (
-    DEFAULT_BATCH_SIZE,
     batched_probabilities,
     choose_targets,
     class_label,
+    default_batch_size,
     forward_fn,
     prepare_images,
     prepare_texts,
@@ -81,30 +82,40 @@ def segment_image(
     return contiguous.reshape(labels.shape).astype(np.int32)
 
 
-def paste_superpixels(image: np.ndarray, fudged_image: np.ndarray, segments: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def paste_superpixels(
+    image: np.ndarray, fudged_image: np.ndarray, segments: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
     """For each 0/1 row over superpixels, the image with the 0 superpixels taken from fudged_image."""
     hidden = np.asarray(rows)[:, segments] == 0  # B x H x W
     return np.where(hidden[..., None], fudged_image[None], image[None])
 
 
-def _batched_lime_image_explainer(**kwargs: Any) -> Any:
+@functools.cache
+def _batched_lime_image_class() -> type:
+    # Built on first use so importing this module does not import lime.
     from lime import lime_image
 
     class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
         """LimeImageExplainer whose neighbourhood images are built a batch at a time."""
 
-        def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10):  # type: ignore[override]
+        def data_labels(  # type: ignore[override]
+            self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10
+        ):
             # Same random draws, in the same order, as the library's loop.
             n_features = np.unique(segments).shape[0]
             data = self.random_state.randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
             data[0, :] = 1
-            labels = [
-                np.asarray(classifier_fn(paste_superpixels(image, fudged_image, segments, data[start : start + batch_size])))
-                for start in range(0, num_samples, batch_size)
-            ]
+            labels = []
+            for start in range(0, num_samples, batch_size):
+                rows = data[start : start + batch_size]
+                labels.append(np.asarray(classifier_fn(paste_superpixels(image, fudged_image, segments, rows))))
             return data, np.concatenate(labels, axis=0)
 
-    return BatchedLimeImageExplainer(**kwargs)
+    return BatchedLimeImageExplainer
+
+
+def _batched_lime_image_explainer(**kwargs: Any) -> Any:
+    return _batched_lime_image_class()(**kwargs)
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -197,7 +208,7 @@ class LIMEExplainer(Explainer):
         n_segments: int = 50,
         kernel_size: int = 4,
         hide_color: float | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         kernel_width: float | None = None,
     ) -> None:
         super().__init__(
@@ -214,7 +225,7 @@ class LIMEExplainer(Explainer):
         self.num_samples = int(num_samples if num_samples is not None else DEFAULT_SAMPLES[model.modality])
         if self.num_samples < 2:
             raise ValueError(f"num_samples must be at least 2, got {self.num_samples}")
-        self.batch_size = int(batch_size)
+        self.batch_size = int(default_batch_size(model) if batch_size is None else batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         default_width = TEXT_KERNEL_WIDTH if self.is_text else IMAGE_KERNEL_WIDTH

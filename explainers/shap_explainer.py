@@ -23,6 +23,7 @@ generator seeded from `seed`, and its previous state is restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
 from typing import Any, ClassVar, Iterator, Sequence
@@ -31,10 +32,10 @@ import numpy as np
 
 from explainers.base import Explainer
 from explainers.perturb import (
-    DEFAULT_BATCH_SIZE,
     batched_probabilities,
     choose_targets,
     class_label,
+    default_batch_size,
     forward_fn,
     model_token_spans,
     prepare_images,
@@ -50,15 +51,21 @@ IMAGE_MASKERS = ("blur", "inpaint")
 TEXT_MASK_TOKEN = "..."
 
 
+# Serialises the seeded blocks so two explanations never draw from the global generator at
+# once. Always taken before a model's lock (never inside it), so the two cannot deadlock.
+_GLOBAL_NUMPY_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded_global_numpy(seed: int) -> Iterator[None]:
     """Seed numpy's global generator for the block (shap draws from it), then restore it."""
-    state = np.random.get_state()
-    np.random.seed(int(seed) % (2**32))
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+    with _GLOBAL_NUMPY_LOCK:
+        state = np.random.get_state()
+        np.random.seed(int(seed) % (2**32))
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
 
 
 class ModelTokenizer:
@@ -91,7 +98,7 @@ def _partition_explainer(model_fn: Any, masker: Any) -> Any:
 
 
 def warm_up_shap() -> float:
-    """Pay shap's one-off numba compilation now (about 5 s) with a trivial Partition run.
+    """Pay shap's one-off numba compilation now (5-10 s on 2 cores) with a trivial Partition run.
 
     Runs a tiny image and a tiny text explanation with a fake model, so the first real
     explanation costs only its model calls. Returns the seconds spent. Safe to call from
@@ -117,7 +124,8 @@ def warm_up_shap() -> float:
 
     text_masker = shap.maskers.Text(ModelTokenizer(), collapse_mask_token=True)
     with seeded_global_numpy(0):
-        _partition_explainer(fake_text_model, text_masker)(["warm up the text masker"], max_evals=20, batch_size=20, silent=True)
+        explainer = _partition_explainer(fake_text_model, text_masker)
+        explainer(["warm up the text masker"], max_evals=20, batch_size=20, silent=True)
     return time.perf_counter() - started
 
 
@@ -142,13 +150,13 @@ class SHAPExplainer(Explainer):
         max_evals: int = 500,
         masker: str = "blur",
         blur: int = 8,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> None:
         import shap
 
         super().__init__(model, max_evals=max_evals, masker=masker, blur=blur, batch_size=batch_size)
         self.max_evals = _check_positive("max_evals", max_evals)
-        self.batch_size = _check_positive("batch_size", batch_size)
+        self.batch_size = _check_positive("batch_size", default_batch_size(model) if batch_size is None else batch_size)
         self._predict = forward_fn(model, self.batch_size)
         if model.modality is Modality.TEXT:
             self.masker_name = "remove"
@@ -176,6 +184,10 @@ class SHAPExplainer(Explainer):
     def _partition(self, row: Any, target: int, seed: int) -> tuple[np.ndarray, float, int]:
         """SHAP values of one input for one class, its base value, and the model calls used."""
         with seeded_global_numpy(seed):
+            # The image masker caches the blurred input keyed by id(input); ids are reused
+            # once an array is freed, so forget the cache before every input.
+            if hasattr(self._masker, "last_xid"):
+                self._masker.last_xid = None
             result = self._explainer(
                 row,
                 max_evals=self.max_evals,
@@ -317,8 +329,8 @@ class SHAPGradientExplainer(Explainer):
     def _expected_gradients(self, prepared: np.ndarray, background: np.ndarray, target: int, seed: int) -> np.ndarray:
         # The background is per input; the explainer (and its compiled gradient functions,
         # one per class) is reused across inputs, so only its data changes.
-        self._explainer.explainer.data = [background]
-        with self.model.lock, warnings.catch_warnings(), seeded_global_numpy(seed):
+        with seeded_global_numpy(seed), self.model.lock, warnings.catch_warnings():
+            self._explainer.explainer.data = [background]
             # Keras 3 warns that shap passes the single input as a one-element list.
             warnings.simplefilter("ignore")
             values, _ = self._explainer.shap_values(
@@ -337,7 +349,7 @@ class SHAPGradientExplainer(Explainer):
         started = time.perf_counter()
         images = rgb_images(self.model, inputs)
         prepared = prepare_images(self.model, images)
-        probabilities = batched_probabilities(self.model, prepared, DEFAULT_BATCH_SIZE)
+        probabilities = batched_probabilities(self.model, prepared)
         chosen = choose_targets(targets, probabilities)
         shared = (time.perf_counter() - started) / max(len(images), 1)
         explanations = []

@@ -36,7 +36,11 @@ def build_backbone(config: ImageArchitecture, input_shape: tuple[int, int, int])
     inputs = keras.Input(shape=input_shape)
     x = inputs
     for i, filters in enumerate(config.filters):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
+        # Batch normalisation: without it the net never leaves chance level on the shapes,
+        # whose colourful, noisy backgrounds swamp the shape signal at the start of training.
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
+        x = keras.layers.Activation("relu", name=f"relu{i + 1}")(x)
         if i < len(config.filters) - 1:
             x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
     return keras.Model(inputs, x, name=BACKBONE_NAME)
@@ -56,7 +60,8 @@ def attach_head(
     for layer in preprocessing:
         x = layer(x)
     x = backbone(x)
-    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    # Max pooling: a small object must not be averaged away by a large background.
+    x = keras.layers.GlobalMaxPooling2D(name="features")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="head")(x)
     return keras.Model(inputs, outputs, name="classifier")

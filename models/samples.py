@@ -37,7 +37,8 @@ def _build(name: str, config: training.TrainConfig, out_root: Path, backbone_pat
     train = training._limited(sample_data.load(dataset_name, "train"), config.limit)
     val = sample_data.load(dataset_name, "val")
     if spec["recipe"] == "scratch":
-        model = training.train_image_from_scratch(train, val, config, callbacks)
+        # The digits backbone is reused for colour images: teach it colour-free strokes.
+        model = training.train_image_from_scratch(train, val, replace(config, colour_augment=True), callbacks)
     elif spec["recipe"] == "transfer":
         source = backbone_path or (out_root / "digits" / "model.keras")
         if not source.is_file():

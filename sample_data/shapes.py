@@ -20,7 +20,7 @@ from sample_data.types import Dataset
 NAME = "shapes"
 CLASSES = ("circle", "square", "triangle", "star")
 SIZE = 64
-COUNT = 3000
+COUNT = 6000
 SEED = 20240
 SPLIT_SEED = 3000
 

@@ -44,3 +44,16 @@ def selected_model(modality: str | None) -> LoadedModel | None:
     if not name:
         return None
     return loaders.current_model(name)
+
+
+def annotator_box() -> None:
+    """The annotator's name, chosen once and stored with every label correction."""
+    st.session_state.setdefault("annotator", "")
+    st.sidebar.text_input(
+        "Your name (for label corrections)", key="annotator", max_chars=60,
+        placeholder="e.g. alice", help="Stored with every correction you make on the Review page.",
+    )
+
+
+def annotator() -> str:
+    return str(st.session_state.get("annotator", "")).strip()

@@ -1,12 +1,15 @@
-"""`workbench` command line: the same core the pages use, for batch jobs and CI checks."""
+"""`workbench` command line: the same core the pages use, for batch jobs and CI checks.
+
+Subcommands live in `workbench/commands/`; each module registers its own parsers.
+"""
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
+import pkgutil
 import sys
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from workbench.errors import WorkbenchError
 
@@ -14,12 +17,8 @@ EXIT_USER_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default prints usage + exits 2; keep one line
+    def error(self, message: str) -> None:  # argparse would print usage; we keep one line
         raise WorkbenchError(message)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=None if isinstance(data, list) else 2, default=str))
 
 
 def _quiet_tensorflow() -> None:
@@ -29,117 +28,23 @@ def _quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore")
 
 
-# ---------------------------------------------------------------- commands
-def cmd_models_list(args: argparse.Namespace) -> int:
-    from workbench import api
+def _command_modules():
+    import workbench.commands as package
 
-    rows = api.model_summaries()
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        for row in rows:
-            acc = row["metrics"]["test_accuracy"]
-            print(f"{row['name']:<18} {row['version']:<5} {row['modality']:<6} test acc {acc}  classes: {', '.join(row['classes'])}")
-    return 0
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        yield importlib.import_module(f"workbench.commands.{info.name}")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from models import samples, training
-
-    names = list(samples.TRAIN_ORDER) if args.all else args.names
-    if not names:
-        raise WorkbenchError("name at least one sample model to train, or pass --all.")
-    for name in names:
-        if name not in samples.SAMPLE_MODELS:
-            raise WorkbenchError(f"unknown sample model {name!r}; choose from {', '.join(samples.SAMPLE_MODELS)}.")
-    config = samples.quick_config() if args.quick else training.TrainConfig()
-    if args.epochs:
-        from dataclasses import replace
-
-        config = replace(config, epochs=args.epochs)
-    out = Path(args.out)
-    log = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
-    manifests = []
-    for name in names:
-        manifest = samples.train_sample(name, out, config, log=log)
-        manifests.append(manifest)
-        if not args.json:
-            print(f"{name}: test accuracy {manifest['metrics']['test']['accuracy']:.4f} -> {out / name}")
-    if args.json:
-        _print_json(manifests if len(manifests) > 1 else manifests[0])
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from workbench import api
-
-    model = api.load_model(args.model)
-    inputs = api.read_inputs(model, args.inputs)
-    probabilities = api.predict(model, inputs)
-    for raw, probs in zip(args.inputs, probabilities):
-        label = model.classes[int(probs.argmax())]
-        row = {"input": raw, "label": label,
-               "probabilities": {c: round(float(p), 6) for c, p in zip(model.classes, probs)}}
-        print(json.dumps(row) if args.json else f"{raw}: {label} ({probs.max():.3f})")
-    return 0
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from workbench import api, exporting
-
-    model = api.load_model(args.model)
-    inputs = api.read_inputs(model, args.inputs)
-    targets = None
-    if args.target is not None:
-        if args.target not in model.classes:
-            raise WorkbenchError(f"class {args.target!r} is not one of {', '.join(model.classes)}.")
-        targets = [model.classes.index(args.target)] * len(inputs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    explanations = api.explain(model, args.method, inputs, targets, seed=args.seed)
-    for index, (raw, item, explanation) in enumerate(zip(args.inputs, inputs, explanations)):
-        path = exporting.write_explanation_file(out, index, raw, item, explanation, model)
-        row = {"input": raw, "method": explanation.method, "target": explanation.target_label,
-               "seconds": round(explanation.seconds, 4), "overlay": str(path)}
-        print(json.dumps(row) if args.json else f"{raw}: {explanation.target_label} -> {path}")
-    return 0
-
-
-# ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="workbench", description="Explainability Workbench command line.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-
-    models = sub.add_parser("models", help="list and manage model versions")
+    models = sub.add_parser("models", help="list and manage models and their versions")
     models_sub = models.add_subparsers(dest="models_command", parser_class=_Parser)
-    listing = models_sub.add_parser("list", help="list models")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=cmd_models_list)
-
-    train = sub.add_parser("train", help="train sample models from the shipped data")
-    train.add_argument("names", nargs="*", help="digits, shapes, shapes-shortcut, headlines")
-    train.add_argument("--all", action="store_true", help="train every sample model in order")
-    train.add_argument("--out", default="models/zoo", help="output folder (default models/zoo)")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
-    train.add_argument("--json", action="store_true")
-    train.set_defaults(func=cmd_train)
-
-    predict = sub.add_parser("predict", help="predict image files or texts")
-    predict.add_argument("--model", required=True)
-    predict.add_argument("inputs", nargs="+", help="image paths (image models) or texts (text models)")
-    predict.add_argument("--json", action="store_true")
-    predict.set_defaults(func=cmd_predict)
-
-    explain = sub.add_parser("explain", help="explain predictions and write overlays")
-    explain.add_argument("--model", required=True)
-    explain.add_argument("--method", default="gradcam")
-    explain.add_argument("--target", default=None, help="class to explain (default: the predicted class)")
-    explain.add_argument("--seed", type=int, default=0)
-    explain.add_argument("--out", default="explanations")
-    explain.add_argument("inputs", nargs="+")
-    explain.add_argument("--json", action="store_true")
-    explain.set_defaults(func=cmd_explain)
+    for module in _command_modules():
+        if hasattr(module, "register_models"):
+            module.register_models(models_sub)
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 

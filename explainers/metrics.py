@@ -1,0 +1,828 @@
+"""How far to trust an explanation: faithfulness, localisation, sanity and agreement.
+
+Pure and batched: numpy in, numpy or small dataclasses out; no streamlit.
+
+Faithfulness (deletion / insertion, after Petsiuk et al. 2018, "RISE")
+    Order the input's pixels (or tokens) from most to least important by the
+    explanation. *Deletion* replaces them, in that order, by a baseline (a blurred copy
+    of the image; for text the token is removed) and records the model's probability for
+    the explained class after each step; *insertion* starts from the baseline and puts
+    them back. A faithful explanation makes the deletion curve fall fast (small area)
+    and the insertion curve rise fast (large area). The same curves with a seeded random
+    order are the reference: an explanation is only informative where it beats them.
+    Ties in the attribution are broken at random, so a constant map is exactly a random
+    order (it carries no ranking information).
+
+Localisation (data with ground truth)
+    mask_mass: share of the positive attribution inside the object mask, to compare
+    with the mask's share of the image (what a uniform map would give).
+    pointing_game (Zhang et al. 2016): does the map's maximum fall on the object?
+    rationale_overlap: share of the top tokens that are rationale words.
+
+Sanity (model-parameter randomisation, Adebayo et al. 2018)
+    Re-initialise the top weighted layers of a copy of the model and explain again with
+    the same method. An explanation of the model should change; one that stays nearly
+    the same (rank correlation above SANITY_THRESHOLD) is flagged as not depending on
+    the model (an edge detector would pass every faithfulness-free check and fail this).
+
+Agreement
+    Rank correlation and top-k overlap between two methods' maps for the same input.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from explainers.types import Explanation, Modality
+
+if TYPE_CHECKING:  # pragma: no cover
+    from explainers.base import Explainer
+    from models.loaded import LoadedModel
+
+DEFAULT_STEPS = 20
+BASELINES = ("blur", "black", "mean")
+# Gaussian blur sigma as a fraction of the image's longer side: strong enough to wipe out
+# edges and small marks (a 64 px image gets sigma 4), weak enough to keep colours in place,
+# so the baseline stays a natural-looking image rather than an out-of-distribution black.
+BLUR_SIGMA_FRACTION = 1.0 / 16.0
+# Pointing-game tolerance: Zhang et al. count a hit within 15 px of the object on 224 px
+# images; we scale that distance to the map's size (4 px at 64 px).
+POINTING_TOLERANCE_FRACTION = 15.0 / 224.0
+# Sanity check: the explanation of a model with randomised top layers is "the same" when
+# its rank correlation with the original is above this. 0.8 means the ordering of the map
+# survived nearly intact after the weights it should depend on were replaced by noise.
+SANITY_THRESHOLD = 0.8
+TOP_LAYERS = 2  # "top" = the last two weighted layers (the head and the last feature layer)
+# Verdict: an explanation beats random ordering when its curve area is better by at least
+# this much probability x fraction (2 points of area).
+FAITHFULNESS_MARGIN = 0.02
+# Perturbed inputs per forward call (64x64 float images: ~50 MB).
+FORWARD_BATCH = 1000
+GRADIENT_METHODS = frozenset({"gradcam", "gradcam++"})
+
+
+# --- agreement (imported by the compare view; keep the signature stable) ---------------------
+
+
+def agreement(values_a: np.ndarray, values_b: np.ndarray, top_fraction: float = 0.1) -> dict[str, float]:
+    """How much two attributions for the same input agree.
+
+    rank_correlation: Spearman correlation of the flattened values (1 = same ordering,
+    0 = unrelated, -1 = reversed; 0.0 when one of them is constant and the other is not,
+    1.0 when both are constant).
+    top_overlap: intersection over union of the top `top_fraction` positions of each
+    (at least one position each; ties broken by position).
+    """
+    a = np.asarray(values_a, dtype=np.float64).ravel()
+    b = np.asarray(values_b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"attributions must have the same shape to be compared, got {np.shape(values_a)} and {np.shape(values_b)}")
+    if not 0.0 < top_fraction <= 1.0:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
+    if a.size == 0:
+        return {"rank_correlation": float("nan"), "top_overlap": float("nan")}
+    k = max(1, int(round(top_fraction * a.size)))
+    top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
+    top_b = set(np.argsort(-b, kind="stable")[:k].tolist())
+    return {
+        "rank_correlation": float(rank_correlation(a, b)),
+        "top_overlap": len(top_a & top_b) / len(top_a | top_b),
+    }
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
+    """Spearman correlation between a and b along the last axis (batched over the rest).
+
+    Average ranks for ties. A constant row has no ordering: it scores 1.0 against another
+    constant row and 0.0 against anything else (rather than NaN), so "the explanation
+    vanished" counts as "changed".
+    """
+    from scipy.stats import rankdata
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
+    ra = rankdata(a, axis=-1)
+    rb = rankdata(b, axis=-1)
+    ra -= ra.mean(axis=-1, keepdims=True)
+    rb -= rb.mean(axis=-1, keepdims=True)
+    norm_a = np.sqrt((ra**2).sum(axis=-1))
+    norm_b = np.sqrt((rb**2).sum(axis=-1))
+    denominator = norm_a * norm_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(denominator > 0, (ra * rb).sum(axis=-1) / np.where(denominator > 0, denominator, 1.0), 0.0)
+    both_constant = (norm_a == 0) & (norm_b == 0)
+    rho = np.where(both_constant, 1.0, np.clip(rho, -1.0, 1.0))
+    return float(rho) if np.ndim(rho) == 0 else rho
+
+
+def structural_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two maps after scaling each to [0, 1] (min-max; a constant map becomes 0)."""
+    from skimage.metrics import structural_similarity as ssim
+
+    a, b = _unit_range(a), _unit_range(b)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"SSIM needs two 2-D maps of one shape, got {a.shape} and {b.shape}")
+    window = min(7, *a.shape)
+    window -= 1 - window % 2  # skimage needs an odd window
+    if window < 3:
+        return float(1.0 - np.abs(a - b).mean())
+    return float(ssim(a, b, data_range=1.0, win_size=window))
+
+
+def _unit_range(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros_like(values)
+    return (values - low) / (high - low)
+
+
+# --- localisation ------------------------------------------------------------------------------
+
+
+def _resize_to(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An H x W map (or N x H x W batch) resized bilinearly to the mask's H x W."""
+    import cv2
+
+    values = np.asarray(values, dtype=np.float32)
+    target = tuple(shape[-2:])
+    if values.shape[-2:] == target:
+        return values
+    height, width = target
+    if values.ndim == 2:
+        return cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.stack([cv2.resize(v, (width, height), interpolation=cv2.INTER_LINEAR) for v in values])
+
+
+def _scalar_or_array(result: np.ndarray) -> np.ndarray | float:
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def area_share(mask: np.ndarray) -> np.ndarray | float:
+    """Share of the image a mask covers (per mask for an N x H x W batch): the chance level."""
+    mask = np.asarray(mask, dtype=bool)
+    return _scalar_or_array(mask.mean(axis=(-2, -1)))
+
+
+def mask_mass(values: np.ndarray, mask: np.ndarray) -> np.ndarray | float:
+    """Share of the positive attribution that falls inside `mask` (H x W, or batched N x H x W).
+
+    Negative values (evidence against the class) are not mass. A map with no positive
+    value has no mass to place: NaN. A uniform map scores `area_share(mask)`.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    positive = np.maximum(_resize_to(values, mask.shape), 0.0).astype(np.float64)
+    if positive.shape != mask.shape:
+        raise ValueError(f"map {positive.shape} and mask {mask.shape} do not match")
+    total = positive.sum(axis=(-2, -1))
+    inside = (positive * mask).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
+    return _scalar_or_array(share)
+
+
+def cue_mass(values: np.ndarray, cue_mask: np.ndarray) -> np.ndarray | float:
+    """Share of the positive attribution on a planted cue; compare with `area_share(cue_mask)`."""
+    return mask_mass(values, cue_mask)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    import cv2
+
+    if radius <= 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def default_pointing_tolerance(shape: tuple[int, ...]) -> int:
+    return int(round(POINTING_TOLERANCE_FRACTION * max(shape[-2:])))
+
+
+def pointing_game(values: np.ndarray, mask: np.ndarray, tolerance: int | None = None) -> np.ndarray | float:
+    """1.0 when the map's maximum lies on the object (within `tolerance` pixels), else 0.0.
+
+    tolerance None = Zhang et al.'s 15 px at 224 px, scaled to the mask's size; 0 = strict.
+    When several positions share the maximum, the score is the share of them that hit: the
+    expected outcome of picking one at random. So a constant map scores the (dilated) mask's
+    area share, the chance level, rather than whatever position happens to come first.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    maps = _resize_to(values, mask.shape).astype(np.float64)
+    single = maps.ndim == 2
+    maps, masks = (maps[None], mask[None]) if single else (maps, mask)
+    radius = default_pointing_tolerance(mask.shape) if tolerance is None else int(tolerance)
+    scores = np.empty(len(maps))
+    for i, (m, target_mask) in enumerate(zip(maps, masks)):
+        peak = m.max()
+        at_peak = m >= peak - 1e-9 * max(1.0, abs(peak))
+        scores[i] = (at_peak & _dilate(target_mask, radius)).sum() / at_peak.sum()
+    return float(scores[0]) if single else scores
+
+
+def rationale_overlap(
+    tokens: Sequence[str], values: Sequence[float], rationale: Sequence[str], k: int | None = None
+) -> float:
+    """Share of the k highest-valued tokens that are rationale words (precision at k).
+
+    k defaults to the number of tokens in the text that are rationale words, so the score
+    is also the share of the rationale found. Ties are broken by position. NaN when the
+    text has no rationale word or no tokens.
+    """
+    tokens = list(tokens)
+    values = np.asarray(values, dtype=np.float64)
+    if len(tokens) != len(values):
+        raise ValueError(f"got {len(values)} values for {len(tokens)} tokens")
+    wanted = set(rationale)
+    is_rationale = np.array([token in wanted for token in tokens], dtype=bool)
+    if k is None:
+        k = int(is_rationale.sum())
+    if k <= 0 or not tokens:
+        return float("nan")
+    k = min(int(k), len(tokens))
+    top = np.argsort(-values, kind="stable")[:k]
+    return float(is_rationale[top].mean())
+
+
+def rationale_chance(tokens: Sequence[str], rationale: Sequence[str]) -> float:
+    """Expected rationale_overlap of a random ranking: the share of tokens that are rationale words."""
+    tokens = list(tokens)
+    if not tokens:
+        return float("nan")
+    wanted = set(rationale)
+    return sum(token in wanted for token in tokens) / len(tokens)
+
+
+# --- deletion and insertion --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Deletion and insertion curves for N explained inputs, and the same with random order.
+
+    Curves are N x S, sampled at `fractions` (0 = nothing removed / inserted, 1 = all).
+    Areas are per input; with random_repeats > 1 the random curves and areas are means.
+    """
+
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    random_deletion: np.ndarray
+    random_insertion: np.ndarray
+    deletion_auc: np.ndarray
+    insertion_auc: np.ndarray
+    random_deletion_auc: np.ndarray
+    random_insertion_auc: np.ndarray
+    targets: np.ndarray
+    baseline: str
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def summary(self) -> dict[str, float]:
+        """Mean areas over the inputs."""
+        return {
+            name: float(np.mean(getattr(self, name)))
+            for name in ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
+        }
+
+
+def curve_area(fractions: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Trapezoid area under score(fraction), along the last axis."""
+    scores = np.asarray(scores, dtype=np.float64)
+    fractions = np.asarray(fractions, dtype=np.float64)
+    return (np.diff(fractions) * (scores[..., 1:] + scores[..., :-1]) / 2.0).sum(axis=-1)
+
+
+def fraction_grid(steps: int) -> np.ndarray:
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    return np.linspace(0.0, 1.0, int(steps) + 1)
+
+
+def attribution_order(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Positions from most to least important; equal values come in random order."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    flat = np.nan_to_num(flat, nan=-np.inf)
+    # lexsort sorts by the last key first: value (descending), then a random tie-breaker.
+    return np.lexsort((rng.random(flat.size), -flat))
+
+
+def blur_baseline(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    image = np.asarray(image, dtype=np.float32)
+    sigma = max(image.shape[:2]) * BLUR_SIGMA_FRACTION
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def image_baseline(image: np.ndarray, baseline: str) -> np.ndarray:
+    """What a removed pixel becomes: the blurred image, black, or the image's mean colour."""
+    image = np.asarray(image, dtype=np.float32)
+    if baseline == "blur":
+        return blur_baseline(image)
+    if baseline == "black":
+        return np.zeros_like(image)
+    if baseline == "mean":
+        return np.broadcast_to(image.mean(axis=(0, 1)), image.shape).astype(np.float32)
+    raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+
+
+def _step_masks(order: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """S x P booleans: row s marks the first counts[s] positions of `order`."""
+    ranks = np.empty(order.size, dtype=np.int64)
+    ranks[order] = np.arange(order.size)
+    return ranks[None, :] < counts[:, None]
+
+
+def _image_variants(image: np.ndarray, base: np.ndarray, order: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(deletion, insertion) variants, each S x H x W x 3 float32."""
+    height, width = image.shape[:2]
+    chosen = _step_masks(order, counts).reshape(len(counts), height, width, 1)
+    deletion = np.where(chosen, base[None], image[None])
+    insertion = np.where(chosen, image[None], base[None])
+    return deletion.astype(np.float32), insertion.astype(np.float32)
+
+
+def _explanation_values(explanations: Sequence[Any], targets: Sequence[int] | None) -> tuple[list[np.ndarray], list[int]]:
+    values = [np.asarray(e.values if isinstance(e, Explanation) else e, dtype=np.float64) for e in explanations]
+    if targets is None:
+        if not all(isinstance(e, Explanation) for e in explanations):
+            raise ValueError("give `targets` when passing attribution arrays instead of Explanations")
+        targets = [e.target for e in explanations]
+    targets = [int(t) for t in targets]
+    if len(targets) != len(values):
+        raise ValueError(f"got {len(targets)} targets for {len(values)} explanations")
+    return values, targets
+
+
+def deletion_insertion(
+    model: "LoadedModel",
+    inputs: Sequence[Any],
+    explanations: Sequence[Explanation | np.ndarray],
+    *,
+    targets: Sequence[int] | None = None,
+    steps: int = DEFAULT_STEPS,
+    baseline: str = "blur",
+    seed: int = 0,
+    random_repeats: int = 1,
+) -> Curves:
+    """Deletion and insertion curves, with their random-order reference, for a batch.
+
+    inputs: images (H x W x 3, resized to the model's size if needed) or texts.
+    explanations: Explanation objects or bare attribution arrays (then pass `targets`).
+    Images: `steps` + 1 points; each step removes (deletion) or reveals (insertion) an equal
+    share of the pixels against `baseline` ("blur", "black" or "mean"). Text: every
+    k = 0..n tokens is a point (removed tokens vanish; kept ones are joined with spaces in
+    their original order); the curves are then resampled on the same `steps` grid for
+    display, while the areas use every point. All perturbed inputs go through the model in
+    large batches (one call per ~1000 variants). Deterministic for a given seed.
+    """
+    if len(inputs) != len(explanations):
+        raise ValueError(f"got {len(explanations)} explanations for {len(inputs)} inputs")
+    if random_repeats < 1:
+        raise ValueError(f"random_repeats must be at least 1, got {random_repeats}")
+    values, chosen = _explanation_values(explanations, targets)
+    fractions = fraction_grid(steps)
+    if model.modality is Modality.TEXT:
+        rows = _text_curves(model, [str(t) for t in inputs], values, chosen, fractions, seed, random_repeats)
+    else:
+        if baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+        rows = _image_curves(model, inputs, values, chosen, fractions, baseline, seed, random_repeats)
+    deletion, insertion, random_deletion, random_insertion, areas = rows
+    empty = np.zeros((0, len(fractions)))
+    return Curves(
+        fractions=fractions,
+        deletion=np.asarray(deletion) if len(deletion) else empty,
+        insertion=np.asarray(insertion) if len(insertion) else empty,
+        random_deletion=np.asarray(random_deletion) if len(random_deletion) else empty,
+        random_insertion=np.asarray(random_insertion) if len(random_insertion) else empty,
+        deletion_auc=np.asarray([a[0] for a in areas], dtype=np.float64),
+        insertion_auc=np.asarray([a[1] for a in areas], dtype=np.float64),
+        random_deletion_auc=np.asarray([a[2] for a in areas], dtype=np.float64),
+        random_insertion_auc=np.asarray([a[3] for a in areas], dtype=np.float64),
+        targets=np.asarray(chosen, dtype=np.int64),
+        baseline="remove tokens" if model.modality is Modality.TEXT else baseline,
+    )
+
+
+def _rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent streams per input: (tie-breaking of the attribution order, random orders)."""
+    return np.random.default_rng([seed, index, 0]), np.random.default_rng([seed, index, 1])
+
+
+def _image_curves(model, inputs, values, targets, fractions, baseline, seed, repeats):
+    from explainers.perturb import batched_probabilities, prepare_images, rgb_images
+
+    images = rgb_images(model, inputs).astype(np.float32)
+    height, width = model.image_size
+    n_pixels = height * width
+    counts = np.rint(fractions * n_pixels).astype(np.int64)
+    per_input = 2 * (1 + repeats) * len(fractions)
+    group = max(1, FORWARD_BATCH // per_input)
+    out: tuple[list, list, list, list, list] = ([], [], [], [], [])
+    for start in range(0, len(images), group):
+        variants = []
+        for i in range(start, min(start + group, len(images))):
+            tie_rng, random_rng = _rngs(seed, i)
+            base = image_baseline(images[i], baseline)
+            attribution = _resize_to(values[i], (height, width))
+            orders = [attribution_order(attribution, tie_rng)]
+            orders += [random_rng.permutation(n_pixels) for _ in range(repeats)]
+            for order in orders:
+                variants.extend(_image_variants(images[i], base, order, counts))
+        scores = batched_probabilities(model, prepare_images(model, np.concatenate(variants)), FORWARD_BATCH)
+        scores = scores.reshape(-1, 1 + repeats, 2, len(fractions), scores.shape[-1])
+        for offset, row in enumerate(scores):
+            target = targets[start + offset]
+            curves = row[..., target]  # (1 + repeats) x 2 x S
+            _collect(out, curves[0, 0], curves[0, 1], curves[1:, 0], curves[1:, 1], fractions, fractions)
+    return out
+
+
+def _collect(out, deletion, insertion, random_deletion, random_insertion, points, fractions) -> None:
+    """Append one input's curves (resampled onto `fractions`) and areas (over `points`)."""
+    areas = (
+        float(curve_area(points, deletion)),
+        float(curve_area(points, insertion)),
+        float(np.mean(curve_area(points, random_deletion))),
+        float(np.mean(curve_area(points, random_insertion))),
+    )
+    resample = (lambda c: c) if len(points) == len(fractions) else (lambda c: np.interp(fractions, points, c))
+    out[0].append(resample(deletion))
+    out[1].append(resample(insertion))
+    out[2].append(resample(np.mean(random_deletion, axis=0)))
+    out[3].append(resample(np.mean(random_insertion, axis=0)))
+    out[4].append(areas)
+
+
+def _text_variants(tokens: Sequence[str], order: np.ndarray) -> tuple[list[str], list[str]]:
+    """Deletion and insertion texts for k = 0..n tokens taken in `order`."""
+    n = len(tokens)
+    counts = np.arange(n + 1)
+    chosen = _step_masks(order, counts)
+    words = np.asarray(tokens, dtype=object)
+    deletion = [" ".join(words[~row]) for row in chosen]
+    insertion = [" ".join(words[row]) for row in chosen]
+    return deletion, insertion
+
+
+def _text_curves(model, texts, values, targets, fractions, seed, repeats):
+    from explainers.perturb import batched_probabilities, prepare_texts
+
+    out: tuple[list, list, list, list, list] = ([], [], [], [], [])
+    for i, (text, attribution) in enumerate(zip(texts, values)):
+        tokens = model.tokenize(text)
+        if len(tokens) != len(attribution):
+            raise ValueError(f"input {i}: {len(attribution)} values for the {len(tokens)} tokens the model reads")
+        tie_rng, random_rng = _rngs(seed, i)
+        if not tokens:  # nothing to remove: the curves are the model's output for the empty text
+            score = batched_probabilities(model, prepare_texts([""]))[0, targets[i]]
+            flat = np.full(len(fractions), score)
+            _collect(out, flat, flat, flat[None], flat[None], fractions, fractions)
+            continue
+        orders = [attribution_order(attribution, tie_rng)] + [random_rng.permutation(len(tokens)) for _ in range(repeats)]
+        texts_batch: list[str] = []
+        for order in orders:
+            deletion, insertion = _text_variants(tokens, order)
+            texts_batch += deletion + insertion
+        scores = batched_probabilities(model, prepare_texts(texts_batch), FORWARD_BATCH)[:, targets[i]]
+        scores = scores.reshape(1 + repeats, 2, len(tokens) + 1)
+        points = np.arange(len(tokens) + 1) / len(tokens)
+        _collect(out, scores[0, 0], scores[0, 1], scores[1:, 0], scores[1:, 1], points, fractions)
+    return out
+
+
+# --- sanity check: model-parameter randomisation --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SanityResult:
+    """Similarity between explanations of the model and of its randomised copy, per input."""
+
+    rank_correlation: np.ndarray
+    ssim: np.ndarray | None  # images only
+    layers: tuple[str, ...]  # the layers re-initialised
+    threshold: float
+    randomised: tuple[Explanation, ...] = field(repr=False, default=())
+
+    @property
+    def mean_rank_correlation(self) -> float:
+        return float(np.mean(self.rank_correlation)) if len(self.rank_correlation) else float("nan")
+
+    @property
+    def flagged(self) -> bool:
+        """True when the explanation barely changed: it does not depend on the model."""
+        return bool(self.mean_rank_correlation > self.threshold)
+
+    @property
+    def verdict(self) -> str:
+        if self.flagged:
+            return "does not depend on the model"
+        return "depends on the model"
+
+
+def _weighted_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, layer) of every layer with a kernel or an embedding table, nested models expanded, in order."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            found.extend(_weighted_layers(layer, path + "/"))
+        elif hasattr(layer, "kernel") or hasattr(layer, "embeddings"):
+            found.append((path, layer))
+    return found
+
+
+def _select_layers(weighted: list[tuple[str, Any]], layers: str | int | Sequence[str]) -> list[tuple[str, Any]]:
+    if isinstance(layers, str) and layers in ("top", "all"):
+        count = TOP_LAYERS if layers == "top" else len(weighted)
+        return weighted[-count:] if count else []
+    if isinstance(layers, int):
+        if layers < 1:
+            raise ValueError(f"randomise at least one layer, got {layers}")
+        return weighted[-layers:]
+    wanted = [layers] if isinstance(layers, str) else list(layers)
+    by_path = dict(weighted)
+    missing = [p for p in wanted if p not in by_path]
+    if missing:
+        raise ValueError(f"no weighted layer {missing[0]!r}; the model has: {', '.join(by_path)}")
+    return [(p, by_path[p]) for p in wanted]
+
+
+def _reinitialise(layer: Any, seed: int) -> None:
+    """Replace a layer's kernel (or embeddings) by Glorot-uniform noise and its biases by zeros."""
+    import keras
+
+    new_weights = []
+    for i, variable in enumerate(layer.weights):
+        shape = tuple(variable.shape)
+        if len(shape) >= 2:
+            initializer = keras.initializers.GlorotUniform(seed=seed + i)
+            new_weights.append(np.asarray(initializer(shape), dtype=np.float32))
+        else:
+            new_weights.append(np.zeros(shape, dtype=np.float32))
+    layer.set_weights(new_weights)
+
+
+_RANDOMISED: "OrderedDict[tuple, tuple[Any, tuple[str, ...]]]" = OrderedDict()
+_RANDOMISED_LOCK = threading.Lock()
+
+
+def randomised_copy(model: "LoadedModel", layers: str | int | Sequence[str] = "top", seed: int = 0) -> tuple["LoadedModel", tuple[str, ...]]:
+    """A copy of the model with the chosen weighted layers re-initialised; the original is untouched.
+
+    layers: "top" (the last TOP_LAYERS weighted layers), "all", a count from the top, or
+    layer paths ("backbone/conv4"). Copies are cached per (model object, layers, seed).
+    """
+    import keras
+
+    from models.loaded import LoadedModel
+
+    key = (id(model.keras_model), model.name, model.version, str(layers), int(seed))
+    with _RANDOMISED_LOCK:
+        if key in _RANDOMISED:
+            _RANDOMISED.move_to_end(key)
+            return _RANDOMISED[key]
+    with model.lock:
+        clone = keras.models.clone_model(model.keras_model)
+        clone.set_weights(model.keras_model.get_weights())
+    chosen = _select_layers(_weighted_layers(clone), layers)
+    for offset, (_, layer) in enumerate(chosen):
+        _reinitialise(layer, seed * 1000 + offset * 10)
+    copy = LoadedModel(
+        name=model.name,
+        version=f"{model.version}+randomised",
+        manifest=dict(model.manifest),
+        keras_model=clone,
+    )
+    result = (copy, tuple(path for path, _ in chosen))
+    with _RANDOMISED_LOCK:
+        _RANDOMISED[key] = result
+        while len(_RANDOMISED) > 4:
+            _RANDOMISED.popitem(last=False)
+    return result
+
+
+def _explainer_class(method: "str | type[Explainer]") -> "type[Explainer]":
+    if isinstance(method, str):
+        from explainers import registry
+
+        return registry.get(method)
+    return method
+
+
+def constructor_params(method: "str | type[Explainer]", explanation: Explanation) -> dict[str, Any]:
+    """The parameters to re-create the explainer that produced `explanation`.
+
+    Only Grad-CAM records its parameters in constructor form (the layer); other methods
+    record descriptive values (e.g. LIME's "superpixel mean"), so they get their defaults.
+    """
+    cls = _explainer_class(method)
+    if getattr(cls, "name", None) not in GRADIENT_METHODS:
+        return {}
+    accepted = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in explanation.params.items() if k in accepted and k != "model"}
+
+
+def sanity_check(
+    model: "LoadedModel",
+    method: "str | type[Explainer]",
+    inputs: Sequence[Any],
+    targets: Sequence[int] | None = None,
+    *,
+    layers: str | int | Sequence[str] = "top",
+    params: Mapping[str, Any] | None = None,
+    original: Sequence[Explanation] | None = None,
+    seed: int = 0,
+    threshold: float = SANITY_THRESHOLD,
+) -> SanityResult:
+    """Explain with the model and with a copy whose top layers are random; compare the maps.
+
+    method: a registered name or an Explainer class. The same params, targets and seed
+    are used for both (targets default to the original explanations' targets). Pass
+    `original` to reuse explanations already computed with the real model.
+    Flagged (`result.flagged`) when the mean rank correlation exceeds `threshold`.
+    """
+    cls = _explainer_class(method)
+    params = dict(params or {})
+    if original is None:
+        original = cls(model, **params).explain(list(inputs), targets, seed=seed)
+    if targets is None:
+        targets = [e.target for e in original]
+    randomised_model, layer_paths = randomised_copy(model, layers, seed)
+    randomised = cls(randomised_model, **params).explain(list(inputs), list(targets), seed=seed)
+    correlations = np.array([rank_correlation(a.values.ravel(), b.values.ravel()) for a, b in zip(original, randomised)])
+    ssim = None
+    if model.modality is Modality.IMAGE:
+        ssim = np.array([structural_similarity(a.values, b.values) for a, b in zip(original, randomised)])
+    return SanityResult(
+        rank_correlation=correlations,
+        ssim=ssim,
+        layers=layer_paths,
+        threshold=float(threshold),
+        randomised=tuple(randomised),
+    )
+
+
+# --- the trust report for one explanation --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What is known to matter in one input: an object mask, a planted cue, rationale words."""
+
+    mask: np.ndarray | None = None
+    cue_mask: np.ndarray | None = None
+    rationale: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TrustReport:
+    """The figures for one explanation, a plain-language verdict and the curves behind them.
+
+    level: "good" (beats random ordering on both curves), "mixed" (on one), "poor"
+    (on neither) or "warning" (the sanity check says it ignores the model).
+    figures: name -> value; always deletion_auc, insertion_auc and their random_*
+    references; with ground truth also mask_mass/mask_share/pointing_game,
+    cue_mass/cue_share or rationale_overlap/rationale_chance; with the sanity check
+    sanity_rank_correlation; with other explanations agreement_<method>_rank and _top.
+    """
+
+    method: str
+    level: str
+    verdict: str
+    figures: dict[str, float]
+    curves: Curves
+    sanity: SanityResult | None
+    seconds: float
+
+
+def _as_ground_truth(ground_truth: Any) -> GroundTruth | None:
+    if ground_truth is None or isinstance(ground_truth, GroundTruth):
+        return ground_truth
+    if isinstance(ground_truth, np.ndarray):
+        return GroundTruth(mask=ground_truth)
+    if isinstance(ground_truth, (list, tuple)) and all(isinstance(t, str) for t in ground_truth):
+        return GroundTruth(rationale=tuple(ground_truth))
+    raise ValueError("ground_truth must be a GroundTruth, an object mask (H x W array) or a list of rationale words")
+
+
+def trust_summary(
+    model: "LoadedModel",
+    explanation: Explanation,
+    input: Any,
+    ground_truth: GroundTruth | np.ndarray | Sequence[str] | None = None,
+    *,
+    others: Sequence[Explanation] = (),
+    sanity: bool | None = None,
+    steps: int = DEFAULT_STEPS,
+    baseline: str = "blur",
+    seed: int = 0,
+    random_repeats: int = 3,
+) -> TrustReport:
+    """Every trust figure for one explanation of one input, with a one-sentence verdict.
+
+    input: the explained image (uint8, model size or any size) or text.
+    ground_truth: a GroundTruth, or just an object mask, or just rationale words.
+    others: explanations of the same input by other methods (adds agreement figures).
+    sanity: run the randomisation check; None = only for the gradient methods, whose
+    re-explanation is one cheap backward pass (for LIME and SHAP it would double the cost).
+    """
+    started = time.perf_counter()
+    curves = deletion_insertion(model, [input], [explanation], steps=steps, baseline=baseline, seed=seed,
+                                random_repeats=random_repeats)
+    figures: dict[str, float] = {
+        name: float(getattr(curves, name)[0])
+        for name in ("deletion_auc", "random_deletion_auc", "insertion_auc", "random_insertion_auc")
+    }
+    figures["probability"] = float(curves.deletion[0, 0])
+    figures.update(_localisation_figures(model, explanation, input, _as_ground_truth(ground_truth)))
+    for other in others:
+        if other.method != explanation.method and np.shape(other.values) == np.shape(explanation.values):
+            agreed = agreement(explanation.values, other.values)
+            figures[f"agreement_{other.method}_rank"] = agreed["rank_correlation"]
+            figures[f"agreement_{other.method}_top"] = agreed["top_overlap"]
+    sanity_result = None
+    if sanity or (sanity is None and explanation.method in GRADIENT_METHODS):
+        sanity_result = sanity_check(
+            model, explanation.method, [input], [explanation.target],
+            params=constructor_params(explanation.method, explanation), original=[explanation], seed=seed,
+        )
+        figures["sanity_rank_correlation"] = sanity_result.mean_rank_correlation
+    level, verdict = _verdict(model.modality, figures, sanity_result)
+    return TrustReport(
+        method=explanation.method, level=level, verdict=verdict, figures=figures, curves=curves,
+        sanity=sanity_result, seconds=time.perf_counter() - started,
+    )
+
+
+def _localisation_figures(model: "LoadedModel", explanation: Explanation, input: Any, truth: GroundTruth | None) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    if truth is None:
+        return figures
+    if model.modality is Modality.TEXT:
+        if truth.rationale is not None:
+            tokens = explanation.tokens or tuple(model.tokenize(str(input)))
+            figures["rationale_overlap"] = rationale_overlap(tokens, explanation.values, truth.rationale)
+            figures["rationale_chance"] = rationale_chance(tokens, truth.rationale)
+        return figures
+    if truth.mask is not None and np.any(truth.mask):
+        figures["mask_mass"] = float(mask_mass(explanation.values, truth.mask))
+        figures["mask_share"] = float(area_share(truth.mask))
+        figures["pointing_game"] = float(pointing_game(explanation.values, truth.mask))
+    if truth.cue_mask is not None and np.any(truth.cue_mask):
+        figures["cue_mass"] = float(cue_mass(explanation.values, truth.cue_mask))
+        figures["cue_share"] = float(area_share(truth.cue_mask))
+    return figures
+
+
+def _verdict(modality: Modality, figures: Mapping[str, float], sanity: SanityResult | None) -> tuple[str, str]:
+    unit = "words" if modality is Modality.TEXT else "pixels"
+    deletion_gain = figures["random_deletion_auc"] - figures["deletion_auc"]
+    insertion_gain = figures["insertion_auc"] - figures["random_insertion_auc"]
+    if sanity is not None and sanity.flagged:
+        return "warning", (
+            "Be careful: this map hardly changes when the model's top layers are scrambled "
+            f"(rank correlation {sanity.mean_rank_correlation:.2f}), so it may describe the picture rather than the model."
+        )
+    wins = (deletion_gain > FAITHFULNESS_MARGIN) + (insertion_gain > FAITHFULNESS_MARGIN)
+    where = _where_clause(figures)
+    if wins == 2:
+        return "good", (
+            f"Faithful: hiding the highlighted {unit} first lowers the model's confidence faster than hiding "
+            f"random ones (deletion area {figures['deletion_auc']:.2f} vs {figures['random_deletion_auc']:.2f}){where}."
+        )
+    if wins == 1:
+        better = "removing" if deletion_gain > FAITHFULNESS_MARGIN else "restoring"
+        return "mixed", (
+            f"Partly faithful: {better} the highlighted {unit} first changes the prediction more than a random "
+            f"order, but the other test shows little difference{where}."
+        )
+    return "poor", (
+        f"Not faithful here: the highlighted {unit} change the prediction no more than random ones "
+        f"(deletion area {figures['deletion_auc']:.2f} vs {figures['random_deletion_auc']:.2f}){where}."
+    )
+
+
+def _where_clause(figures: Mapping[str, float]) -> str:
+    if "cue_mass" in figures and not math.isnan(figures["cue_mass"]):
+        return (f", and {figures['cue_mass']:.0%} of it sits on the planted corner mark, "
+                f"which covers only {figures['cue_share']:.1%} of the image")
+    if "mask_mass" in figures and not math.isnan(figures["mask_mass"]):
+        return f", and {figures['mask_mass']:.0%} of it lies on the object, which covers {figures['mask_share']:.0%} of the image"
+    if "rationale_overlap" in figures and not math.isnan(figures["rationale_overlap"]):
+        return f", and {figures['rationale_overlap']:.0%} of its top words are the words that carry the sentiment"
+    return ""

@@ -1,0 +1,176 @@
+"""The retrain recipe: snapshot the corrected data, fine-tune the current version, publish a candidate.
+
+    result = retrain("digits", created_by="alice")
+    result.candidate, result.before["accuracy"], result.after["accuracy"]
+
+The parent version is never touched: the new weights are written as a new immutable
+version (a *candidate*) that becomes current only when someone promotes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Sequence
+
+from models import snapshots, store, training
+from workbench import datasets
+from workbench.errors import WorkbenchError
+
+# Manifest fields a fine-tuned version inherits unchanged from its parent.
+_INHERITED = ("modality", "classes", "input", "dataset", "recipe", "intended_use", "gradcam_layer",
+              "vocabulary_size")
+DEFAULT_TRAIN_SPLIT = "train"
+NOISY_SPLIT = "train_noisy"
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    model: str
+    candidate: str
+    parent: str
+    labels_changed: int
+    data_snapshot_hash: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    seconds: float
+    manifest: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON the CLI prints: names the new version and gives before/after test metrics."""
+        return {
+            "model": self.model,
+            "candidate": self.candidate,
+            "parent": self.parent,
+            "labels_changed": self.labels_changed,
+            "data_snapshot_hash": self.data_snapshot_hash,
+            "before": self.before,
+            "after": self.after,
+            "seconds": self.seconds,
+        }
+
+
+def training_split(manifest: dict[str, Any]) -> str:
+    """The split a version learns from, and the ledger's corrections are applied to.
+
+    A retrained version records it; otherwise the shipped labels as the Review page shows
+    them first: `train_noisy` (flipped labels included) where the dataset has one.
+    """
+    if manifest.get("train_split"):
+        return str(manifest["train_split"])
+    dataset = manifest.get("dataset")
+    if dataset and NOISY_SPLIT in datasets.splits(dataset):
+        return NOISY_SPLIT
+    return DEFAULT_TRAIN_SPLIT
+
+
+def evaluation_splits(dataset: str) -> list[str]:
+    """Clean held-out splits: "val" plus every test split (e.g. shapes-shortcut's test_nocue)."""
+    return [s for s in datasets.splits(dataset) if s == "val" or s.startswith("test")]
+
+
+def evaluate_all(keras_model: Any, dataset: str) -> dict[str, Any]:
+    return {split: training.evaluate(keras_model, datasets.load(dataset, split))
+            for split in evaluation_splits(dataset)}
+
+
+def retrain(
+    name: str,
+    *,
+    dataset: str | None = None,
+    split: str | None = None,
+    config: training.TrainConfig | None = None,
+    created_by: str = "cli",
+    ledger: Any = None,
+    parent: str | None = None,
+    callbacks: Sequence[Any] = (),
+    log: Callable[[str], None] = lambda _: None,
+    publishing: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+) -> RetrainResult:
+    """Fine-tune `parent` (default: the current version) on the corrected data; publish a candidate.
+
+    `publishing` wraps the final write, so a job can defer cancellation until the new
+    version is either fully there or not there at all.
+    """
+    import keras
+    import tensorflow as tf
+
+    from labels import Ledger
+
+    started = time.perf_counter()
+    config = config or training.TrainConfig()
+    parent = parent or store.current_version(name)
+    parent_manifest = store.read_manifest(name, parent)
+    dataset = dataset or parent_manifest.get("dataset")
+    if not dataset:
+        raise WorkbenchError(f"model {name!r} does not record its dataset; pass --dataset.")
+    if list(datasets.load(dataset, "val").classes) != list(parent_manifest["classes"]):
+        raise WorkbenchError(f"the classes of dataset {dataset!r} differ from those of model {name!r}.")
+    split = split or training_split(dict(parent_manifest, dataset=dataset))
+
+    log(f"snapshot of {dataset}/{split} with the ledger's corrections ...")
+    snapshot = snapshots.take_snapshot(dataset, split, ledger or Ledger())
+    train = training._limited(snapshots.load_snapshot(snapshot), config.limit)
+    log(f"snapshot {snapshot.hash[:12]}: {snapshot.size} examples, {snapshot.labels_changed} labels changed")
+
+    loaded = store.load(name, parent)  # verifies the parent's sha256
+    model = loaded.keras_model
+    before = evaluate_all(model, dataset)
+    log(f"{name} {parent}: test accuracy {before['test']['accuracy']:.4f}; fine-tuning ...")
+    training.fine_tune(model, train, datasets.load(dataset, "val"), config, callbacks)
+    after = evaluate_all(model, dataset)
+    log(f"fine-tuned: test accuracy {after['test']['accuracy']:.4f}")
+
+    seconds = round(time.perf_counter() - started, 1)
+    manifest = {key: parent_manifest[key] for key in _INHERITED if key in parent_manifest}
+    manifest.update(
+        parent=parent,
+        dataset=dataset,
+        train_split=split,
+        data_snapshot_hash=snapshot.hash,
+        data_hash=snapshot.hash,
+        labels_changed=snapshot.labels_changed,
+        corrections={"ledger_event_id": snapshot.ledger_event_id, "snapshot_size": snapshot.size},
+        metrics=after,
+        parent_metrics=before,
+        training={
+            "recipe": "fine_tune",
+            "config": training.config_dict(config),
+            "seconds": seconds,
+            "command": f"workbench retrain --model {name}",
+        },
+        created_by=created_by,
+        created_at=store.now_iso(),
+        created_as="candidate",
+        software={"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
+    )
+    with publishing():
+        info = store.publish_version(name, model, manifest)
+    log(f"published candidate {name} {info.version}")
+    return RetrainResult(
+        model=name, candidate=info.version, parent=parent, labels_changed=snapshot.labels_changed,
+        data_snapshot_hash=snapshot.hash, before=before["test"], after=after["test"], seconds=seconds,
+        manifest=info.manifest,
+    )
+
+
+def pending_corrections(name: str, ledger: Any = None) -> dict[str, Any]:
+    """How the ledger's labels for `name`'s training data differ now, and since the version in use.
+
+    `labels_changed`: examples whose label differs from the original now; `not_in_current`:
+    corrections (or undos) the version in use has not learned from yet.
+    """
+    from labels import Ledger
+
+    version = store.current_version(name)
+    manifest = store.read_manifest(name, version)
+    dataset, split = manifest.get("dataset"), training_split(manifest)
+    if not dataset:
+        return {"version": version, "dataset": None, "split": split, "labels_changed": 0, "not_in_current": 0}
+    now = {c.example_id: c.current for c in snapshots.label_changes(datasets.load(dataset, split), ledger or Ledger())}
+    trained_snapshot = snapshots.find_snapshot(dataset, manifest.get("data_snapshot_hash", ""))
+    trained = trained_snapshot.changed_labels() if trained_snapshot else {}
+    differing = {eid for eid in set(now) | set(trained) if now.get(eid) != trained.get(eid)}
+    return {"version": version, "dataset": dataset, "split": split, "labels_changed": len(now),
+            "not_in_current": len(differing)}

@@ -1,0 +1,307 @@
+"""Registering a user's own `.keras` model as a workbench model (version v1 of a new name).
+
+The file is copied into the workspace first and everything after that reads the copy, so
+what was checked is exactly what is stored. The copy is loaded with the safe loader
+(`.keras` only, safe mode, no Lambda layers or unknown custom objects), inspected
+(`models.inspect`), and published by a single rename of a complete folder
+`models/<name>/versions/v1/` (model.keras + manifest.json). A registered model then
+behaves like a sample model: explanations, review, retraining, versions.
+
+Models come from the folder an administrator configures (`WORKBENCH_MODELS_DIR`, see
+`scan_models_dir`), from a path given to `workbench models add`, or from an upload in the
+app when `WORKBENCH_ALLOW_MODEL_UPLOAD` allows it (`register_uploaded_model`).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from models import store
+from models.inspect import InferredSpec, check_name, inspect_model, missing_sentence, suggest_name
+from models.safe_load import MAX_MODEL_BYTES, inspect_keras_archive, load_keras_model, sha256_file
+from workbench import config
+from workbench.errors import ModelError, WorkbenchError
+
+CREATED_BY = "models add"
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def _models_root() -> Path:
+    return config.workspace_subdir("models")
+
+
+def registered_sha256() -> dict[str, str]:
+    """sha256 of every model file already known (any version, zoo included) -> model name."""
+    known: dict[str, str] = {}
+    for name in store.model_names():
+        for version in store.all_version_ids(name):
+            try:
+                manifest = store.read_manifest(name, version)
+            except (OSError, ValueError, ModelError):
+                continue  # a damaged version is not a match; the store reports it where it is used
+            for digest in (manifest.get("sha256"), (manifest.get("source") or {}).get("sha256")):
+                if digest:
+                    known.setdefault(digest, name)
+    return known
+
+
+def inspect_file(
+    path: Path | str, *, classes: Sequence[str] | Path | str | None = None, overrides: Mapping[str, Any] | None = None
+) -> InferredSpec:
+    """Load a model file safely and infer what it needs (nothing is written)."""
+    path = Path(path)
+    return inspect_model(load_keras_model(path), path, classes=classes, overrides=overrides)
+
+
+def register_model(
+    path: Path | str,
+    classes: Sequence[str] | Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    *,
+    dataset: str | None = None,
+    created_by: str = CREATED_BY,
+    source_label: str | None = None,
+) -> dict[str, Any]:
+    """Register a `.keras` file as version v1 of a new model and return its manifest.
+
+    `classes` is a list of names or a JSON file; without it `<stem>.classes.json` or
+    `classes.json` beside the file is used. `overrides` answers what could not be inferred
+    (rescales_inputs, height, width, gradcam_layer, sequence_length). `dataset` names an
+    imported dataset with the same classes. Raises ModelError (one sentence) on refusal.
+    """
+    path = Path(path)
+    inspect_keras_archive(path)  # cheap refusals (.h5, size, not a zip, Lambda, custom) before copying
+    overrides = dict(overrides or {})
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=_models_root()))
+    try:
+        copy = staging / store.MODEL_FILE
+        _copy_bounded(path, copy)
+        digest = sha256_file(copy)
+        known = registered_sha256().get(digest)
+        if known:
+            raise ModelError(f"{path.name} is already registered as model {known!r}; use that model.")
+        keras_model = load_keras_model(copy)
+        spec = inspect_model(keras_model, path, classes=classes, overrides=overrides)
+        if spec.missing:
+            raise ModelError(
+                f"{path.name}: could not work out {missing_sentence(spec.missing)}; {_how_to_answer(spec.missing)}"
+            )
+        name = _free_name(check_name(name or suggest_name(path)))
+        manifest = _manifest(name, spec, digest, source_label or str(path), created_by)
+        if dataset:
+            manifest["dataset"] = dataset
+            manifest["metrics"] = _check_dataset_and_measure(name, manifest, keras_model, dataset)
+        store.write_json_atomic(staging / store.MANIFEST_FILE, manifest)
+        _publish(staging, name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def register_uploaded_model(data: bytes, filename: str, **kwargs: Any) -> dict[str, Any]:
+    """Register model bytes uploaded in the app (only when the configuration allows uploads)."""
+    if not config.model_upload_allowed():
+        raise ModelError(
+            "uploading models is turned off; an administrator can set WORKBENCH_ALLOW_MODEL_UPLOAD=1, "
+            "or put the file in the WORKBENCH_MODELS_DIR folder."
+        )
+    with uploaded_file(data, filename) as path:
+        kwargs.setdefault("source_label", f"upload: {Path(filename).name}")
+        return register_model(path, **kwargs)
+
+
+class uploaded_file:
+    """A context manager holding uploaded model bytes as a file in the workspace (removed after)."""
+
+    def __init__(self, data: bytes, filename: str) -> None:
+        if len(data) > MAX_MODEL_BYTES:
+            raise ModelError(f"{Path(filename).name} is larger than {MAX_MODEL_BYTES // 2**20} MB; use a smaller model.")
+        self.data, self.filename = bytes(data), Path(filename).name
+        self.folder: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.folder = Path(tempfile.mkdtemp(prefix=".upload-", dir=_models_root()))
+        # Keep the uploaded suffix so .h5 uploads are refused by name with the right advice.
+        suffix = Path(self.filename).suffix.lower() or ".bin"
+        path = self.folder / f"{suggest_name(self.filename)}{suffix}"
+        path.write_bytes(self.data)
+        return path
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _how_to_answer(missing: Sequence[str]) -> str:
+    hints = {
+        "classes": "pass --classes FILE (a JSON list of names) or put <name>.classes.json beside the model",
+        "rescales_inputs": "pass --rescales-inputs yes (the model takes 0-255 pixels) or no (0-1)",
+        "input_size": "pass --height and --width",
+    }
+    return "; ".join(hints[item] for item in missing if item in hints) + "."
+
+
+def _copy_bounded(source: Path, target: Path) -> None:
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        copied = 0
+        while chunk := reader.read(1 << 20):
+            copied += len(chunk)
+            if copied > MAX_MODEL_BYTES:
+                raise ModelError(f"{source.name} is larger than {MAX_MODEL_BYTES // 2**20} MB; use a smaller model.")
+            writer.write(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
+def _free_name(name: str) -> str:
+    if name in store.model_names() or (_models_root() / name / "versions" / "v1").exists():
+        raise ModelError(f"a model named {name!r} already exists; choose another name (--name NAME).")
+    return name
+
+
+def _manifest(name: str, spec: InferredSpec, digest: str, source: str, created_by: str) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    manifest: dict[str, Any] = {
+        "name": name,
+        "version": store.ZOO_VERSION,
+        "parent": None,
+        **spec.manifest_fields(),
+        "dataset": None,
+        "file": store.MODEL_FILE,
+        "sha256": digest,
+        "source": {"path": source, "sha256": digest},
+        "inferred": dict(spec.sources),
+        "notes": list(spec.notes),
+        "intended_use": f"A model registered by a user from {Path(source).name}.",
+        "metrics": {},
+        "labels_changed": 0,
+        "created_at": store.now_iso(),
+        "created_by": created_by,
+        "software": {"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
+    }
+    return manifest
+
+
+def _check_dataset_and_measure(name: str, manifest: dict[str, Any], keras_model: Any, dataset: str) -> dict[str, Any]:
+    """The dataset must match the model's modality and classes; measure test accuracy on it."""
+    from models.loaded import LoadedModel
+    from models.metrics import classification_metrics
+    from workbench import datasets
+
+    try:
+        test = datasets.load(dataset, "test")
+    except WorkbenchError as exc:
+        raise ModelError(str(exc)) from None
+    if test.modality.value != manifest["modality"]:
+        raise ModelError(f"dataset {dataset!r} holds {test.modality.value}s but the model is a {manifest['modality']} model.")
+    if list(test.classes) != list(manifest["classes"]):
+        raise ModelError(
+            f"dataset {dataset!r} has classes {', '.join(test.classes)} but the model has "
+            f"{', '.join(manifest['classes'])}; import the data for this model so the classes match."
+        )
+    loaded = LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest, keras_model=keras_model)
+    probabilities = loaded.predict_proba(list(test.x))
+    return {"test": classification_metrics(test.y, probabilities.argmax(axis=1), test.classes)}
+
+
+def _publish(staging: Path, name: str) -> None:
+    versions = _models_root() / name / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    target = versions / store.ZOO_VERSION
+    try:
+        os.rename(staging, target)  # atomic; fails when another registration took the name first
+    except OSError:
+        raise ModelError(f"a model named {name!r} already exists; choose another name (--name NAME).") from None
+    fd = os.open(versions, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def link_dataset(name: str, dataset: str) -> dict[str, Any]:
+    """Attach an imported dataset to a registered model that has none yet (its v1 manifest).
+
+    The model file is untouched (its sha256 still matches); only the manifest's "dataset"
+    and test metrics are filled in, atomically. Sample models and models that already
+    name a dataset are refused.
+    """
+    manifest = store.read_manifest(name, store.ZOO_VERSION)
+    if manifest.get("created_by") == "workbench train" or (config.ZOO_DIR / name).is_dir():
+        raise ModelError(f"{name!r} is a sample model; its dataset cannot be changed.")
+    if manifest.get("dataset"):
+        raise ModelError(f"model {name!r} already uses dataset {manifest['dataset']!r}; register the model again to change it.")
+    model = store.load(name, store.ZOO_VERSION)
+    metrics = _check_dataset_and_measure(name, manifest, model.keras_model, dataset)
+    manifest = dict(manifest, dataset=dataset, metrics=metrics)
+    store.write_json_atomic(store.version_path(name, store.ZOO_VERSION) / store.MANIFEST_FILE, manifest)
+    return manifest
+
+
+# --------------------------------------------------------------- the models folder
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    path: Path
+    status: str  # "registered", "already registered", "refused"
+    model: str | None
+    message: str
+
+
+def models_dir_files() -> list[Path]:
+    """Model-like files in WORKBENCH_MODELS_DIR (not recursive); [] when it is not configured."""
+    folder = config.user_models_dir()
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+
+
+def file_status(path: Path) -> tuple[str | None, str]:
+    """(registered model name or None, sha256) of a file."""
+    digest = sha256_file(path)
+    return registered_sha256().get(digest), digest
+
+
+def scan_models_dir() -> list[ScanResult]:
+    """Register every model in WORKBENCH_MODELS_DIR not registered yet (same sha256 = same model).
+
+    Idempotent: a second scan registers nothing. A name already taken by another model
+    gets a numeric suffix (a folder has no one to ask). Refusals are reported, not raised.
+    """
+    if config.user_models_dir() is None:
+        raise ModelError("WORKBENCH_MODELS_DIR is not set; an administrator sets it to a folder of .keras models.")
+    results = []
+    for path in models_dir_files():
+        try:
+            known, _ = file_status(path)
+            if known:
+                results.append(ScanResult(path, "already registered", known, f"already registered as {known!r}"))
+                continue
+            manifest = register_model(path, name=_unused_name(suggest_name(path)), created_by="models scan")
+            results.append(ScanResult(path, "registered", manifest["name"], f"registered as {manifest['name']!r}"))
+        except WorkbenchError as exc:
+            results.append(ScanResult(path, "refused", None, str(exc)))
+        except OSError as exc:
+            results.append(ScanResult(path, "refused", None, f"{path.name} could not be read ({exc.strerror or exc})."))
+    return results
+
+
+def _unused_name(base: str) -> str:
+    taken = set(store.model_names())
+    if base not in taken:
+        return base
+    for number in range(2, 1000):
+        candidate = f"{base[:44]}-{number}"
+        if candidate not in taken:
+            return candidate
+    raise ModelError(f"too many models are named like {base!r}; rename the file.")

@@ -1,0 +1,226 @@
+"""Promote, roll back and discard model versions; compare two versions.
+
+Statuses: "current" (the pointer names it), "candidate" (made by a retrain, not current and
+never promoted), "shipped" (the zoo's v1 when it is not current) and "previous" (was in use
+once). Every change of the pointer and every discard is appended to
+`models/<name>/promotions.jsonl` in the workspace, one JSON object a line, never rewritten.
+Changes to one model's versions are serialised by an advisory file lock, so a promote can
+never point at a version a concurrent discard is deleting.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from models import store
+from models.safe_load import sha256_file
+from workbench import config
+from workbench.errors import ModelError, WorkbenchError
+
+LOG_FILE = "promotions.jsonl"
+CURRENT, CANDIDATE, SHIPPED, PREVIOUS = "current", "candidate", "shipped", "previous"
+
+
+def _model_dir(name: str) -> Path:
+    return config.workspace_subdir("models") / name
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    folder = _model_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".versions.lock", "a+") as handle:
+        # flock is released by the kernel when the holder dies, so it can never go stale.
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# -- the promotion log -----------------------------------------------------------------------
+
+def history(name: str) -> list[dict[str, Any]]:
+    """Every promote / rollback / discard of `name`, oldest first."""
+    path = _model_dir(name) / LOG_FILE
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash mid-append carries no decision
+    return events
+
+
+def _append(name: str, event: dict[str, Any]) -> dict[str, Any]:
+    event = dict(event, model=name, at=store.now_iso())
+    path = _model_dir(name) / LOG_FILE
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(event, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return event
+
+
+def _ever_current(name: str) -> set[str]:
+    return {e["version"] for e in history(name) if e.get("action") in ("promote", "rollback")}
+
+
+# -- statuses --------------------------------------------------------------------------------
+
+def status(name: str, version: str) -> str:
+    current = store.current_version(name)
+    if version == current:
+        return CURRENT
+    manifest = store.read_manifest(name, version)
+    if manifest.get("created_as") == "candidate" and version not in _ever_current(name):
+        return CANDIDATE
+    if version == store.ZOO_VERSION and store.version_path(name, version).parent == config.ZOO_DIR:
+        return SHIPPED
+    return PREVIOUS
+
+
+def candidates(name: str) -> list[str]:
+    """Candidate versions, oldest first."""
+    return [v for v in store.all_version_ids(name) if status(name, v) == CANDIDATE]
+
+
+def newest_candidate(name: str) -> str | None:
+    found = candidates(name)
+    return found[-1] if found else None
+
+
+def describe(name: str) -> list[dict[str, Any]]:
+    """One row per version: status, lineage, data, headline metrics, integrity."""
+    rows = []
+    for version in store.all_version_ids(name):
+        manifest = store.read_manifest(name, version)
+        metrics = manifest.get("metrics", {})
+        rows.append({
+            "version": version,
+            "status": status(name, version),
+            "parent": manifest.get("parent"),
+            "created_at": manifest.get("created_at"),
+            "created_by": manifest.get("created_by"),
+            "labels_changed": manifest.get("labels_changed", 0),
+            "data_snapshot_hash": manifest.get("data_snapshot_hash"),
+            "test_accuracy": metrics.get("test", {}).get("accuracy"),
+            "val_accuracy": metrics.get("val", {}).get("accuracy"),
+            "sha256": manifest.get("sha256"),
+        })
+    return rows
+
+
+# -- changes ---------------------------------------------------------------------------------
+
+def _verify_file(name: str, version: str) -> None:
+    folder = store.version_path(name, version)
+    manifest = store.read_manifest(name, version)
+    model_file = folder / manifest.get("file", store.MODEL_FILE)
+    if not model_file.is_file() or (manifest.get("sha256") and sha256_file(model_file) != manifest["sha256"]):
+        raise ModelError(f"model {name} {version} does not match its recorded sha256; it cannot be put in use.")
+
+
+def _point(name: str, version: str, action: str, by: str) -> dict[str, Any]:
+    with _locked(name):
+        previous = store.current_version(name)
+        if version == previous:
+            raise WorkbenchError(f"{name} {version} is already the version in use.")
+        store.version_path(name, version)  # refuses unknown versions with a clear message
+        if action == "rollback" and status(name, version) == CANDIDATE:
+            raise WorkbenchError(f"{name} {version} is a candidate that was never in use; promote it instead.")
+        _verify_file(name, version)
+        store.set_current(name, version)
+        return _append(name, {"action": action, "version": version, "previous": previous, "by": by})
+
+
+def promote(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
+    """Make `version` (usually a candidate) the one in use; pages pick it up on their next run."""
+    return _point(name, version, "promote", by)
+
+
+def rollback(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
+    """Return to a version that was in use before (or the shipped one)."""
+    return _point(name, version, "rollback", by)
+
+
+def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
+    """Delete a candidate: renamed to a hidden trash name first, so it vanishes in one step."""
+    with _locked(name):
+        state = status(name, version)
+        if state != CANDIDATE:
+            raise WorkbenchError(
+                f"{name} {version} is {'the version in use' if state == CURRENT else f'a {state} version'}; "
+                "only candidates can be discarded (roll back instead)."
+            )
+        children = [v for v in store.all_version_ids(name) if v != version
+                    and store.read_manifest(name, v).get("parent") == version]
+        if children:
+            raise WorkbenchError(f"{name} {', '.join(children)} was fine-tuned from {version}; discard that first.")
+        folder = store.version_path(name, version)
+        sha = store.read_manifest(name, version).get("sha256")
+        trash = folder.parent / f".trash-{version}-{secrets.token_hex(4)}"
+        os.rename(folder, trash)
+        fd = os.open(folder.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        shutil.rmtree(trash, ignore_errors=True)
+        return _append(name, {"action": "discard", "version": version, "sha256": sha, "by": by})
+
+
+# -- comparing two versions ------------------------------------------------------------------
+
+def metrics_table(old: dict[str, Any], new: dict[str, Any], split: str = "test") -> list[dict[str, Any]]:
+    """Overall and per-class metrics of two manifests side by side, with the change."""
+    a, b = old.get("metrics", {}).get(split, {}), new.get("metrics", {}).get(split, {})
+    rows = [{"class": "(overall)", "metric": "accuracy", "old": a.get("accuracy"), "new": b.get("accuracy")}]
+    for cls in new.get("classes", []):
+        for metric in ("precision", "recall", "f1"):
+            rows.append({"class": cls, "metric": metric,
+                         "old": a.get("per_class", {}).get(cls, {}).get(metric),
+                         "new": b.get("per_class", {}).get(cls, {}).get(metric)})
+    for row in rows:
+        row["change"] = None if row["old"] is None or row["new"] is None else round(row["new"] - row["old"], 4)
+    return rows
+
+
+def confusion_difference(old: dict[str, Any], new: dict[str, Any], split: str = "test") -> np.ndarray | None:
+    """new minus old confusion matrix (rows = truth); None if either manifest lacks one."""
+    a = old.get("metrics", {}).get(split, {}).get("confusion")
+    b = new.get("metrics", {}).get(split, {}).get("confusion")
+    if a is None or b is None or np.shape(a) != np.shape(b):
+        return None
+    return np.asarray(b, dtype=int) - np.asarray(a, dtype=int)
+
+
+def fixed_and_broken(y_true: Sequence[int], old_pred: Sequence[int], new_pred: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Positions the new version gets right and the old got wrong (fixed), and the reverse (broken)."""
+    y, a, b = (np.asarray(v, dtype=int) for v in (y_true, old_pred, new_pred))
+    fixed = np.flatnonzero((a != y) & (b == y))
+    broken = np.flatnonzero((a == y) & (b != y))
+    return fixed.tolist(), broken.tolist()
+
+
+def corrections_between(name: str, old: str, new: str) -> dict[str, str]:
+    """Labels corrected in the data of `new` and not in that of `old`: example id -> new label."""
+    from models import snapshots
+
+    def changed(version: str) -> dict[str, str]:
+        manifest = store.read_manifest(name, version)
+        snap = snapshots.find_snapshot(manifest.get("dataset", ""), manifest.get("data_snapshot_hash", ""))
+        return snap.changed_labels() if snap else {}
+
+    before = changed(old)
+    return {eid: label for eid, label in changed(new).items() if before.get(eid) != label}

@@ -1,0 +1,29 @@
+"""Compare versions: metrics, fixed and broken test examples, and the evidence before and after."""
+import streamlit as st
+
+from models import store
+from ui import versions_widgets as vw
+
+st.title("⚖️ Compare versions")
+name = st.session_state.get("any_model")
+if not name:
+    st.stop()
+if len(store.all_version_ids(name)) < 2:
+    st.info(f"{name} has a single version. Retrain it from your corrections to get a candidate to compare.")
+    st.stop()
+
+old, new = vw.pick_versions(name)
+if notice := st.session_state.pop("versions_notice", None):
+    st.success(notice)
+vw.version_actions(name, new, old, key="compare")
+if old == new:
+    st.info("Choose two different versions.")
+    st.stop()
+
+st.subheader("Metrics on the clean test split")
+vw.metrics_comparison(name, old, new)
+st.subheader("Test examples the new version fixed and broke")
+vw.fixed_and_broken(name, old, new)
+st.subheader("Where each version looks, on the corrected examples")
+vw.evidence_pairs(name, old, new)
+vw.card_view(name, new)

@@ -1,0 +1,301 @@
+"""Trust metrics on tiny hand-built cases whose right answers are known."""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Sequence
+
+import keras
+import numpy as np
+import pytest
+
+from explainers import metrics
+from explainers.base import Explainer
+from explainers.gradcam import GradCAM
+from explainers.types import Explanation, Modality
+from tests.explainers import tiny_models as tm
+
+SIZE = tm.IMAGE_SIZE
+REGION = (slice(0, 4), slice(0, 4))  # the only pixels the region model reads
+
+
+# --- a model whose score depends only on known pixels -------------------------------------------
+
+
+def region_model(region=REGION, strength: float = 8.0) -> keras.Model:
+    """Class 0's logit = strength x mean brightness (0..1) of `region`; the other logits are 0."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.Flatten()(x)
+    dense = keras.layers.Dense(3, activation="softmax")
+    outputs = dense(x)
+    weights = np.zeros((SIZE, SIZE, 3), np.float32)
+    weights[region] = 1.0
+    kernel = np.zeros((SIZE * SIZE * 3, 3), np.float32)
+    kernel[:, 0] = weights.ravel() * strength / weights.sum()
+    dense.set_weights([kernel, np.zeros(3, np.float32)])
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def region_setup():
+    model = tm.loaded_image_model(region_model())
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 60, size=(40, SIZE, SIZE, 3)).astype(np.uint8)
+    images[:, REGION[0], REGION[1]] = 255  # bright region: class 0 is confident
+    perfect = np.zeros((SIZE, SIZE))
+    perfect[REGION] = 1.0
+    return model, list(images), perfect
+
+
+def _curves(model, images, attribution, **kwargs):
+    return metrics.deletion_insertion(model, images, [attribution] * len(images), targets=[0] * len(images),
+                                      baseline="black", steps=16, **kwargs)
+
+
+def test_perfect_attribution_beats_random_which_beats_reversed(region_setup):
+    model, images, perfect = region_setup
+    good, bad = _curves(model, images, perfect), _curves(model, images, -perfect)
+    assert good.deletion_auc.mean() < good.random_deletion_auc.mean() < bad.deletion_auc.mean()
+    assert good.insertion_auc.mean() > good.random_insertion_auc.mean() > bad.insertion_auc.mean()
+    # By hand: 64 px / 16 steps = 4 px per step, all from the 16-px region first, so after k
+    # steps the region's mean brightness is 1 - min(k, 4) / 4 and class 0's logit 8 times that.
+    high = 1 / (1 + 2 * math.exp(-8.0))  # logit 8 vs 0, 0
+    low = 1 / 3  # region black: all logits 0
+    scores = [1 / (1 + 2 * math.exp(-8.0 * (1 - min(k, 4) / 4))) for k in range(17)]
+    expected = sum((a + b) / 2 for a, b in zip(scores, scores[1:])) / 16
+    assert good.deletion[0, 0] == pytest.approx(high, abs=1e-5)
+    assert good.deletion[0, -1] == pytest.approx(low, abs=1e-5)
+    assert good.deletion_auc[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_constant_attribution_equals_random_order_in_expectation(region_setup):
+    model, images, _ = region_setup
+    many = images * 5  # 200 inputs; each gets its own random tie-breaking and random order
+    curves = _curves(model, many, np.ones((SIZE, SIZE)))
+    spread = np.sqrt(curves.deletion_auc.var() / len(many) + curves.random_deletion_auc.var() / len(many))
+    assert abs(curves.deletion_auc.mean() - curves.random_deletion_auc.mean()) < 4 * spread
+    assert abs(curves.insertion_auc.mean() - curves.random_insertion_auc.mean()) < 4 * spread
+
+
+def test_curves_are_deterministic_for_a_seed(region_setup):
+    model, images, perfect = region_setup
+    first = _curves(model, images[:3], np.ones((SIZE, SIZE)), seed=7)
+    again = _curves(model, images[:3], np.ones((SIZE, SIZE)), seed=7)
+    other = _curves(model, images[:3], np.ones((SIZE, SIZE)), seed=8)
+    np.testing.assert_array_equal(first.deletion, again.deletion)
+    assert not np.array_equal(first.random_deletion, other.random_deletion)
+
+
+def test_blur_baseline_keeps_colours_and_removes_detail():
+    checker = np.indices((64, 64)).sum(axis=0) % 2 * 255
+    image = np.repeat(checker[..., None], 3, axis=2).astype(np.uint8)
+    blurred = metrics.image_baseline(image, "blur")
+    assert blurred.std() < 0.05 * image.std()
+    assert blurred.mean() == pytest.approx(image.mean(), rel=0.02)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        metrics.image_baseline(image, "noise")
+
+
+def test_text_curves_remove_and_keep_tokens_in_attribution_order():
+    model = tm.loaded_text_model()
+    text = "the movie was good"
+    tokens = model.tokenize(text)
+    values = np.array([0.1, 0.4, 0.0, 0.9])  # order: good, movie, the, was
+    curves = metrics.deletion_insertion(model, [text], [values], targets=[1], steps=4)
+    deletion_texts = [text, "the movie was", "the was", "was", ""]
+    insertion_texts = ["", "good", "movie good", "the movie good", "the movie was good"]
+    deletion = model.predict_proba(deletion_texts)[:, 1]
+    insertion = model.predict_proba(insertion_texts)[:, 1]
+    # 4 tokens and 4 steps: the grid points are exactly k = 0..4 tokens.
+    np.testing.assert_allclose(curves.deletion[0], deletion, atol=1e-6)
+    np.testing.assert_allclose(curves.insertion[0], insertion, atol=1e-6)
+    assert curves.deletion_auc[0] == pytest.approx(metrics.curve_area(np.linspace(0, 1, 5), deletion), abs=1e-6)
+    assert len(tokens) == 4 and curves.baseline == "remove tokens"
+
+
+def test_text_values_must_match_the_model_tokens():
+    model = tm.loaded_text_model()
+    with pytest.raises(ValueError, match="tokens the model reads"):
+        metrics.deletion_insertion(model, ["the movie was good"], [np.ones(3)], targets=[0])
+
+
+# --- localisation -------------------------------------------------------------------------------
+
+
+def test_mask_mass_counts_positive_mass_only():
+    values = np.array([[1.0, -5.0], [3.0, 0.0]])
+    mask = np.array([[True, False], [False, False]])
+    assert metrics.mask_mass(values, mask) == pytest.approx(0.25)
+    assert metrics.mask_mass(np.ones((4, 4)), np.eye(4, dtype=bool)) == pytest.approx(0.25)  # uniform = area share
+    assert metrics.area_share(np.eye(4, dtype=bool)) == pytest.approx(0.25)
+    assert math.isnan(metrics.mask_mass(np.zeros((2, 2)), mask))
+    batch = metrics.mask_mass(np.stack([values, values * 0 + 1]), np.stack([mask, mask]))
+    np.testing.assert_allclose(batch, [0.25, 0.25])
+    assert metrics.cue_mass(values, mask) == pytest.approx(0.25)
+
+
+def test_mask_mass_resizes_a_coarse_map_to_the_mask():
+    coarse = np.array([[1.0, 0.0], [0.0, 0.0]])
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[:4, :4] = True
+    # Bilinear 2 -> 8 px along one axis gives the profile 1, 1, .875, .625, .375, .125, 0, 0:
+    # 3.5 of its 4 units in the first half, so (3.5 / 4)^2 of the mass lies in the quarter.
+    assert metrics.mask_mass(coarse, mask) == pytest.approx((3.5 / 4) ** 2)
+
+
+def test_pointing_game_hits_misses_ties_and_tolerance():
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:4, 2:4] = True
+    inside, outside, near = (np.zeros((8, 8)) for _ in range(3))
+    inside[3, 3] = 1.0
+    outside[7, 7] = 1.0
+    near[3, 5] = 1.0  # two pixels right of the mask
+    assert metrics.pointing_game(inside, mask, tolerance=0) == 1.0
+    assert metrics.pointing_game(outside, mask, tolerance=0) == 0.0
+    assert metrics.pointing_game(near, mask, tolerance=0) == 0.0
+    assert metrics.pointing_game(near, mask, tolerance=2) == 1.0
+    tie = inside + outside
+    assert metrics.pointing_game(tie, mask, tolerance=0) == 0.5
+    # A constant map has no peak: it scores the chance level, the mask's share.
+    assert metrics.pointing_game(np.ones((8, 8)), mask, tolerance=0) == pytest.approx(4 / 64)
+    np.testing.assert_allclose(metrics.pointing_game(np.stack([inside, outside]), np.stack([mask, mask]), tolerance=0), [1, 0])
+    assert metrics.default_pointing_tolerance((64, 64)) == 4
+
+
+def test_rationale_overlap_and_chance():
+    tokens = ["shares", "plunge", "after", "warning"]
+    rationale = ("plunge", "warning")
+    assert metrics.rationale_overlap(tokens, [0.1, 0.9, 0.0, 0.5], rationale) == 1.0
+    assert metrics.rationale_overlap(tokens, [0.9, 0.1, 0.5, 0.0], rationale) == 0.0
+    assert metrics.rationale_overlap(tokens, [0.9, 0.8, 0.5, 0.0], rationale) == 0.5
+    assert metrics.rationale_overlap(tokens, [0.9, 0.8, 0.5, 0.0], rationale, k=1) == 0.0
+    assert metrics.rationale_chance(tokens, rationale) == 0.5
+    assert math.isnan(metrics.rationale_overlap(tokens, [1, 2, 3, 4], ("missing",)))
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+
+def test_agreement_of_identical_reversed_and_constant_maps():
+    a = np.arange(100, dtype=float).reshape(10, 10)
+    assert metrics.agreement(a, a) == {"rank_correlation": pytest.approx(1.0), "top_overlap": 1.0}
+    reversed_ = metrics.agreement(a, -a)
+    assert reversed_["rank_correlation"] == pytest.approx(-1.0) and reversed_["top_overlap"] == 0.0
+    # Top 10 % of 100 = 10 positions; shifting by 5 keeps 5 of them: IoU 5 / 15.
+    shifted = np.roll(a.ravel(), 5).reshape(10, 10)
+    assert metrics.agreement(a, shifted, top_fraction=0.1)["top_overlap"] == pytest.approx(5 / 15)
+    assert metrics.agreement(np.ones(5), np.ones(5))["rank_correlation"] == 1.0
+    assert metrics.agreement(np.ones(5), np.arange(5.0))["rank_correlation"] == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.agreement(np.ones(4), np.ones(5))
+
+
+# --- sanity check -------------------------------------------------------------------------------
+
+
+class EdgeExplainer(Explainer):
+    """An 'explanation' that only looks at the picture: its edge strength. It ignores the model."""
+
+    name = "edges"
+    title = "Edges"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
+
+    def explain(self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0) -> list[Explanation]:
+        out = []
+        for image, target in zip(inputs, targets or [0] * len(inputs)):
+            grey = np.asarray(image, dtype=np.float64).mean(axis=2)
+            gy, gx = np.gradient(grey)
+            out.append(Explanation(method=self.name, modality=Modality.IMAGE, target=int(target), target_label="",
+                                   values=np.hypot(gx, gy), model_name=self.model.name,
+                                   model_version=self.model.version, seconds=0.0))
+        return out
+
+
+def _colour_squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grey 8x8 images with a red, green or blue 3x3 square somewhere; the class is the colour."""
+    rng = np.random.default_rng(seed)
+    images = np.full((n, SIZE, SIZE, 3), 90, dtype=np.uint8)
+    labels = rng.integers(0, 3, size=n)
+    for image, label in zip(images, labels):
+        top, left = rng.integers(0, SIZE - 3, size=2)
+        image[top : top + 3, left : left + 3] = 0
+        image[top : top + 3, left : left + 3, label] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def trained_tiny():
+    keras.utils.set_random_seed(0)
+    images, labels = _colour_squares(300, seed=1)
+    model = tm.flat_image_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images.astype(np.float32), labels, epochs=15, batch_size=32, verbose=0)
+    loaded = tm.loaded_image_model(model)
+    test_images, test_labels = _colour_squares(12, seed=2)
+    assert (loaded.predict_proba(list(test_images)).argmax(axis=1) == test_labels).mean() > 0.8
+    return loaded, list(test_images)
+
+
+def test_sanity_check_flags_an_explainer_that_ignores_the_model(trained_tiny):
+    model, images = trained_tiny
+    result = metrics.sanity_check(model, EdgeExplainer, images, [0] * len(images))
+    np.testing.assert_allclose(result.rank_correlation, 1.0)
+    assert result.flagged and result.verdict == "does not depend on the model"
+    assert result.layers == ("conv", "probs")
+
+
+def test_sanity_check_passes_gradcam_and_leaves_the_model_untouched(trained_tiny):
+    model, images = trained_tiny
+    before = [w.copy() for w in model.keras_model.get_weights()]
+    probabilities = model.predict_proba(images)
+    result = metrics.sanity_check(model, GradCAM, images)
+    assert not result.flagged, result.rank_correlation
+    assert result.mean_rank_correlation < metrics.SANITY_THRESHOLD
+    for old, new in zip(before, model.keras_model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    np.testing.assert_allclose(model.predict_proba(images), probabilities)
+
+
+def test_randomised_copy_changes_only_the_top_layers():
+    model = tm.loaded_image_model(tm.functional_backbone_image_cnn())
+    copy, layers = metrics.randomised_copy(model, "top", seed=3)
+    assert layers == ("backbone/conv", "probs")
+    one, _ = metrics.randomised_copy(model, 1, seed=3)
+    original = {w.path: np.asarray(w) for w in model.keras_model.weights}
+    kept = {w.path: np.asarray(w) for w in one.keras_model.weights}
+    assert not np.array_equal(original["probs/kernel"], kept["probs/kernel"])
+    np.testing.assert_array_equal(kept["probs/bias"], 0.0)
+    np.testing.assert_array_equal(original["conv/kernel"], kept["conv/kernel"])  # the nested backbone's conv
+    with pytest.raises(ValueError, match="no weighted layer"):
+        metrics.randomised_copy(model, ["nope"])
+
+
+# --- trust summary ------------------------------------------------------------------------------
+
+
+def test_trust_summary_reports_figures_and_a_verdict(region_setup):
+    model, images, perfect = region_setup
+    explanation = Explanation(method="handmade", modality=Modality.IMAGE, target=0, target_label="cat",
+                              values=perfect, model_name=model.name, model_version=model.version, seconds=0.0)
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    mask[REGION] = True
+    report = metrics.trust_summary(model, explanation, images[0], mask, baseline="black")
+    assert report.level == "good" and report.verdict.startswith("Faithful")
+    assert report.figures["mask_mass"] == pytest.approx(1.0)
+    assert report.figures["mask_share"] == pytest.approx(16 / 64)
+    assert report.figures["pointing_game"] == 1.0
+    assert report.sanity is None and "sanity_rank_correlation" not in report.figures
+    flat = Explanation(method="flat", modality=Modality.IMAGE, target=0, target_label="cat",
+                       values=np.ones((SIZE, SIZE)), model_name=model.name, model_version=model.version, seconds=0.0)
+    assert metrics.trust_summary(model, flat, images[0], baseline="black").level in {"poor", "mixed"}
+
+
+def test_trust_summary_runs_the_sanity_check_for_gradcam(trained_tiny):
+    model, images = trained_tiny
+    explanation = GradCAM(model).explain(images[:1])[0]
+    other = Explanation(method="edges", modality=Modality.IMAGE, target=explanation.target, target_label="",
+                        values=np.ones((SIZE, SIZE)), model_name=model.name, model_version=model.version, seconds=0.0)
+    report = metrics.trust_summary(model, explanation, images[0], others=[other])
+    assert report.sanity is not None and "sanity_rank_correlation" in report.figures
+    assert "agreement_edges_rank" in report.figures and "agreement_edges_top" in report.figures
+    assert report.seconds < 5

@@ -1,0 +1,118 @@
+"""`workbench evaluate`: the JSON it prints, in-process and as a real subprocess, and its refusals."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models import store
+from workbench.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+STAT_KEYS = {"mean", "std", "n", "random_mean", "random_std"}
+TOP_KEYS = {"model", "version", "method", "dataset", "split", "n", "seed", "steps", "baseline", "accuracy",
+            "metrics", "targets", "seconds"}
+
+
+def _need(name: str) -> None:
+    if name not in store.model_names():
+        pytest.skip(f"sample model {name} is not in models/zoo (run `make zoo`)")
+
+
+def _evaluate(capsys, *args: str) -> dict:
+    code = main(["evaluate", *args, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def _check_stats(row: dict) -> None:
+    assert STAT_KEYS <= set(row)
+    assert isinstance(row["mean"], float) and isinstance(row["std"], float) and row["std"] >= 0
+    assert isinstance(row["n"], int) and row["n"] > 0
+
+
+def test_image_evaluation_schema_and_targets(capsys):
+    _need("shapes")
+    result = _evaluate(capsys, "--model", "shapes", "--method", "gradcam", "--n", "6", "--sanity-n", "2", "--steps", "8")
+    assert TOP_KEYS <= set(result)
+    assert (result["model"], result["method"], result["split"], result["n"], result["steps"]) == ("shapes", "gradcam", "test", 6, 8)
+    assert result["version"] == store.current_version("shapes") and result["baseline"] == "blur"
+    metrics = result["metrics"]
+    for name in ("deletion_auc", "insertion_auc", "mask_mass", "pointing_game", "pointing_game_strict"):
+        _check_stats(metrics[name])
+        assert isinstance(metrics[name]["random_mean"], float)
+    assert 0 <= metrics["mask_mass"]["random_mean"] <= 1  # the masks' mean share of the image
+    sanity = metrics["sanity_rank_correlation"]
+    assert sanity["n"] == 2 and isinstance(sanity["flagged"], bool) and sanity["threshold"] == 0.8
+    assert sanity["random_mean"] is None
+    assert set(result["targets"]) == {"deletion_below_random", "mask_mass_ratio", "pointing_game"}
+    for target in result["targets"].values():
+        assert set(target) == {"passed", "value", "threshold", "description"}
+        assert isinstance(target["passed"], bool)
+    deletion = result["targets"]["deletion_below_random"]
+    assert deletion["passed"] == (metrics["deletion_auc"]["mean"] < metrics["deletion_auc"]["random_mean"])
+
+
+def test_shortcut_evaluation_measures_the_cue(capsys):
+    _need("shapes-shortcut")
+    result = _evaluate(capsys, "--model", "shapes-shortcut", "--method", "gradcam", "--n", "16", "--sanity-n", "0")
+    cue = result["metrics"]["cue_mass"]
+    _check_stats(cue)
+    assert 0 < cue["random_mean"] < 0.02  # a 6x6 mark on a 64x64 image: 36 / 4096
+    assert "cue_mass_ratio" in result["targets"] and "sanity_rank_correlation" not in result["metrics"]
+
+
+def test_text_evaluation_as_a_subprocess():
+    _need("headlines")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "workbench"), "evaluate", "--model", "headlines", "--method", "gradcam",
+         "--n", "5", "--sanity-n", "2", "--json"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["baseline"] == "remove tokens" and result["dataset"] == "headlines"
+    _check_stats(result["metrics"]["rationale_overlap"])
+    assert "sanity_ssim" not in result["metrics"]  # SSIM is for images only
+    assert set(result["targets"]) == {"deletion_below_random"}
+
+
+def test_text_output_without_json(capsys):
+    _need("headlines")
+    assert main(["evaluate", "--model", "headlines", "--method", "gradcam", "--n", "2", "--sanity-n", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "deletion_auc" in out and "target deletion_below_random:" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "no-such-model"], "no model named"),
+        (["--model", "headlines", "--method", "gradcam", "--n", "0"], "--n must be at least 1"),
+        (["--model", "headlines", "--method", "shap-gradient"], "does not apply"),
+        (["--model", "headlines", "--split", "nope"], "has no split"),
+        (["--model", "headlines", "--dataset", "shapes"], "holds images"),
+    ],
+)
+def test_refusals_exit_2_with_one_error_line(capsys, args, message):
+    _need("headlines")
+    assert main(["evaluate", *args, "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def test_python_api_matches_the_command(capsys):
+    _need("headlines")
+    from workbench import api
+    from workbench.commands.evaluate import evaluate
+
+    direct = evaluate(api.load_model("headlines"), "gradcam", n=3, sanity_n=0)
+    printed = _evaluate(capsys, "--model", "headlines", "--method", "gradcam", "--n", "3", "--sanity-n", "0")
+    assert direct["metrics"] == printed["metrics"]
+    assert sys.modules["workbench.commands.evaluate"].DEFAULT_SANITY_N == 16

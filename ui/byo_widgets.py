@@ -1,0 +1,299 @@
+"""Widgets of the "Your model & data" page: register a model, import a dataset.
+
+Everything a user supplies (file names, class names, labels, problem details) is shown
+through st.dataframe / st.text / st.json, or with Markdown escaped (`plain`), never as HTML.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from models import store, user_models
+from models.inspect import QUESTIONS, InferredSpec, parse_typed_classes, suggest_name
+from workbench import config, datasets, imports
+from workbench.errors import WorkbenchError
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+FROM_FOLDER = "From the models folder"
+UPLOAD = "Upload a .keras file"
+IMAGES = "Images (ZIP of class folders)"
+TEXTS = "Texts (CSV)"
+NO_MODEL = "(none: the labels found become the classes)"
+NO_DATASET = "(none)"
+
+
+def plain(text: str) -> str:
+    """Text safe to pass to st.error/st.info/st.success: every Markdown character escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def _error(message: str) -> None:
+    st.error(plain(message), icon="⚠️")
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def _spec_table(spec: InferredSpec) -> pd.DataFrame:
+    rows = [("modality", spec.modality.value, spec.sources.get("modality", ""))]
+    if spec.modality.value == "image":
+        size = f"{spec.input['width']} x {spec.input['height']} x 3" if spec.input.get("height") else "?"
+        rows.append(("input size", size, spec.sources.get("input_size", "to be given")))
+        rescales = spec.input.get("rescales_inputs")
+        shown = "?" if rescales is None else ("0-255 (rescales itself)" if rescales else "0-1")
+        rows.append(("pixel values", shown, spec.sources.get("rescales_inputs", "to be given")))
+    else:
+        rows.append(("sequence length", str(spec.input.get("sequence_length") or "not truncated"),
+                     spec.sources.get("sequence_length", "")))
+    classes = ", ".join(spec.classes) if spec.classes else f"? ({spec.n_classes} outputs)"
+    rows.append(("classes", classes, spec.sources.get("classes", "to be given")))
+    rows.append(("Grad-CAM layer", spec.gradcam_layer or "none", spec.sources.get("gradcam_layer", "")))
+    return pd.DataFrame(rows, columns=["what", "value", "how it was known"])
+
+
+@st.cache_data(show_spinner="Checking the model…", max_entries=8)
+def _inspect_path(path: str, mtime: float, size: int) -> InferredSpec:
+    return user_models.inspect_file(Path(path))
+
+
+@st.cache_data(show_spinner="Checking the model…", max_entries=4)
+def _inspect_upload(data: bytes, filename: str) -> InferredSpec:
+    with user_models.uploaded_file(data, filename) as path:
+        return user_models.inspect_file(path)
+
+
+def _chosen_folder_file() -> Path | None:
+    folder = config.user_models_dir()
+    if folder is None:
+        st.info(
+            "No models folder is configured. An administrator sets the environment variable "
+            "WORKBENCH\\_MODELS\\_DIR to a folder of .keras files and restarts the app; the files then appear here."
+        )
+        return None
+    files = user_models.models_dir_files()
+    if not files:
+        st.info("The models folder has no .keras files yet. Copy models into it (saved with model.save('name.keras')).")
+        return None
+    name = st.selectbox("Model file", [p.name for p in files], key="byo_model_file")
+    if st.button("Register every new model in the folder", key="byo_scan"):
+        try:
+            results = user_models.scan_models_dir()
+            st.dataframe(pd.DataFrame([{"file": r.path.name, "result": r.message} for r in results]), hide_index=True)
+        except WorkbenchError as exc:
+            _error(str(exc))
+    return next(p for p in files if p.name == name)
+
+
+def register_model_section() -> None:
+    """Choose a model (folder or upload), show what was inferred, ask what was not, register."""
+    st.subheader("Register your own model")
+    st.caption("Keras 3 .keras files only, loaded in safe mode: .h5 files, Lambda layers and custom code are refused.")
+    source = st.radio("Where is the model?", [FROM_FOLDER, UPLOAD], horizontal=True, key="byo_model_source")
+    upload: tuple[bytes, str] | None = None
+    path: Path | None = None
+    if source == FROM_FOLDER:
+        path = _chosen_folder_file()
+        if path is None:
+            return
+    else:
+        if not config.model_upload_allowed():
+            st.info(
+                "Uploading models is turned off (the safe default). An administrator can allow it by starting "
+                "the app with WORKBENCH\\_ALLOW\\_MODEL\\_UPLOAD=1, or put the files in the WORKBENCH\\_MODELS\\_DIR folder."
+            )
+            return
+        uploaded = st.file_uploader("Upload a .keras model", type=["keras", "h5", "hdf5"], key="model_upload")
+        if uploaded is None:
+            return
+        upload = (uploaded.getvalue(), uploaded.name)
+    try:
+        if upload:
+            spec = _inspect_upload(*upload)
+            known = user_models.registered_sha256().get(hashlib.sha256(upload[0]).hexdigest())
+        else:
+            stat = path.stat()
+            spec = _inspect_path(str(path), stat.st_mtime, stat.st_size)
+            known, _ = user_models.file_status(path)
+    except (WorkbenchError, OSError) as exc:
+        _error(str(exc))
+        return
+    st.dataframe(_spec_table(spec), hide_index=True)
+    for note in spec.notes:
+        st.caption(plain(note))
+    if known:
+        st.success(plain(f"This file is already registered as model '{known}'; choose it in the sidebar."))
+        return
+    _register_form(spec, path, upload)
+
+
+def _register_form(spec: InferredSpec, path: Path | None, upload: tuple[bytes, str] | None) -> None:
+    filename = upload[1] if upload else path.name
+    if spec.missing:
+        st.write("A few things could not be read from the model. Answer once; they are saved with it.")
+    with st.form("byo_register_form"):
+        name = st.text_input("Model name", value=suggest_name(filename), max_chars=48, key="byo_model_name",
+                             help="Lowercase letters, digits, - and _.")
+        answers: dict[str, Any] = {}
+        if "classes" in spec.missing:
+            answers["classes"] = st.text_area(
+                f"Class names ({spec.n_classes}, one per line, in the order of the model's outputs)",
+                key="byo_classes", help=QUESTIONS["classes"],
+            )
+        if "rescales_inputs" in spec.missing:
+            choice = st.radio("Pixel values the model expects", ["0-255 (it rescales them itself)", "0-1"],
+                              key="byo_rescales", help=QUESTIONS["rescales_inputs"])
+            answers["rescales_inputs"] = choice.startswith("0-255")
+        if "input_size" in spec.missing:
+            answers["height"] = st.number_input("Input height", 8, 4096, 224, key="byo_height")
+            answers["width"] = st.number_input("Input width", 8, 4096, 224, key="byo_width")
+        options = [NO_DATASET] + [n for n in datasets.imported_names() if datasets.modality(n) is spec.modality]
+        dataset = st.selectbox("Dataset (imported, with the same classes) for review and retraining", options,
+                               key="byo_model_dataset")
+        submitted = st.form_submit_button("Register model", type="primary")
+    if not submitted:
+        return
+    classes = parse_typed_classes(answers.pop("classes")) if "classes" in answers else None
+    kwargs = dict(classes=classes, overrides=answers, name=name.strip() or None,
+                  dataset=None if dataset == NO_DATASET else dataset, created_by="app")
+    try:
+        with st.spinner("Registering…"):
+            if upload:
+                manifest = user_models.register_uploaded_model(upload[0], upload[1], **kwargs)
+            else:
+                manifest = user_models.register_model(path, **kwargs)
+    except WorkbenchError as exc:
+        _error(str(exc))
+        return
+    st.success(plain(f"Registered model '{manifest['name']}' (version v1). Choose it in the sidebar's model list."))
+    with st.expander("Manifest"):
+        st.json(manifest)
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def _upload_key(uploaded: Any) -> str:
+    return hashlib.sha256(uploaded.getvalue()).hexdigest()[:16] + uploaded.name
+
+
+def import_data_section() -> None:
+    """Upload images or texts, check them, show the problems, then import or cancel."""
+    st.subheader("Import your own data")
+    kind = st.radio("What kind of data?", [IMAGES, TEXTS], horizontal=True, key="byo_data_kind")
+    if kind == IMAGES:
+        st.caption("A ZIP with one folder per class (cat/1.png, dog/2.png …), or flat images plus a CSV of "
+                   "file names and labels. Nothing is stored until you confirm.")
+        types = ["zip"]
+    else:
+        st.caption("A CSV with a text column and a label column (any delimiter or encoding). "
+                   "Nothing is stored until you confirm.")
+        types = ["csv", "tsv", "txt"]
+    uploaded = st.file_uploader("Data file", type=types, key="data_upload")
+    if uploaded is None:
+        return
+    modality = "image" if kind == IMAGES else "text"
+    models = [n for n in store.model_names() if store.read_manifest(n)["modality"] == modality]
+    left, right = st.columns(2)
+    name = left.text_input("Dataset name", value=suggest_name(uploaded.name), max_chars=48, key="byo_dataset_name")
+    for_model = right.selectbox("Check labels against a model's classes", [NO_MODEL] + models, key="byo_for_model")
+    for_model = None if for_model == NO_MODEL else for_model
+    columns: tuple[str, str] | None = None
+    if kind == TEXTS:
+        columns = _column_pickers(uploaded)
+        if columns is None:
+            return
+    plan_key = (_upload_key(uploaded), kind, name, for_model, columns)
+    if st.button("Check the data", key="byo_check", type="primary"):
+        st.session_state.pop("byo_plan", None)
+        try:
+            with st.spinner("Reading and checking every row…"):
+                if kind == IMAGES:
+                    plan = imports.import_image_zip(uploaded.getvalue(), name.strip(), for_model=for_model,
+                                                    source_name=uploaded.name)
+                else:
+                    plan = imports.import_text_csv(uploaded.getvalue(), columns[0], columns[1], name.strip(),
+                                                   for_model=for_model, source_name=uploaded.name)
+        except WorkbenchError as exc:
+            _error(str(exc))
+            return
+        st.session_state["byo_plan"] = (plan_key, plan)
+    stored = st.session_state.get("byo_plan")
+    if stored and stored[0] == plan_key:
+        _show_plan(stored[1])
+
+
+def _column_pickers(uploaded: Any) -> tuple[str, str] | None:
+    try:
+        columns, preview = imports.preview_csv(uploaded.getvalue(), uploaded.name)
+    except WorkbenchError as exc:
+        _error(str(exc))
+        return None
+    guessed_text, guessed_label = imports.guess_columns(columns, "text")
+    left, right = st.columns(2)
+    text_column = left.selectbox("Text column", columns, key="byo_text_column",
+                                 index=columns.index(guessed_text) if guessed_text in columns else 0)
+    label_column = right.selectbox("Label column", columns, key="byo_label_column",
+                                   index=columns.index(guessed_label) if guessed_label in columns else min(1, len(columns) - 1))
+    st.dataframe(preview, hide_index=True)
+    return text_column, label_column
+
+
+def _show_plan(plan: imports.ImportPlan) -> None:
+    summary = plan.summary()
+    a, b, c = st.columns(3)
+    a.metric("Usable rows", summary["rows_ok"])
+    b.metric("Problem rows", summary["problems"])
+    c.metric("Classes", len(plan.classes))
+    st.dataframe(pd.DataFrame({"class": list(summary["counts"]), "examples": list(summary["counts"].values())}),
+                 hide_index=True)
+    if plan.image_size:
+        st.caption(plain(f"Images will be stored at {plan.image_size[1]} x {plan.image_size[0]} pixels."))
+    for note in plan.notes:
+        st.text(note)
+    if plan.problems:
+        st.write("These rows have problems. Import without them, or cancel and fix the file:")
+        st.dataframe(pd.DataFrame(plan.problem_rows()), hide_index=True)
+    for reason in summary["blocking"]:
+        _error(reason)
+    can_import = not summary["blocking"]
+    label = f"Import, skipping {len(plan.problems)} problem row(s)" if plan.problems else "Import"
+    left, right = st.columns(2)
+    if left.button(label, key="byo_commit", type="primary", disabled=not can_import):
+        _commit(plan)
+    if right.button("Cancel", key="byo_cancel"):
+        st.session_state.pop("byo_plan", None)
+        st.info("Cancelled: nothing was stored.")
+
+
+def _commit(plan: imports.ImportPlan) -> None:
+    try:
+        report = imports.commit(plan, skip_problem_rows=True, created_by="app")
+    except WorkbenchError as exc:
+        _error(str(exc))
+        return
+    st.session_state.pop("byo_plan", None)
+    splits = ", ".join(f"{k} {v}" for k, v in report.split_counts.items())
+    st.success(plain(f"Imported dataset '{report.name}': {report.imported} examples ({splits})."))
+    if plan.for_model:
+        _offer_link(plan.for_model, report.name)
+
+
+def _offer_link(model_name: str, dataset: str) -> None:
+    """A registered model without a dataset gets this one, so review and retraining can use it."""
+    manifest = store.read_manifest(model_name, store.ZOO_VERSION)
+    if manifest.get("dataset") or manifest.get("created_by") == "workbench train":
+        return
+    try:
+        user_models.link_dataset(model_name, dataset)
+    except WorkbenchError as exc:
+        _error(str(exc))
+        return
+    from ui import loaders
+
+    loaders.model.clear()  # the cached model holds the old manifest
+    st.success(plain(f"Model '{model_name}' now uses dataset '{dataset}' for review and retraining."))

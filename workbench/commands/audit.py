@@ -1,0 +1,82 @@
+"""`workbench audit`: rank a dataset's examples by how likely their label is wrong."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from workbench.errors import WorkbenchError
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from labels import queue
+    from workbench import api, datasets
+
+    if args.k_folds < 2:
+        raise WorkbenchError("--k-folds must be at least 2.")
+    if args.top < 0:
+        raise WorkbenchError("--top must be 0 or more.")
+    model = api.load_model(args.model)
+    dataset_name = args.dataset or model.manifest.get("dataset")
+    if not dataset_name:
+        raise WorkbenchError(f"model {args.model!r} names no dataset; pass --dataset.")
+    dataset = datasets.load(dataset_name, args.split)
+    log = (lambda message, fraction: None) if args.json else _stderr_progress
+    result = queue.audit(model, dataset, k_folds=args.k_folds, seed=args.seed,
+                         apply_corrections=not args.ignore_ledger, use_cache=not args.no_cache,
+                         progress=log)
+    summary = result.summary(top=args.top, order=args.order, exclude_reviewed=args.exclude_reviewed)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_text(summary)
+    return 0
+
+
+def _stderr_progress(message: str, fraction: float) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+def _print_text(summary: dict) -> None:
+    print(f"{summary['model']} {summary['version']} on {summary['dataset']}/{summary['split']}: "
+          f"{summary['n']} examples, {summary['k_folds']}-fold out-of-sample head on "
+          f"'{summary['feature_layer']}' features, {summary['seconds']:.2f} s"
+          + (" (cached)" if summary["from_cache"] else ""))
+    rank_key = "issue_rank" if summary["order"] == "issue" else "uncertainty_rank"
+    print(f"{'rank':>5}  {'example':<18} {'given':<12} {'predicted':<12} {'p(given)':>8} "
+          f"{'quality':>8} {'uncert.':>8}  flags")
+    for row in summary["ranking"]:
+        flags = []
+        if row.get("is_label_issue"):
+            flags.append("issue")
+        if row.get("is_flipped"):
+            flags.append("flipped")
+        if row.get("reviewed"):
+            flags.append("reviewed")
+        print(f"{row[rank_key]:>5}  {row['example_id']:<18} {row['given_label']:<12} "
+              f"{row['predicted_label']:<12} {row['prob_given']:>8.4f} {row['label_quality']:>8.4f} "
+              f"{row['uncertainty']:>8.4f}  {','.join(flags)}")
+    if summary["recall_at_2x"] is None:
+        print("recall: the dataset ships no list of flipped labels.")
+    else:
+        print(f"recall of the {summary['n_flipped']} flipped labels within the top "
+              f"{2 * summary['n_flipped']}: {summary['recall_at_2x']:.3f}")
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("audit", help="rank likely label errors (review queue) with out-of-sample probabilities")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--dataset", default=None, help="dataset name (default: the one the model was trained on)")
+    parser.add_argument("--split", default="train_noisy", help="split to audit (default train_noisy)")
+    parser.add_argument("--k-folds", type=int, default=5, help="cross-validation folds for the fresh head (default 5)")
+    parser.add_argument("--top", type=int, default=50, help="rows of the ranking to print (default 50)")
+    parser.add_argument("--order", choices=["issue", "uncertainty"], default="issue",
+                        help="issue: likely label errors first; uncertainty: least certain first (active learning)")
+    parser.add_argument("--exclude-reviewed", action="store_true",
+                        help="leave out examples with a decision in the label ledger")
+    parser.add_argument("--ignore-ledger", action="store_true",
+                        help="audit the shipped labels, without the ledger's corrections")
+    parser.add_argument("--no-cache", action="store_true", help="recompute features and probabilities")
+    parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=cmd_audit)

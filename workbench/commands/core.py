@@ -1,0 +1,122 @@
+"""Core commands: models list, train, predict, explain."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=None if isinstance(data, list) else 2, default=str))
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from workbench import api
+
+    rows = api.model_summaries()
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            acc = row["metrics"]["test_accuracy"]
+            print(f"{row['name']:<18} {row['version']:<5} {row['modality']:<6} test acc {acc}  classes: {', '.join(row['classes'])}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models import samples, training
+
+    names = list(samples.TRAIN_ORDER) if args.all else args.names
+    if not names:
+        raise WorkbenchError("name at least one sample model to train, or pass --all.")
+    for name in names:
+        if name not in samples.SAMPLE_MODELS:
+            raise WorkbenchError(f"unknown sample model {name!r}; choose from {', '.join(samples.SAMPLE_MODELS)}.")
+    config = samples.quick_config() if args.quick else training.TrainConfig()
+    if args.epochs:
+        from dataclasses import replace
+
+        config = replace(config, epochs=args.epochs)
+    out = Path(args.out)
+    log = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
+    manifests = []
+    for name in names:
+        manifest = samples.train_sample(name, out, config, log=log)
+        manifests.append(manifest)
+        if not args.json:
+            print(f"{name}: test accuracy {manifest['metrics']['test']['accuracy']:.4f} -> {out / name}")
+    if args.json:
+        _print_json(manifests if len(manifests) > 1 else manifests[0])
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from workbench import api
+
+    model = api.load_model(args.model)
+    inputs = api.read_inputs(model, args.inputs)
+    probabilities = api.predict(model, inputs)
+    for raw, probs in zip(args.inputs, probabilities):
+        label = model.classes[int(probs.argmax())]
+        row = {"input": raw, "label": label,
+               "probabilities": {c: round(float(p), 6) for c, p in zip(model.classes, probs)}}
+        print(json.dumps(row) if args.json else f"{raw}: {label} ({probs.max():.3f})")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from workbench import api, exporting
+
+    model = api.load_model(args.model)
+    inputs = api.read_inputs(model, args.inputs)
+    targets = None
+    if args.target is not None:
+        if args.target not in model.classes:
+            raise WorkbenchError(f"class {args.target!r} is not one of {', '.join(model.classes)}.")
+        targets = [model.classes.index(args.target)] * len(inputs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    explanations = api.explain(model, args.method, inputs, targets, seed=args.seed)
+    for index, (raw, item, explanation) in enumerate(zip(args.inputs, inputs, explanations)):
+        path = exporting.write_explanation_file(out, index, raw, item, explanation, model)
+        row = {"input": raw, "method": explanation.method, "target": explanation.target_label,
+               "seconds": round(explanation.seconds, 4), "overlay": str(path)}
+        print(json.dumps(row) if args.json else f"{raw}: {explanation.target_label} -> {path}")
+    return 0
+
+
+
+def register_models(models_sub) -> None:
+    listing = models_sub.add_parser("list", help="list models")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_models_list)
+
+
+def register(sub) -> None:
+    train = sub.add_parser("train", help="train sample models from the shipped data")
+    train.add_argument("names", nargs="*", help="digits, shapes, shapes-shortcut, headlines")
+    train.add_argument("--all", action="store_true", help="train every sample model in order")
+    train.add_argument("--out", default="models/zoo", help="output folder (default models/zoo)")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="predict image files or texts")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("inputs", nargs="+", help="image paths (image models) or texts (text models)")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(func=cmd_predict)
+
+    explain = sub.add_parser("explain", help="explain predictions and write overlays")
+    explain.add_argument("--model", required=True)
+    explain.add_argument("--method", default="gradcam")
+    explain.add_argument("--target", default=None, help="class to explain (default: the predicted class)")
+    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("--out", default="explanations")
+    explain.add_argument("inputs", nargs="+")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=cmd_explain)

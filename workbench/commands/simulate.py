@@ -1,0 +1,210 @@
+"""`workbench simulate-review`: measure what correcting the review queue's top buys, end to end.
+
+On a dataset's flipped-label copy (`train_noisy`):
+
+1. train a model on the noisy labels with the sample recipe -> version of `<model>-noisy`;
+2. rank the training examples with the review queue (`labels.queue.audit`, most likely
+   label errors first), exactly as the Review page orders them;
+3. a scripted reviewer looks at the top N and, where the given label is wrong, records the true
+   label (from the clean split) in a ledger of its own (`simulations/<run>/labels.sqlite`, so a
+   user's real ledger is never touched), as annotator "simulated-reviewer";
+4. retrain from those corrections (the same recipe as `workbench retrain`) -> a candidate;
+5. report clean test accuracy before and after, and of a control: the same fine-tuning on the
+   uncorrected labels, so the gain can be told apart from the extra epochs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from workbench.errors import WorkbenchError
+
+REVIEWER = "simulated-reviewer"
+NOISY_SPLIT = "train_noisy"
+
+
+# -- the noisy starting model ----------------------------------------------------------------
+
+def _train_from_recipe(recipe: str, train: Any, val: Any, config: Any) -> Any:
+    from models import store, training
+
+    if recipe == "scratch":
+        return training.train_image_from_scratch(train, val, config)
+    if recipe == "transfer":
+        digits = store.version_path("digits", store.ZOO_VERSION) / store.MODEL_FILE
+        backbone, preprocessing = training.digits_backbone(digits)
+        return training.transfer_image_model(backbone, preprocessing, train, val, config)
+    if recipe == "text":
+        return training.train_text(train, val, config)
+    raise WorkbenchError(f"model recipe {recipe!r} cannot be simulated; use a sample model.")
+
+
+def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[str, str]:
+    """`<source>-noisy` at a version trained on the noisy labels with this config (reused if present)."""
+    from models import store, training
+    from workbench import datasets
+
+    name = f"{source}-noisy"
+    wanted = training.config_dict(config)
+    if name in store.model_names():
+        for version in store.all_version_ids(name):
+            simulation = store.read_manifest(name, version).get("simulation", {})
+            if simulation.get("role") == "noisy-base" and simulation.get("config") == wanted:
+                log(f"reusing {name} {version} (trained on the noisy labels)")
+                return name, version
+    parent = store.read_manifest(source, store.ZOO_VERSION)
+    dataset, recipe = parent["dataset"], parent.get("recipe", "scratch")
+    train = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
+    val = datasets.load(dataset, "val")
+    log(f"training {name} on {len(train)} examples with ~5% flipped labels ...")
+    started = time.perf_counter()
+    model = _train_from_recipe(recipe, train, val, config)
+    from models.retrain import evaluate_all
+
+    manifest = {key: parent[key] for key in ("modality", "classes", "input", "dataset", "recipe",
+                                            "gradcam_layer", "vocabulary_size") if key in parent}
+    manifest.update(
+        parent=None, train_split=NOISY_SPLIT, labels_changed=0, metrics=evaluate_all(model, dataset),
+        intended_use=f"Simulation only: {source}'s recipe trained on the flipped-label copy of {dataset}.",
+        training={"recipe": recipe, "config": wanted, "seconds": round(time.perf_counter() - started, 1),
+                  "command": f"workbench simulate-review --model {source}"},
+        simulation={"role": "noisy-base", "config": wanted, "source": source},
+        created_by=REVIEWER, created_at=store.now_iso(),
+    )
+    import sample_data
+
+    manifest["data_hash"] = sample_data.dataset_hash(train)
+    info = store.publish_version(name, model, manifest)
+    return name, info.version
+
+
+# -- ranking ---------------------------------------------------------------------------------
+
+def rank_examples(model: Any, dataset: Any, ledger: Any) -> list[str]:
+    """Example ids in review-queue order (most likely label error first), as the Review page ranks them."""
+    from labels import queue
+
+    result = queue.audit(model, dataset, ledger=ledger)
+    return [str(eid) for eid in result.ranking("issue")["example_id"]]
+
+
+# -- the simulated reviewer ------------------------------------------------------------------
+
+def review(ledger: Any, model: Any, noisy: Any, clean: Any, ranked: list[str], budget: int) -> dict[str, Any]:
+    """Look at the top `budget` ids; record the true label wherever the given one is wrong."""
+    reviewed = ranked[:budget]
+    position = {eid: i for i, eid in enumerate(noisy.ids)}
+    batch = [noisy.x[position[eid]] for eid in reviewed]
+    probabilities = model.predict_proba(batch) if batch else np.zeros((0, len(noisy.classes)))
+    corrected = 0
+    for eid, probs in zip(reviewed, probabilities):
+        i = position[eid]
+        given, true = noisy.classes[int(noisy.y[i])], clean.classes[int(clean.y[i])]
+        if given == true:
+            continue  # the reviewer confirms the label: nothing to record
+        seen = ledger.latest_event(noisy.name, eid)
+        ledger.record(noisy.name, eid, true, expected_event_id=seen.id if seen else None, annotator=REVIEWER,
+                      model_name=model.name, model_version=model.version,
+                      predicted_label=noisy.classes[int(probs.argmax())], confidence=float(probs.max()),
+                      note="simulated review with the known true label")
+        corrected += 1
+    return {"reviewed": len(reviewed), "corrected": corrected, "flipped_total": len(noisy.flipped_ids),
+            "queue_precision": round(corrected / len(reviewed), 4) if reviewed else None}
+
+
+def _control_accuracy(name: str, version: str, dataset: str, config: Any) -> float:
+    """Clean test accuracy after the same fine-tuning on the uncorrected labels (not published)."""
+    from models import store, training
+    from workbench import datasets
+
+    keras_model = store.load(name, version).keras_model
+    train = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
+    training.fine_tune(keras_model, train, datasets.load(dataset, "val"), config)
+    return training.evaluate(keras_model, datasets.load(dataset, "test"))["accuracy"]
+
+
+def simulate_review(
+    source: str,
+    budget: int,
+    *,
+    config: Any = None,
+    control: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Run the whole loop on `source`'s dataset; returns the measured numbers."""
+    from labels import Ledger
+    from models import retrain, store, training
+    from workbench import config as wb_config
+    from workbench import datasets, jobs
+
+    if budget < 1:
+        raise WorkbenchError("the review budget must be at least 1 example.")
+    if source not in store.model_names() or store.ZOO_VERSION not in store.all_version_ids(source):
+        raise WorkbenchError(f"{source!r} is not a sample model; choose one of digits, shapes, headlines.")
+    started = time.perf_counter()
+    config = config or training.TrainConfig()
+    name, base = noisy_model(source, config, log)
+    dataset = store.read_manifest(name, base)["dataset"]
+    noisy = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
+    clean = training._limited(datasets.load(dataset, "train"), config.limit)
+    model = store.load(name, base)
+    run_dir = wb_config.workspace_subdir("simulations") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(f"sqlite:///{run_dir / 'labels.sqlite'}")
+    ranked = rank_examples(model, noisy, ledger)
+    log(f"ranked {len(ranked)} examples with the review queue; reviewing the top {budget} ...")
+    outcome = review(ledger, model, noisy, clean, ranked, budget)
+    log(f"{outcome['corrected']} of {outcome['reviewed']} reviewed labels were wrong and got corrected")
+
+    with jobs.holding_lock(name, "simulation", created_by=REVIEWER):
+        result = retrain.retrain(name, parent=base, split=NOISY_SPLIT, config=config, ledger=ledger,
+                                 created_by=REVIEWER, log=log)
+    report = {
+        "model": name, "dataset": dataset, "budget": budget, **outcome,
+        "noisy_version": base, "candidate": result.candidate, "labels_changed": result.labels_changed,
+        "clean_test_accuracy": {"noisy": result.before["accuracy"], "corrected": result.after["accuracy"]},
+        "ledger": str(run_dir / "labels.sqlite"),
+    }
+    if control:
+        log("control: the same fine-tuning on the uncorrected labels ...")
+        report["clean_test_accuracy"]["uncorrected_finetune"] = _control_accuracy(name, base, dataset, config)
+    accuracy = report["clean_test_accuracy"]
+    report["improvement"] = round(accuracy["corrected"] - accuracy["noisy"], 4)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from models import samples, training
+
+    config = samples.quick_config() if args.quick else training.TrainConfig()
+    if args.limit is not None:
+        config = replace(config, limit=args.limit)
+    log = (lambda message: print(message, file=sys.stderr, flush=True))
+    report = simulate_review(args.model, args.budget, config=config, control=not args.no_control, log=log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        acc = report["clean_test_accuracy"]
+        print(f"{report['model']}: corrected {report['corrected']} of {report['reviewed']} reviewed labels; clean "
+              f"test accuracy {acc['noisy']:.4f} (noisy) -> {acc['corrected']:.4f} (corrected, {report['candidate']})")
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("simulate-review", help="measure the effect of correcting the review queue's top")
+    parser.add_argument("--model", required=True, help="a sample model: digits, shapes, headlines")
+    parser.add_argument("--budget", type=int, required=True, help="how many queue entries the reviewer checks")
+    parser.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N training examples only")
+    parser.add_argument("--no-control", action="store_true", help="skip the uncorrected fine-tuning control")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=cmd_simulate)

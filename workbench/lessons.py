@@ -1,0 +1,611 @@
+"""The data behind the Learn page: real models, real intermediate results, plain numbers.
+
+Every lesson function runs the actual model (or explainer) and returns a small dataclass
+the page draws; nothing here imports streamlit, so a notebook can use the same lessons.
+
+    python -m workbench.lessons fix-shortcut     # retrain shapes-shortcut on cleaned data
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from explainers import metrics
+from explainers.types import Explanation, Modality
+
+SHORTCUT_MODEL = "shapes-shortcut"
+SHORTCUT_DATASET = "shapes-shortcut"
+CUE_CLASS = "circle"
+LESSON_FIX_KEY = "lesson_fix"  # manifest field marking the version retrained by the shortcut lesson
+# shap's image masker "blur(8,8)" (the SHAP explainer's default): the same "hidden" look here.
+SHAP_BLUR = 8
+
+# One-line definitions, so no term is used in a lesson before it is explained.
+GLOSSARY: dict[str, str] = {
+    "model": "a program that learned from examples to give each input a label.",
+    "class": "one of the labels the model can give (for example circle, square, triangle, star).",
+    "probability": "how sure the model is, from 0 % (certainly not) to 100 % (certainly).",
+    "explanation": "a picture or colouring that shows which parts of the input the model relied on.",
+    "attribution": "the number an explanation gives each pixel or word: how much it pushed the prediction.",
+    "heatmap": "the attributions drawn as colours over the image: warm = important.",
+    "feature map": "a grid the network computes inside itself; each one lights up where it found one kind of pattern.",
+    "gradient": "how much the output would change if one number inside the network changed a little.",
+    "superpixel": "a small patch of neighbouring pixels with similar colour, treated as one piece.",
+    "surrogate": "a very simple model (a weighted sum) fitted to copy the real model near one input.",
+    "coalition": "a group of input pieces that are kept visible while the others are hidden.",
+    "Shapley value": "a piece's fair share of the prediction, averaged over every coalition it could join.",
+    "base value": "the model's output when every piece is hidden: the starting point before any evidence.",
+    "shortcut": "an easy clue in the training data that predicts the answer but is not the real reason.",
+    "faithfulness": "whether an explanation shows what the model really uses, tested by hiding what it highlights.",
+}
+
+LESSON_TEXT: dict[str, str] = {
+    "intro": (
+        "These lessons open up real models that ship with the workbench. Every picture below is "
+        "computed live from the model, not drawn by hand."
+    ),
+    "gradcam": (
+        "**Grad-CAM** asks the network itself where it looked. Deep inside, the network keeps a stack of "
+        "*feature maps* (small grids that light up where a pattern was found).\n\n"
+        "Step 1: take the feature maps of the last convolution layer (a layer that scans the image with small filters).\n\n"
+        "Step 2: give each map a *weight*: the average *gradient* of the class score with respect to that map. "
+        "A big positive weight means “more of this pattern, more of this class”.\n\n"
+        "Step 3: add the maps up, each times its weight, and keep only the positive part. That sum, "
+        "stretched to the image size, is the heatmap."
+    ),
+    "lime": (
+        "**LIME** treats the model as a black box and experiments on it.\n\n"
+        "Step 1: cut the image into *superpixels* (patches of similar colour).\n\n"
+        "Step 2: make hundreds of copies with random superpixels greyed out (filled with their average colour) "
+        "and ask the model about each copy.\n\n"
+        "Step 3: fit a *surrogate*, a simple weighted sum of “which patches were visible”, to those answers. "
+        "Its weights are the explanation: a patch with a big weight raised the score when it was visible."
+    ),
+    "shap": (
+        "**SHAP** shares out the prediction fairly between the pieces of the input, using *Shapley values* "
+        "from game theory.\n\n"
+        "Step 1: split the image into pieces (here four quarters, to keep it small).\n\n"
+        "Step 2: for every *coalition* (group of quarters left visible; the rest is blurred), ask the model.\n\n"
+        "Step 3: a quarter's Shapley value is how much adding it to a coalition raises the score, averaged "
+        "fairly over all coalitions. The values always add up to the prediction minus the *base value* "
+        "(the score with everything hidden)."
+    ),
+    "shortcut": (
+        "A *shortcut* is a clue that gives the answer away in the training data without being the real reason. "
+        "In the shapes-shortcut data nearly every circle carries a small magenta mark in the top-left corner. "
+        "Let us see whether the model learned circles, or the mark."
+    ),
+    "guess": (
+        "Before you look at the explanation, guess! Pick the parts of the input you think the model relies on. "
+        "Then reveal the Grad-CAM map and see how much of its weight falls where you guessed."
+    ),
+}
+
+
+def glossary_markdown(terms: Sequence[str]) -> str:
+    """A bullet list of one-line definitions for the terms a section uses."""
+    return "\n".join(f"- **{term}**: {GLOSSARY[term]}" for term in terms)
+
+
+# --- Grad-CAM ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureMapView:
+    channel: int
+    weight: float
+    activation: np.ndarray  # positions (h x w), raw
+    contribution: float  # weight x mean activation: the map's share of the class evidence
+
+
+@dataclass(frozen=True)
+class GradCAMLesson:
+    layer: str
+    target: int
+    target_label: str
+    probability: float
+    n_channels: int
+    top_maps: tuple[FeatureMapView, ...]  # the maps that add most to the sum
+    weights: np.ndarray  # every channel's weight
+    weighted_sum: np.ndarray  # before ReLU (h x w)
+    cam: np.ndarray  # after ReLU (h x w)
+    values: np.ndarray  # the heatmap at image size, in [0, 1]
+
+
+def gradcam_lesson(model: Any, image: np.ndarray, target: int | None = None, *, top: int = 6) -> GradCAMLesson:
+    """Grad-CAM's steps for one image: the feature maps, their weights, the weighted sum."""
+    from explainers.gradcam import gradcam_parts
+
+    parts = gradcam_parts(model, image, target)
+    acts, weights = np.asarray(parts["activations"]), np.asarray(parts["weights"])
+    contributions = weights * acts.reshape(-1, acts.shape[-1]).mean(axis=0)
+    order = np.argsort(-contributions)[:top]
+    views = tuple(FeatureMapView(int(k), float(weights[k]), acts[..., k], float(contributions[k])) for k in order)
+    return GradCAMLesson(
+        layer=parts["layer"], target=parts["target"], target_label=parts["target_label"],
+        probability=float(parts["probabilities"][parts["target"]]), n_channels=int(acts.shape[-1]),
+        top_maps=views, weights=weights, weighted_sum=np.asarray(parts["weighted_sum"]),
+        cam=np.asarray(parts["cam"]), values=np.asarray(parts["values"]),
+    )
+
+
+# --- LIME --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerturbedSample:
+    image: np.ndarray  # uint8
+    visible: np.ndarray  # bool per superpixel
+    probability: float  # the model's probability for the target class on this copy
+
+
+@dataclass(frozen=True)
+class LimeLesson:
+    target: int
+    target_label: str
+    probability: float
+    segments: np.ndarray  # superpixel label per pixel
+    samples: tuple[PerturbedSample, ...]
+    segment_weights: np.ndarray  # the surrogate's weight per superpixel
+    intercept: float
+    score: float  # how well the surrogate copies the model (R squared, 1 = perfectly)
+    values: np.ndarray  # weight of each pixel's superpixel
+    num_samples: int
+
+
+def superpixel_means(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Each superpixel filled with its mean colour: what LIME shows in place of a hidden patch."""
+    image = np.asarray(image, dtype=np.float64)
+    filled = np.empty_like(image)
+    for label in np.unique(segments):
+        where = segments == label
+        filled[where] = image[where].mean(axis=0)
+    return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
+
+
+def lime_lesson(
+    model: Any, image: np.ndarray, target: int | None = None, *, seed: int = 0, shown: int = 6, num_samples: int = 500
+) -> LimeLesson:
+    """LIME on one image, plus `shown` perturbed copies with the model's answer for each."""
+    from explainers.lime_explainer import paste_superpixels
+    from workbench import api
+
+    explanation = api.explain(model, "lime", [image], None if target is None else [target], seed=seed,
+                              num_samples=num_samples)[0]
+    segments = np.asarray(explanation.extras["segments"])
+    n_segments = int(segments.max()) + 1
+    rng = np.random.default_rng(seed)
+    visible = rng.integers(0, 2, size=(shown, n_segments)).astype(bool)
+    copies = paste_superpixels(np.asarray(image), superpixel_means(image, segments), segments, visible.astype(int))
+    copies = np.clip(copies, 0, 255).astype(np.uint8)
+    probabilities = model.predict_proba(list(copies))[:, explanation.target]
+    weights = explanation.extras["weights"]
+    return LimeLesson(
+        target=explanation.target, target_label=explanation.target_label,
+        probability=float(explanation.extras.get("probability", float("nan"))), segments=segments,
+        samples=tuple(PerturbedSample(c, v, float(p)) for c, v, p in zip(copies, visible, probabilities)),
+        segment_weights=np.array([weights.get(s, 0.0) for s in range(n_segments)]),
+        intercept=float(explanation.extras.get("intercept", 0.0)), score=float(explanation.extras.get("score", float("nan"))),
+        values=np.asarray(explanation.values), num_samples=num_samples,
+    )
+
+
+# --- SHAP --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coalition:
+    members: tuple[int, ...]  # visible quarters (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)
+    image: np.ndarray  # uint8, the rest blurred
+    probability: float
+
+
+@dataclass(frozen=True)
+class ShapLesson:
+    target: int
+    target_label: str
+    coalitions: tuple[Coalition, ...]  # all 16, from none visible to all visible
+    quarter_values: np.ndarray  # exact Shapley value of each quarter
+    full: float  # the model's probability with everything visible
+    empty: float  # ... with everything blurred: the base value of this small game
+    partition_values: np.ndarray | None  # the real SHAP explainer's map (H x W), when run
+    partition_base: float | None
+    partition_probability: float | None
+
+
+QUARTER_NAMES = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+def quarter_masks(height: int, width: int) -> np.ndarray:
+    """4 x H x W booleans: the four quarters of the image."""
+    masks = np.zeros((4, height, width), dtype=bool)
+    h, w = height // 2, width // 2
+    masks[0, :h, :w] = masks[1, :h, w:] = masks[2, h:, :w] = masks[3, h:, w:] = True
+    return masks
+
+
+def exact_shapley(value_of: dict[frozenset[int], float], players: int) -> np.ndarray:
+    """Shapley values from the value of every coalition: phi_i = sum |S|!(n-|S|-1)!/n! (v(S+i) - v(S))."""
+    phi = np.zeros(players)
+    for i in range(players):
+        others = [p for p in range(players) if p != i]
+        for size in range(players):
+            weight = math.factorial(size) * math.factorial(players - size - 1) / math.factorial(players)
+            for subset in combinations(others, size):
+                s = frozenset(subset)
+                phi[i] += weight * (value_of[s | {i}] - value_of[s])
+    return phi
+
+
+def shap_lesson(
+    model: Any, image: np.ndarray, target: int | None = None, *, seed: int = 0, run_partition: bool = True,
+    max_evals: int = 300,
+) -> ShapLesson:
+    """An exact 4-player Shapley game on the image's quarters, then the real SHAP explainer."""
+    import cv2
+
+    image = np.asarray(image, dtype=np.uint8)
+    if target is None:
+        target = int(model.predict_proba([image])[0].argmax())
+    blurred = cv2.blur(image, (SHAP_BLUR, SHAP_BLUR))
+    quarters = quarter_masks(*image.shape[:2])
+    members_list = [tuple(c) for size in range(5) for c in combinations(range(4), size)]
+    images = []
+    for members in members_list:
+        visible = quarters[list(members)].any(axis=0) if members else np.zeros(image.shape[:2], bool)
+        images.append(np.where(visible[..., None], image, blurred).astype(np.uint8))
+    probabilities = model.predict_proba(images)[:, target]
+    value_of = {frozenset(m): float(p) for m, p in zip(members_list, probabilities)}
+    coalitions = tuple(Coalition(m, im, float(p)) for m, im, p in zip(members_list, images, probabilities))
+    partition = None
+    if run_partition:
+        from workbench import api
+
+        partition = api.explain(model, "shap", [image], [target], seed=seed, max_evals=max_evals)[0]
+    return ShapLesson(
+        target=target, target_label=str(model.classes[target]), coalitions=coalitions,
+        quarter_values=exact_shapley(value_of, 4), full=value_of[frozenset(range(4))], empty=value_of[frozenset()],
+        partition_values=None if partition is None else np.asarray(partition.values),
+        partition_base=None if partition is None else partition.base_value,
+        partition_probability=None if partition is None else float(partition.extras.get("probability", float("nan"))),
+    )
+
+
+# --- guess, then reveal ------------------------------------------------------------------------
+
+
+def cell_masks(height: int, width: int, grid: int) -> np.ndarray:
+    """grid*grid x H x W booleans, row by row; cell i is row i // grid, column i % grid."""
+    rows = np.minimum(np.arange(height) * grid // height, grid - 1)
+    cols = np.minimum(np.arange(width) * grid // width, grid - 1)
+    cell_of = rows[:, None] * grid + cols[None, :]
+    return np.stack([cell_of == i for i in range(grid * grid)])
+
+
+def cell_shares(values: np.ndarray, grid: int) -> np.ndarray:
+    """Share of the positive attribution in each cell (sums to 1; all 0 for an empty map)."""
+    positive = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+    cells = cell_masks(*positive.shape, grid)
+    mass = (cells * positive[None]).sum(axis=(1, 2))
+    total = mass.sum()
+    return mass / total if total > 0 else np.zeros_like(mass)
+
+
+def top_set(shares: np.ndarray, fraction: float = 0.5) -> list[int]:
+    """The fewest positions (largest first) that together hold at least `fraction` of the mass."""
+    shares = np.asarray(shares, dtype=np.float64)
+    if shares.sum() <= 0:
+        return []
+    order = np.argsort(-shares, kind="stable")
+    cumulative = np.cumsum(shares[order])
+    count = int(np.searchsorted(cumulative, fraction * shares.sum() - 1e-12)) + 1
+    return sorted(int(i) for i in order[:count])
+
+
+@dataclass(frozen=True)
+class GuessScore:
+    mass_share: float  # share of the explanation inside the picks
+    chance: float  # what a guess of the same size scores on a uniform map
+    iou: float  # overlap of the picks with the explanation's top set (intersection / union)
+    top: tuple[int, ...]  # the explanation's top cells / words
+
+    def message(self, unit: str) -> str:
+        if self.mass_share >= max(0.5, 2 * self.chance):
+            feel = "Great guess!"
+        elif self.mass_share > self.chance:
+            feel = "Better than chance."
+        else:
+            feel = "Not this time: the model looked elsewhere."
+        return (f"{feel} Your {unit} hold {self.mass_share:.0%} of the explanation "
+                f"(a random pick of the same size would hold about {self.chance:.0%}).")
+
+
+def _iou(a: set[int], b: set[int]) -> float:
+    union = a | b
+    return len(a & b) / len(union) if union else 1.0
+
+
+def image_guess_score(values: np.ndarray, picked: Sequence[int], grid: int = 4) -> GuessScore:
+    """Score picked grid cells against an image explanation."""
+    shares = cell_shares(values, grid)
+    picked_set = {int(p) for p in picked}
+    if any(p < 0 or p >= grid * grid for p in picked_set):
+        raise ValueError(f"cells are numbered 0 to {grid * grid - 1}")
+    top = top_set(shares)
+    return GuessScore(
+        mass_share=float(shares[list(picked_set)].sum()) if picked_set else 0.0,
+        chance=len(picked_set) / (grid * grid), iou=_iou(picked_set, set(top)), top=tuple(top),
+    )
+
+
+def text_guess_score(values: Sequence[float], picked: Sequence[int]) -> GuessScore:
+    """Score picked word positions against a text explanation (positive evidence only)."""
+    positive = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+    picked_set = {int(p) for p in picked}
+    total = positive.sum()
+    shares = positive / total if total > 0 else np.zeros_like(positive)
+    top = top_set(shares)
+    n = max(len(positive), 1)
+    return GuessScore(
+        mass_share=float(shares[list(picked_set)].sum()) if picked_set else 0.0,
+        chance=len(picked_set) / n, iou=_iou(picked_set, set(top)), top=tuple(top),
+    )
+
+
+def draw_grid(image: np.ndarray, grid: int, *, highlight: Sequence[int] = (), labels: bool = True) -> np.ndarray:
+    """An (upscaled) RGB uint8 image with grid lines, cell numbers and highlighted cells outlined."""
+    import cv2
+
+    image = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).copy())
+    height, width = image.shape[:2]
+    for i in range(1, grid):
+        cv2.line(image, (0, i * height // grid), (width - 1, i * height // grid), (255, 255, 255), 1)
+        cv2.line(image, (i * width // grid, 0), (i * width // grid, height - 1), (255, 255, 255), 1)
+    scale = max(0.3, min(height, width) / grid / 60)
+    for cell in range(grid * grid):
+        row, col = divmod(cell, grid)
+        top, left = row * height // grid, col * width // grid
+        bottom, right = (row + 1) * height // grid - 1, (col + 1) * width // grid - 1
+        if cell in highlight:
+            cv2.rectangle(image, (left + 1, top + 1), (right - 1, bottom - 1), (255, 220, 0), 3)
+        if labels:
+            org = (left + 4, top + int(18 * scale) + 2)
+            cv2.putText(image, str(cell + 1), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(image, str(cell + 1), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return image
+
+
+# --- the shortcut lesson -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShortcutLesson:
+    version: str
+    accuracy_test: float  # on its own test split (the mark still gives circles away)
+    accuracy_nocue: float  # on test_nocue (the mark is on random images of every class)
+    n: int
+    example: np.ndarray  # a circle carrying the mark (test split)
+    example_cue_mask: np.ndarray
+    example_explanation: Explanation
+    trap: np.ndarray | None  # a non-circle carrying the mark that the model calls a circle (test_nocue)
+    trap_explanation: Explanation | None
+    trap_true_label: str | None
+    cue_mass: float  # mean Grad-CAM share on the mark over marked test images
+    cue_share: float  # the mark's share of the image
+    circles_called_circle_with_mark: float  # test_nocue: share of marked non-circles predicted "circle"
+    circles_called_circle_without_mark: float  # test_nocue: share of unmarked non-circles predicted "circle"
+
+
+def _first_index(condition: np.ndarray) -> int | None:
+    hits = np.flatnonzero(condition)
+    return int(hits[0]) if hits.size else None
+
+
+def shortcut_lesson(model: Any, *, n: int = 300, method: str = "gradcam") -> ShortcutLesson:
+    """The shortcut model's accuracy with and without the cue, and what its explanations show."""
+    from workbench import api, datasets
+
+    test = datasets.load(SHORTCUT_DATASET, "test")
+    nocue = datasets.load(SHORTCUT_DATASET, "test_nocue")
+    cue_class = list(model.classes).index(CUE_CLASS)
+    test_x, test_y = np.asarray(test.x[:n]), np.asarray(test.y[:n])
+    nocue_x, nocue_y = np.asarray(nocue.x[:n]), np.asarray(nocue.y[:n])
+    test_pred = model.predict_proba(list(test_x)).argmax(axis=1)
+    nocue_pred = model.predict_proba(list(nocue_x)).argmax(axis=1)
+
+    marked = np.asarray(test.cue_masks[:n]).any(axis=(1, 2))
+    explanations = api.explain(model, method, list(test_x[marked]), None)
+    maps = np.stack([e.values for e in explanations]) if explanations else np.zeros((0,) + test_x.shape[1:3])
+    cues = np.asarray(test.cue_masks[:n])[marked]
+    cue_mass = float(np.nanmean(metrics.cue_mass(maps, cues))) if len(maps) else float("nan")
+
+    example_index = _first_index(marked & (test_y == cue_class) & (test_pred == cue_class))
+    example_index = example_index if example_index is not None else _first_index(marked)
+    example = test_x[example_index]
+    nocue_marked = np.asarray(nocue.cue_masks[:n]).any(axis=(1, 2))
+    not_circle = nocue_y != cue_class
+    trap_index = _first_index(nocue_marked & not_circle & (nocue_pred == cue_class))
+    trap = None if trap_index is None else nocue_x[trap_index]
+
+    def called_circle(where: np.ndarray) -> float:
+        return float(np.mean(nocue_pred[where] == cue_class)) if where.any() else float("nan")
+
+    return ShortcutLesson(
+        version=model.version,
+        accuracy_test=float(np.mean(test_pred == test_y)), accuracy_nocue=float(np.mean(nocue_pred == nocue_y)), n=len(test_y),
+        example=example, example_cue_mask=np.asarray(test.cue_masks[example_index]), example_explanation=api.explain(model, method, [example], None)[0],
+        trap=trap, trap_explanation=None if trap is None else api.explain(model, method, [trap], None)[0],
+        trap_true_label=None if trap_index is None else str(model.classes[int(nocue_y[trap_index])]),
+        cue_mass=cue_mass, cue_share=float(metrics.area_share(cues[0])) if len(cues) else float("nan"),
+        circles_called_circle_with_mark=called_circle(nocue_marked & not_circle),
+        circles_called_circle_without_mark=called_circle(~nocue_marked & not_circle),
+    )
+
+
+# --- fixing the shortcut: clean the data, retrain ------------------------------------------------
+
+
+def remove_cue(images: np.ndarray, cue_masks: np.ndarray) -> np.ndarray:
+    """The images with the planted mark painted over from its surroundings (OpenCV inpainting)."""
+    import cv2
+
+    images = np.array(images, copy=True)
+    for i in np.flatnonzero(np.asarray(cue_masks).any(axis=(1, 2))):
+        # Grow the mask by a pixel so no magenta fringe survives at the mark's edge.
+        mask = cv2.dilate(np.asarray(cue_masks[i], dtype=np.uint8), np.ones((3, 3), np.uint8))
+        images[i] = cv2.inpaint(images[i], mask, 3, cv2.INPAINT_TELEA)
+    return images
+
+
+def cleaned(dataset: Any) -> Any:
+    """A copy of a shapes-shortcut split with the mark removed from every image."""
+    if dataset.cue_masks is None:
+        return dataset
+    return replace(dataset, x=remove_cue(dataset.x, dataset.cue_masks), cue_masks=None)
+
+
+def fixed_versions(name: str = SHORTCUT_MODEL) -> list[str]:
+    """Versions of the shortcut model that the lesson retrained on cleaned data, oldest first."""
+    from models import store
+
+    return [v.version for v in store.list_versions(name) if v.manifest.get(LESSON_FIX_KEY)]
+
+
+def fix_shortcut(
+    *, config: Any = None, log: Callable[[str], None] = lambda _: None, created_by: str = "learn page",
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Retrain the shortcut model's recipe on training data with the mark painted over.
+
+    Same recipe as the shipped model (the digits backbone, a new head, fine-tuning), only
+    the data is cleaned. Publishes a *candidate* version (not made current) and returns
+    its accuracy on test and test_nocue next to the parent's.
+    """
+    import keras
+    import tensorflow as tf
+
+    from models import store, training
+    from workbench import datasets, jobs
+
+    config = config or training.TrainConfig()
+    started = time.perf_counter()
+    parent = store.current_version(SHORTCUT_MODEL)
+    parent_manifest = store.read_manifest(SHORTCUT_MODEL, parent)
+    with jobs.holding_lock(SHORTCUT_MODEL, "lesson-fix", created_by=created_by):
+        log("cleaning the training data (painting over the corner mark) ...")
+        train = training._limited(cleaned(datasets.load(SHORTCUT_DATASET, "train")), config.limit)
+        val = cleaned(datasets.load(SHORTCUT_DATASET, "val"))
+        digits_file = store.version_path("digits", store.current_version("digits")) / "model.keras"
+        backbone, preprocessing = training.digits_backbone(digits_file)
+        log(f"retraining on {len(train)} cleaned images ...")
+        model = training.transfer_image_model(backbone, preprocessing, train, val, config, callbacks)
+        after = {s: training.evaluate(model, datasets.load(SHORTCUT_DATASET, s)) for s in ("test", "test_nocue")}
+        before = {s: parent_manifest.get("metrics", {}).get(s, {}) for s in ("test", "test_nocue")}
+        manifest = {k: parent_manifest[k] for k in ("modality", "classes", "input", "dataset", "recipe",
+                                                   "intended_use", "gradcam_layer") if k in parent_manifest}
+        manifest.update(
+            parent=parent, metrics=after, parent_metrics=before, created_by=created_by, created_at=store.now_iso(),
+            created_as="candidate", labels_changed=0,
+            **{LESSON_FIX_KEY: "training images cleaned: the corner mark painted over (OpenCV inpainting)"},
+            training={"recipe": "transfer (digits backbone) on cleaned data", "config": training.config_dict(config),
+                      "seconds": round(time.perf_counter() - started, 1),
+                      "command": "python -m workbench.lessons fix-shortcut"},
+            software={"keras": keras.__version__, "tensorflow": tf.__version__},
+        )
+        info = store.publish_version(SHORTCUT_MODEL, model, manifest)
+    log(f"published candidate {SHORTCUT_MODEL} {info.version}")
+    return {"model": SHORTCUT_MODEL, "candidate": info.version, "parent": parent,
+            "before": {s: before[s].get("accuracy") for s in before},
+            "after": {s: after[s]["accuracy"] for s in after},
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _fix_status_path() -> Path:
+    from workbench import config
+
+    return config.workspace_subdir("lessons") / "fix-shortcut.json"
+
+
+def read_fix_status() -> dict[str, Any] | None:
+    """The last shortcut-fix run's status ({"state": running|done|failed, ...}), None if never run."""
+    from workbench import jobs
+
+    path = _fix_status_path()
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    if status.get("state") == "running" and not jobs.pid_alive(status.get("pid"), status.get("pid_start")):
+        status = dict(status, state="failed", error="the retraining process ended without reporting.")
+    return status
+
+
+def start_fix_job(quick: bool = False) -> dict[str, Any]:
+    """Start fix_shortcut in its own process (training never runs in the page's thread)."""
+    from models.store import write_json_atomic
+    from workbench import config, jobs
+    from workbench.errors import WorkbenchError
+
+    current = read_fix_status()
+    if current and current.get("state") == "running":
+        raise WorkbenchError("the shortcut model is already being retrained; wait for it to finish.")
+    path = _fix_status_path()
+    log = path.with_suffix(".log")
+    env = dict(os.environ, WORKBENCH_HOME=str(config.workspace_dir()), TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(config.REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "workbench.lessons", "fix-shortcut"] + (["--quick"] if quick else [])
+    with open(log, "wb") as handle:
+        child = subprocess.Popen(command, cwd=config.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    status = {"state": "running", "stage": "starting", "pid": child.pid, "pid_start": jobs.process_start_time(child.pid),
+              "started_at": time.time(), "log": str(log)}
+    write_json_atomic(path, status)
+    return status
+
+
+def _run_fix(quick: bool) -> int:
+    from models import samples
+    from models.store import write_json_atomic
+
+    path = _fix_status_path()
+    status = read_fix_status() or {}
+    status.update(state="running", pid=os.getpid())
+
+    def report(stage: str) -> None:
+        print(stage, flush=True)
+        status["stage"] = stage
+        write_json_atomic(path, status)
+
+    try:
+        result = fix_shortcut(config=samples.quick_config() if quick else None, log=report)
+    except Exception as exc:  # noqa: BLE001 - the page must learn how the run ended
+        status.update(state="failed", error=f"{type(exc).__name__}: {exc}")
+        write_json_atomic(path, status)
+        raise
+    status.update(state="done", stage="done", result=result)
+    write_json_atomic(path, status)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.lessons")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fix = sub.add_parser("fix-shortcut", help="retrain shapes-shortcut on data with the mark painted over")
+    fix.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
+    args = parser.parse_args(argv)
+    return _run_fix(args.quick)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
