@@ -13,6 +13,8 @@ PAGES = [
     ("pages/bring_your_own.py", "Your model & data", "📦", None),
     ("pages/retrain.py", "Retrain", "🔁", None),
     ("pages/compare_versions.py", "Compare versions", "⚖️", None),
+    ("pages/dataset.py", "Dataset", "📊", None),
+    ("pages/batch.py", "Batch", "🗂️", None),
 ]
 
 pages = {path: st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon, _) in enumerate(PAGES)}

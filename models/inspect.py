@@ -31,6 +31,8 @@ from workbench.errors import ModelError
 
 MAX_CLASSES_FILE_BYTES = 1024 * 1024
 MAX_CLASS_NAME_CHARS = 100
+# Characters that would let a class name carry a Markdown link, image or HTML tag.
+MARKUP_CHARACTERS = frozenset("[]<>`")
 # Keras' TextVectorization defaults, which models.loaded.tokenize mirrors.
 _TOKENIZER = {"standardize": "lower_and_strip_punctuation", "split": "whitespace"}
 
@@ -307,6 +309,11 @@ def check_classes(names: Sequence[Any], n_classes: int, where: str) -> tuple[str
         name = unicodedata.normalize("NFC", name).strip()
         if not name or any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in name):
             raise ModelError(f"class names from {where} must be visible text without control characters; fix them.")
+        if MARKUP_CHARACTERS.intersection(name):
+            # Class names are shown in Markdown all over the app: no links, images or tags.
+            raise ModelError(
+                f"class names from {where} may not contain any of {' '.join(sorted(MARKUP_CHARACTERS))}; rename the class."
+            )
         if len(name) > MAX_CLASS_NAME_CHARS:
             raise ModelError(f"a class name from {where} is longer than {MAX_CLASS_NAME_CHARS} characters; shorten it.")
         cleaned.append(name)

@@ -131,7 +131,7 @@ def review_one(model: Any, dataset: Any, result: AuditResult, ledger: Ledger, la
     context = _context(model, result, row, pointer["seen"], annotator)
     waiting = int((~full["reviewed"] & ~full["example_id"].isin(st.session_state.get(SKIPPED, []))).sum())
     st.subheader(f"{row['example_id']}  ·  {waiting} waiting")
-    _show_example(model, dataset, row)
+    _show_example(model, dataset, result, row)
     conflict = st.session_state.get(CONFLICT)
     if conflict and conflict["context"]["example_id"] == row["example_id"]:
         _conflict_panel(conflict)
@@ -163,8 +163,10 @@ def _current_row(result: AuditResult, full: pd.DataFrame) -> dict[str, Any] | No
     return _plain(row)
 
 
-def _show_example(model: Any, dataset: Any, row: dict[str, Any]) -> None:
+def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, Any]) -> None:
     item = dataset.x[int(row["index"])]
+    # The label may have changed since the ranking: read its probability from the stored row.
+    row["prob_current"] = float(result.probabilities[int(row["index"]), result.classes.index(row["current_label"])])
     left, right = st.columns([1, 2], gap="large")
     with left:
         if model.modality is Modality.IMAGE:
@@ -176,8 +178,8 @@ def _show_example(model: Any, dataset: Any, row: dict[str, Any]) -> None:
         a.metric("Given label", row["current_label"])
         b.metric("Model's label (out-of-sample)", row["predicted_label"],
                  f"{row['confidence']:.0%} confident", delta_color="off")
-        notes = [f"probability of the given label: {row['prob_given']:.1%}",
-                 f"label quality {row['label_quality']:.3f} (issue rank {row['issue_rank']})"]
+        notes = [f"out-of-sample probability of the given label: {row['prob_current']:.1%}",
+                 f"issue rank {row['issue_rank']}"]
         if row["is_label_issue"]:
             notes.append("cleanlab: likely label error")
         notes.append(f"the full model says {row['model_label']} ({row['model_confidence']:.0%})")

@@ -23,8 +23,18 @@ def _report_key(model: LoadedModel, explanation: Explanation, item: Any, ground_
     digest.update(f"{model.name}|{model.version}|{explanation.method}|{explanation.target}".encode())
     digest.update(np.ascontiguousarray(explanation.values).tobytes())
     digest.update(cache.input_digest(item).encode())
-    digest.update(repr(ground_truth is not None).encode())
+    digest.update(_truth_digest(ground_truth).encode())
     return digest.hexdigest()
+
+
+def _truth_digest(ground_truth: Any) -> str:
+    if ground_truth is None:
+        return "none"
+    if isinstance(ground_truth, metrics.GroundTruth):
+        parts = [ground_truth.mask, ground_truth.cue_mask, ground_truth.rationale]
+    else:
+        parts = [ground_truth]
+    return "|".join("-" if p is None else cache.input_digest(p if isinstance(p, np.ndarray) else repr(p)) for p in parts)
 
 
 def cached_trust_summary(

@@ -74,7 +74,7 @@ def _progress_body(status: dict[str, Any]) -> None:
              help="Early stopping may end the run sooner.")
     st.caption(f"Stage: {status.get('stage') or '–'} · job {status['job_id']} · TensorBoard logs: {status.get('tensorboard')}")
     if status.get("history"):
-        st.plotly_chart(history_figure(status["history"]), width="stretch", key=f"history_{status['job_id']}")
+        st.plotly_chart(history_figure(status["history"]), width="stretch")
 
 
 @st.fragment(run_every=1.0)
@@ -196,12 +196,16 @@ def pick_versions(name: str) -> tuple[str, str]:
 
 
 def confusion_figure(diff: np.ndarray, classes: Sequence[str]) -> go.Figure:
-    """new - old confusion counts: blue where the new version has more, red where fewer."""
+    """new - old confusion counts, coloured by effect: blue = better (more on the diagonal,
+    fewer off it), red = worse. The numbers are the raw changes."""
+    diff = np.asarray(diff, dtype=int)
+    effect = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
     peak = max(int(np.abs(diff).max()), 1)
     names = [str(c) for c in classes]
     figure = go.Figure(go.Heatmap(
-        z=diff, x=names, y=names, zmin=-peak, zmax=peak, colorscale="RdBu", text=diff, texttemplate="%{text}",
-        hovertemplate="truth %{y}, predicted %{x}: %{z:+d}<extra></extra>",
+        z=effect, x=names, y=names, zmin=-peak, zmax=peak, colorscale="RdBu", showscale=False,
+        text=[[f"{v:+d}" if v else "0" for v in row] for row in diff], texttemplate="%{text}",
+        hovertemplate="truth %{y}, predicted %{x}: %{text}<extra></extra>",
     ))
     figure.update_layout(height=120 + 34 * len(names), margin=dict(l=10, r=10, t=10, b=10),
                          xaxis=dict(title="predicted", type="category"),
@@ -219,7 +223,8 @@ def metrics_comparison(name: str, old: str, new: str) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
     diff = versions.confusion_difference(a, b)
     if diff is not None:
-        st.markdown("**Confusion matrix, new minus old** (diagonal up = more correct)")
+        st.markdown("**Confusion matrix, new minus old**: blue cells are better (more correct on the "
+                    "diagonal, fewer mistakes off it), red cells worse.")
         st.plotly_chart(confusion_figure(diff, b["classes"]), width="stretch", key="confusion_diff")
 
 

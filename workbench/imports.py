@@ -223,6 +223,16 @@ def _resolve_classes(
     With a target model its classes are the list. Without one, labels differing only in
     case or spaces are one class spelt the most common way; the other spellings are flagged.
     """
+    from models.inspect import MARKUP_CHARACTERS
+
+    marked = {where: label for where, label in rows if MARKUP_CHARACTERS.intersection(label)}
+    if marked:
+        # Labels become class names, which the app shows as Markdown: no links, images or tags.
+        forbidden = " ".join(sorted(MARKUP_CHARACTERS))
+        classes, problems = _resolve_classes([row for row in rows if row[0] not in marked], target)
+        problems.update({where: f"'{shown_name(label)}' contains one of {forbidden}, which class names may not use"
+                         for where, label in marked.items()})
+        return classes, problems
     if target is not None:
         known = set(target)
         return target, {where: _label_problem(label, target, True) for where, label in rows if label not in known}

@@ -41,6 +41,7 @@ from workbench.errors import WorkbenchError
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
 HANDOFF_TIMEOUT_S = 60
+JOB_NICENESS = 5
 STALE_STAGING_AGE_S = 3600
 DIED_MESSAGE = ("the job's process ended without reporting (it was killed or crashed); "
                 "nothing it was writing became a version.")
@@ -532,6 +533,8 @@ def run(folder: Path) -> int:
     """The job process's main: run the spec, always leave a final state and release the lock."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    with contextlib.suppress(OSError):
+        os.nice(JOB_NICENESS)  # training takes every core it gets; the pages must stay responsive
     spec = _read_json(folder / "spec.json")
     job_id, model = spec["job_id"], spec["model"]
     status: _StatusFile | None = None

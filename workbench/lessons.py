@@ -531,6 +531,10 @@ def fix_shortcut(
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+# The fix processes this process started, polled so finished ones are reaped (no zombies).
+_CHILDREN: list[subprocess.Popen] = []
+
+
 def _fix_status_path() -> Path:
     from workbench import config
 
@@ -541,6 +545,7 @@ def read_fix_status() -> dict[str, Any] | None:
     """The last shortcut-fix run's status ({"state": running|done|failed, ...}), None if never run."""
     from workbench import jobs
 
+    _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
     path = _fix_status_path()
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
@@ -568,6 +573,7 @@ def start_fix_job(quick: bool = False) -> dict[str, Any]:
     with open(log, "wb") as handle:
         child = subprocess.Popen(command, cwd=config.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle,
                                  stderr=subprocess.STDOUT, start_new_session=True)
+    _CHILDREN.append(child)
     status = {"state": "running", "stage": "starting", "pid": child.pid, "pid_start": jobs.process_start_time(child.pid),
               "started_at": time.time(), "log": str(log)}
     write_json_atomic(path, status)

@@ -44,6 +44,8 @@ def test_start_follow_and_promote(workspace):
     _rerun(at)
     job = jobs.latest_job("digits")
     assert job is not None and job["created_by"] == "alice"
+    assert any(h.value == "Retraining…" for h in at.subheader)  # live progress, not a blocked page
+    assert at.button(key=f"cancel_{job['job_id']}")
     final = jobs.wait(job["job_id"], timeout=300)
     assert final["state"] == "done", final.get("error")
 
@@ -55,9 +57,13 @@ def test_start_follow_and_promote(workspace):
     at.button(key="retrain_✅ Promote v2").click()
     _rerun(at)
     assert store.current_version("digits") == "v2"
-    # Picked up without a restart: the sidebar names the new version in use.
-    assert any("Version in use:** v2" in c.value for c in at.sidebar.caption)
+    # Picked up without a restart: the page and the sidebar read the pointer on every run.
+    assert "version in use **v2**" in at.markdown[0].value
     assert _metrics(at)["Corrections the version in use has not learned"] == "0"
+    # AppTest drops app.py's sidebar after switch_page, so read it on the default page, in
+    # this same process (the model cache is process-wide, as in a running server).
+    home = start_app(None, image_model="digits")
+    assert any("Version in use:** v2" in c.value for c in home.sidebar.caption)
 
 
 def test_running_job_is_found_again_and_cancelled(workspace):

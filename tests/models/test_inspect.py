@@ -146,6 +146,9 @@ def test_class_lists_must_match_the_outputs(spec_of, tmp_path):
         check_classes(["a", "a"], 2, "x")
     with pytest.raises(ModelError, match="control characters"):
         check_classes(["a\u202eb", "c"], 2, "x")
+    with pytest.raises(ModelError, match="may not contain"):
+        check_classes(["![x](https://tracker.example/p.png)", "c"], 2, "x")
+    assert check_classes([" T-shirt/top ", "New York, NY (2)"], 2, "x") == ("T-shirt/top", "New York, NY (2)")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):

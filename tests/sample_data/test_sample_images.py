@@ -66,9 +66,9 @@ def test_digits_are_the_real_sklearn_digits_upscaled() -> None:
 
 def test_shapes_sizes_and_balance() -> None:
     train, val, test = _clean_splits("shapes")
-    assert (len(train), len(val), len(test)) == (2100, 448, 452)
+    assert (len(train), len(val), len(test)) == (4200, 900, 900)
     assert SHAPE_CLASSES == ("circle", "square", "triangle", "star")
-    assert np.bincount(train.y).tolist() == [525, 525, 525, 525]
+    assert np.bincount(train.y).tolist() == [1050, 1050, 1050, 1050]
 
 
 def test_generate_shapes_is_deterministic_and_prefix_stable() -> None:

@@ -267,6 +267,15 @@ def test_text_csv_in_any_encoding_lists_problems_by_line(text_model, delimiter, 
     assert texts["Bidtxt.exe rejected"] == "negative"
 
 
+def test_labels_that_could_carry_markdown_links_or_tags_are_problems(workspace):
+    rows = [["text", "label"]] + [[f"t{i}", "a" if i % 2 else "b"] for i in range(8)]
+    rows += [["lure", "![x](https://tracker.example/p.png)"], ["tag", "<b>b</b>"]]
+    plan = imports.import_text_csv(csv_bytes(rows), "text", "label", "marked")
+    assert plan.classes == ("a", "b")
+    assert [(p.where, p.kind) for p in plan.problems] == [("line 10", "unknown label"), ("line 11", "unknown label")]
+    assert "which class names may not use" in plan.problems[0].detail
+
+
 def test_text_commit_and_load(workspace):
     rows = [["text", "label"]] + [[f"text number {i}", "a" if i % 3 else "b"] for i in range(20)]
     report = imports.commit(imports.import_text_csv(csv_bytes(rows), "text", "label", "abc"))
@@ -324,17 +333,19 @@ def test_cli_dry_run_lists_problems_and_stores_nothing(workspace, tmp_path, caps
     assert cli.main(["import-data", str(path), "--name", "news", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "problem: line 4: empty" in out and "problem: line 5: duplicate" in out
+    # Without a model, a rare label close to a common one is flagged as a likely typo.
+    assert "problem: line 6: unknown label: 'negativ' is used only 1 time(s) and looks like a misspelling of 'negative'" in out
     assert "dry run: nothing was stored." in out and datasets_root(workspace) == []
 
     assert cli.main(["import-data", str(path), "--name", "news"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: 2 problem row(s) (first: line 4") and "--skip-problems" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: 3 problem row(s) (first: line 4") and "--skip-problems" in err[0]
     assert datasets_root(workspace) == []
 
     assert cli.main(["import-data", str(path), "--name", "news", "--skip-problems", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["imported"]["rows"] == 13 and result["imported"]["skipped"] == 2
-    assert [row["where"] for row in result["problems"]] == ["line 4", "line 5"]
+    assert result["imported"]["rows"] == 12 and result["imported"]["skipped"] == 3
+    assert [row["where"] for row in result["problems"]] == ["line 4", "line 5", "line 6"]
     assert datasets_root(workspace) == ["news"]
 
 

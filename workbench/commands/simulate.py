@@ -10,7 +10,8 @@ On a dataset's flipped-label copy (`train_noisy`):
    user's real ledger is never touched), as annotator "simulated-reviewer";
 4. retrain from those corrections (the same recipe as `workbench retrain`) -> a candidate;
 5. report clean test accuracy before and after, and of a control: the same fine-tuning on the
-   uncorrected labels, so the gain can be told apart from the extra epochs.
+   uncorrected labels, so the gain can be told apart from the extra epochs (over several
+   fine-tuning seeds with `--repeats`).
 """
 from __future__ import annotations
 
@@ -119,15 +120,31 @@ def review(ledger: Any, model: Any, noisy: Any, clean: Any, ranked: list[str], b
             "queue_precision": round(corrected / len(reviewed), 4) if reviewed else None}
 
 
-def _control_accuracy(name: str, version: str, dataset: str, config: Any) -> float:
-    """Clean test accuracy after the same fine-tuning on the uncorrected labels (not published)."""
+def _finetuned_accuracy(name: str, version: str, train: Any, dataset: str, config: Any) -> float:
+    """Clean test accuracy of `version` fine-tuned on `train` with `config` (measured, not published)."""
     from models import store, training
     from workbench import datasets
 
     keras_model = store.load(name, version).keras_model
-    train = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
     training.fine_tune(keras_model, train, datasets.load(dataset, "val"), config)
     return training.evaluate(keras_model, datasets.load(dataset, "test"))["accuracy"]
+
+
+def _repeat(name: str, base: str, dataset: str, corrected: Any, noisy: Any, config: Any, seed: int,
+            control: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """One more fine-tuning seed: on the corrected labels and (control) on the uncorrected ones."""
+    seeded = replace(config, seed=seed)
+    log(f"seed {seed}: fine-tuning on the corrected labels ...")
+    run: dict[str, Any] = {"seed": seed, "corrected": _finetuned_accuracy(name, base, corrected, dataset, seeded)}
+    if control:
+        log(f"seed {seed}: control, the same fine-tuning on the uncorrected labels ...")
+        run["uncorrected_finetune"] = _finetuned_accuracy(name, base, noisy, dataset, seeded)
+    return run
+
+
+def _mean(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [run[key] for run in runs if key in run]
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def simulate_review(
@@ -136,16 +153,21 @@ def simulate_review(
     *,
     config: Any = None,
     control: bool = True,
+    repeats: int = 1,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run the whole loop on `source`'s dataset; returns the measured numbers."""
+    """Run the whole loop on `source`'s dataset; returns the measured numbers.
+
+    The candidate is fine-tuned with `config.seed`; `repeats` > 1 measures further seeds
+    (not published) so the gain can be told apart from the spread between seeds.
+    """
     from labels import Ledger
-    from models import retrain, store, training
+    from models import retrain, snapshots, store, training
     from workbench import config as wb_config
     from workbench import datasets, jobs
 
-    if budget < 1:
-        raise WorkbenchError("the review budget must be at least 1 example.")
+    if budget < 1 or repeats < 1:
+        raise WorkbenchError("the review budget and the number of repeats must be at least 1.")
     if source not in store.model_names() or store.ZOO_VERSION not in store.all_version_ids(source):
         raise WorkbenchError(f"{source!r} is not a sample model; choose one of digits, shapes, headlines.")
     started = time.perf_counter()
@@ -166,18 +188,30 @@ def simulate_review(
     with jobs.holding_lock(name, "simulation", created_by=REVIEWER):
         result = retrain.retrain(name, parent=base, split=NOISY_SPLIT, config=config, ledger=ledger,
                                  created_by=REVIEWER, log=log)
+    runs = [{"seed": config.seed, "corrected": result.after["accuracy"]}]
+    if control:
+        log("control: the same fine-tuning on the uncorrected labels ...")
+        runs[0]["uncorrected_finetune"] = _finetuned_accuracy(name, base, noisy, dataset, config)
+    corrected = training._limited(
+        snapshots.load_snapshot(snapshots.find_snapshot(dataset, result.data_snapshot_hash)), config.limit)
+    for seed in range(config.seed + 1, config.seed + repeats):
+        runs.append(_repeat(name, base, dataset, corrected, noisy, config, seed, control, log))
+
+    accuracy = {"noisy": result.before["accuracy"], "corrected": result.after["accuracy"]}
+    if control:
+        accuracy["uncorrected_finetune"] = runs[0]["uncorrected_finetune"]
     report = {
         "model": name, "dataset": dataset, "budget": budget, **outcome,
         "noisy_version": base, "candidate": result.candidate, "labels_changed": result.labels_changed,
-        "clean_test_accuracy": {"noisy": result.before["accuracy"], "corrected": result.after["accuracy"]},
+        "clean_test_accuracy": accuracy,
+        "improvement": round(accuracy["corrected"] - accuracy["noisy"], 4),
+        "runs": runs,
+        "mean_over_seeds": {"corrected": _mean(runs, "corrected"),
+                            "uncorrected_finetune": _mean(runs, "uncorrected_finetune")},
+        "test_examples": int(result.after.get("n", 0)),
         "ledger": str(run_dir / "labels.sqlite"),
+        "seconds": round(time.perf_counter() - started, 1),
     }
-    if control:
-        log("control: the same fine-tuning on the uncorrected labels ...")
-        report["clean_test_accuracy"]["uncorrected_finetune"] = _control_accuracy(name, base, dataset, config)
-    accuracy = report["clean_test_accuracy"]
-    report["improvement"] = round(accuracy["corrected"] - accuracy["noisy"], 4)
-    report["seconds"] = round(time.perf_counter() - started, 1)
     (run_dir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
 
@@ -189,7 +223,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.limit is not None:
         config = replace(config, limit=args.limit)
     log = (lambda message: print(message, file=sys.stderr, flush=True))
-    report = simulate_review(args.model, args.budget, config=config, control=not args.no_control, log=log)
+    report = simulate_review(args.model, args.budget, config=config, control=not args.no_control,
+                             repeats=args.repeats, log=log)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -206,5 +241,6 @@ def register(sub) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
     parser.add_argument("--limit", type=int, default=None, help="use the first N training examples only")
     parser.add_argument("--no-control", action="store_true", help="skip the uncorrected fine-tuning control")
+    parser.add_argument("--repeats", type=int, default=1, help="fine-tuning seeds to measure (the first is published)")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=cmd_simulate)

@@ -1,0 +1,62 @@
+"""How long the first SHAP explanation takes in a freshly started process.
+
+Run as `python -m benchmarks.first_shap --model shapes [--warm-up]`; prints one JSON object.
+The process does what the app does on its first page view: (with --warm-up) start the
+background shap warm-up exactly as app.py does, load the model, predict and show Grad-CAM.
+Then it asks for the first SHAP explanation at once, without any pause for a user to
+click, so whatever remains of the warm-up is charged to that request.
+"""
+from __future__ import annotations
+
+import time
+
+_STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="shapes")
+    parser.add_argument("--max-evals", type=int, default=500)
+    parser.add_argument("--warm-up", action="store_true", help="start the app's background warm-up first")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from ui import warmup
+
+    if args.warm_up:
+        warmup.start()
+
+    from workbench import api, datasets
+
+    model = api.load_model(args.model)
+    dataset_name = model.manifest.get("dataset", args.model)
+    image = datasets.load(dataset_name, "test").x[0]
+    api.predict(model, [image])
+    api.explain(model, "gradcam", [image])
+    page_ready = time.perf_counter() - _STARTED
+
+    warm_up_finished = warmup.status().done
+    begun = time.perf_counter()
+    api.explain(model, "shap", [image], max_evals=args.max_evals)
+    first_shap = time.perf_counter() - begun
+    status = warmup.status()
+    print(json.dumps({
+        "model": model.name,
+        "warm_up": args.warm_up,
+        "first_shap_s": first_shap,
+        "page_ready_s": page_ready,
+        "warm_up_finished_before_request": warm_up_finished,
+        "warm_up_s": status.seconds,
+        "warm_up_error": status.error,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

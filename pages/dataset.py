@@ -1,0 +1,42 @@
+"""Dataset: how a model does on a whole split — metrics, confusions, an embedding map, failure slices."""
+import streamlit as st
+
+from ui import dataset_widgets as dw
+from ui import sidebar
+from ui.report_button import report_download_button
+from workbench import dataset_view
+
+st.title("📊 Dataset")
+model = sidebar.selected_model(None)
+if model is None:
+    st.stop()
+
+choice = dw.choose_split(model)
+if choice is None:
+    st.stop()
+dataset = dw.load_dataset(*choice)
+dw.reset_on_change(dataset)
+outputs = dw.outputs(model, dataset)
+result = dataset_view.metrics(outputs, dataset)
+dw.metrics_block(result, outputs)
+
+st.subheader("Confusion matrix")
+truth, predicted = dw.confusion_matrix(result, dataset)
+cell = dataset_view.confusion_cell(dataset.y, outputs.predicted, truth, predicted)
+dw.example_list(dataset, outputs, cell, f"Truth {dataset.classes[truth]}, predicted {dataset.classes[predicted]}",
+                key="cell")
+
+st.subheader("Embedding map")
+dw.embedding_map(model, dataset, outputs)
+
+st.subheader("Example")
+index, explanation = dw.example_panel(model, dataset, outputs)
+
+st.subheader("Where the model fails most")
+slices, table = dw.failure_slices(dataset, outputs, result)
+
+report_download_button(
+    f"Dataset report: {model.name} {model.version} on {dataset.name} {dataset.split}",
+    lambda: dw.report_sections(model, dataset, outputs, result, table, index, explanation),
+    key="dataset_report",
+)

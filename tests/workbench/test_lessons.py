@@ -1,0 +1,98 @@
+"""The Learn page's lesson data: exact Shapley games, guess scores, the cue remover, the shortcut fix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import store
+from workbench import lessons
+
+
+def test_exact_shapley_values_add_up_and_split_fairly():
+    # v(S) = 1 if players 0 and 1 are both in S, plus 0.5 for player 2; player 3 never matters.
+    def value(members):
+        return float({0, 1} <= members) + 0.5 * (2 in members)
+
+    from itertools import combinations
+
+    table = {frozenset(c): value(set(c)) for size in range(5) for c in combinations(range(4), size)}
+    phi = lessons.exact_shapley(table, 4)
+    np.testing.assert_allclose(phi, [0.5, 0.5, 0.5, 0.0])
+    assert phi.sum() == pytest.approx(table[frozenset(range(4))] - table[frozenset()])
+
+
+def test_cells_and_image_guess_score():
+    values = np.zeros((8, 8))
+    values[:2, :2] = 3.0  # cell 0 of a 4x4 grid holds 3/4 of the mass
+    values[6:, 6:] = 1.0  # cell 15 holds 1/4
+    shares = lessons.cell_shares(values, 4)
+    assert shares[0] == pytest.approx(0.75) and shares[15] == pytest.approx(0.25) and shares.sum() == pytest.approx(1)
+    assert lessons.top_set(shares) == [0]
+    score = lessons.image_guess_score(values, [0, 1], 4)
+    assert score.mass_share == pytest.approx(0.75)
+    assert score.chance == pytest.approx(2 / 16)
+    assert score.iou == pytest.approx(1 / 2)  # picks {0, 1} vs top {0}
+    assert "Great guess" in score.message("cells")
+    assert lessons.image_guess_score(values, [5], 4).mass_share == 0.0
+    with pytest.raises(ValueError):
+        lessons.image_guess_score(values, [16], 4)
+
+
+def test_text_guess_score_uses_positive_evidence():
+    score = lessons.text_guess_score([0.6, -1.0, 0.3, 0.1], [0])
+    assert score.mass_share == pytest.approx(0.6) and score.top == (0,)
+    assert score.chance == pytest.approx(0.25) and score.iou == 1.0
+
+
+def test_remove_cue_paints_the_mark_out():
+    from sample_data.shortcut import CUE_COLOUR, add_cue
+
+    image = np.full((1, 64, 64, 3), 120, dtype=np.uint8)
+    marked, cues = add_cue(image, np.array([True]))
+    assert (marked[0][cues[0]] == CUE_COLOUR).all()
+    cleaned = lessons.remove_cue(marked, cues)
+    assert np.abs(cleaned.astype(int) - 120).max() <= 2  # back to the flat background
+    np.testing.assert_array_equal(lessons.remove_cue(image, np.zeros((1, 64, 64), bool)), image)
+
+
+def test_draw_grid_outlines_highlighted_cells():
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    plain = lessons.draw_grid(image, 4, labels=False)
+    assert (plain[16, :] == 255).all() and (plain[:, 16] == 255).all()
+    outlined = lessons.draw_grid(image, 4, highlight=[0], labels=False)
+    assert (outlined[2, 2] == (255, 220, 0)).all() and (plain[2, 2] == 0).all()
+    assert image.max() == 0  # the input is untouched
+
+
+@pytest.mark.slow
+def test_fix_shortcut_publishes_a_candidate_version(workspace):
+    if "shapes-shortcut" not in store.model_names():
+        pytest.skip("the shapes-shortcut sample model is not in models/zoo")
+    from models import samples
+
+    current = store.current_version("shapes-shortcut")
+    result = lessons.fix_shortcut(config=samples.quick_config())
+    assert result["candidate"] in lessons.fixed_versions()
+    assert store.current_version("shapes-shortcut") == current  # a candidate, not promoted
+    manifest = store.read_manifest("shapes-shortcut", result["candidate"])
+    assert manifest[lessons.LESSON_FIX_KEY] and manifest["parent"] == current
+    assert set(result["after"]) == {"test", "test_nocue"}
+
+
+@pytest.mark.slow
+def test_fix_job_runs_in_the_background_and_reports(workspace):
+    import time
+
+    if "shapes-shortcut" not in store.model_names():
+        pytest.skip("the shapes-shortcut sample model is not in models/zoo")
+    started = lessons.start_fix_job(quick=True)
+    assert started["state"] == "running" and lessons.read_fix_status()["state"] == "running"
+    with pytest.raises(Exception, match="already being retrained"):
+        lessons.start_fix_job(quick=True)
+    deadline = time.monotonic() + 240
+    status = lessons.read_fix_status()
+    while status["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(1)
+        status = lessons.read_fix_status()
+    assert status["state"] == "done", status
+    assert status["result"]["candidate"] in lessons.fixed_versions()
