@@ -2,12 +2,14 @@
 import streamlit as st
 
 from ui import sidebar
+from ui import warmup; warmup.start()  # noqa: E702  shap's numba compile, in the background
 
 st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
 
 # (page file, title, icon, modality the page works on)
 PAGES = [
     ("pages/explain_image.py", "Explain image", "🖼️", "image"),
+    ("pages/explain_text.py", "Explain text", "📝", "text"),
     ("pages/learn.py", "Learn", "🎓", None),
     ("pages/review.py", "Review labels", "🏷️", None),
     ("pages/bring_your_own.py", "Your model & data", "📦", None),

@@ -446,8 +446,11 @@ def bench_all_three(model: Any, image: np.ndarray, budgets: Budgets, repeats: in
     return first, repeat
 
 
-def first_shap_after_start(model_name: str, max_evals: int) -> Result:
-    """A fresh process per run (see benchmarks/first_shap.py): with the warm-up, and without."""
+def first_shap_after_start(model_name: str, max_evals: int, *, side_by_side: bool = False) -> Result:
+    """A fresh process per run (see benchmarks/first_shap.py): with the warm-up, and without.
+
+    side_by_side runs the two processes at once (--quick: a smoke test, not a measurement).
+    """
 
     def run(warm_up: bool) -> dict[str, Any]:
         command = [sys.executable, "-m", "benchmarks.first_shap", "--model", model_name, "--max-evals", str(max_evals)]
@@ -459,8 +462,14 @@ def first_shap_after_start(model_name: str, max_evals: int) -> Result:
             raise RuntimeError(f"first-SHAP run failed: {done.stderr.strip().splitlines()[-1:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    warm = run(True)
-    cold = run(False)
+    if side_by_side:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            warm_future, cold_future = pool.submit(run, True), pool.submit(run, False)
+            warm, cold = warm_future.result(), cold_future.result()
+    else:
+        warm, cold = run(True), run(False)
     return compared(
         "first_shap_after_start_s", [warm["first_shap_s"]], [cold["first_shap_s"]],
         details={"with_warm_up": warm, "without_warm_up": cold,
@@ -498,6 +507,7 @@ def run(
     image_model: str = "shapes",
     text_model: str = "headlines",
     seed: int = 0,
+    command: str | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Run every comparison; returns the JSON-ready report ({"results": [...], ...})."""
@@ -531,6 +541,7 @@ def run(
     for name, step in steps:
         log(f"{name}…")
         results.append(step())
+        log(f"{name}: ours {results[-1].ours_s:.3f} s, reference {results[-1].reference_s:.3f} s")
 
     by_name = {r.name: r for r in results}
     per_image_gradcam = by_name["gradcam_batch"].details["reference_per_image_s"]
@@ -538,10 +549,10 @@ def run(
     log("all three methods on one image, then again from the cache…")
     results.extend(bench_all_three(images_model, image, budgets, repeats, seed, reference_all_three))
     log("first SHAP explanation in a freshly started process (with and without the warm-up)…")
-    results.append(first_shap_after_start(image_model, budgets.shap_image_evals))
+    results.append(first_shap_after_start(image_model, budgets.shap_image_evals, side_by_side=quick))
 
     report = {
-        "command": "workbench bench --json" + (" --quick" if quick else "") + ("" if repeats == 3 else f" --repeats {repeats}"),
+        "command": command or "benchmarks.explainers_bench.run()",
         "quick": quick,
         "repeats": repeats,
         "seed": seed,

@@ -201,13 +201,18 @@ def _image_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[s
         )
     missing: list[str] = []
     sources: dict[str, str] = {}
-    if "height" in overrides or "width" in overrides:
+    if height is not None and width is not None:
+        for key, fixed in (("height", height), ("width", width)):
+            if overrides.get(key) is not None and _positive_int(overrides[key], key) != fixed:
+                raise ModelError(
+                    f"the model's input is fixed at {width} x {height} pixels; leave the size out or give that size."
+                )
+        sources["input_size"] = "the model's input layer"
+    elif "height" in overrides or "width" in overrides:
         height, width = _positive_int(overrides.get("height"), "height"), _positive_int(overrides.get("width"), "width")
         sources["input_size"] = "given"
-    elif height is None or width is None:
-        missing.append("input_size")
     else:
-        sources["input_size"] = "the model's input layer"
+        missing.append("input_size")
     if "rescales_inputs" in overrides and overrides["rescales_inputs"] is not None:
         rescales = bool(overrides["rescales_inputs"])
         sources["rescales_inputs"] = "given"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, ContextManager, Sequence
 
 from models import snapshots, store, training
@@ -65,6 +65,19 @@ def training_split(manifest: dict[str, Any]) -> str:
     return DEFAULT_TRAIN_SPLIT
 
 
+def recipe_config(manifest: dict[str, Any]) -> training.TrainConfig:
+    """The training configuration a version recorded ("same recipe as training"); defaults otherwise.
+
+    Used whole except `limit`: a version trained on a subset is fine-tuned on all the data.
+    """
+    recorded = dict(manifest.get("training", {}).get("config") or {})
+    known = {f.name for f in fields(training.TrainConfig)}
+    values = {key: value for key, value in recorded.items() if key in known and key != "limit"}
+    if "image_filters" in values:
+        values["image_filters"] = tuple(values["image_filters"])
+    return replace(training.TrainConfig(), **values)
+
+
 def evaluation_splits(dataset: str) -> list[str]:
     """Clean held-out splits: "val" plus every test split (e.g. shapes-shortcut's test_nocue)."""
     return [s for s in datasets.splits(dataset) if s == "val" or s.startswith("test")]
@@ -90,7 +103,7 @@ def retrain(
 ) -> RetrainResult:
     """Fine-tune `parent` (default: the current version) on the corrected data; publish a candidate.
 
-    `publishing` wraps the final write, so a job can defer cancellation until the new
+    `config` defaults to the parent's own recorded recipe (`recipe_config`). `publishing` wraps the final write, so a job can defer cancellation until the new
     version is either fully there or not there at all.
     """
     import keras
@@ -99,9 +112,9 @@ def retrain(
     from labels import Ledger
 
     started = time.perf_counter()
-    config = config or training.TrainConfig()
     parent = parent or store.current_version(name)
     parent_manifest = store.read_manifest(name, parent)
+    config = config or recipe_config(parent_manifest)
     dataset = dataset or parent_manifest.get("dataset")
     if not dataset:
         raise WorkbenchError(f"model {name!r} does not record its dataset; pass --dataset.")

@@ -1,14 +1,15 @@
 """Explain image: pick or upload an image, see the prediction and where the model looked."""
 import streamlit as st
 
-from explainers import render
-from ui import image_inputs, sidebar, widgets
+from explainers import registry, render
+from ui import compare_views, image_inputs, method_params, sidebar, text_views, widgets
 from workbench import api
 
 st.title("🖼️ Explain image")
 model = sidebar.selected_model("image")
 if model is None:
     st.stop()
+method_params.keep_state("image")
 
 chosen = image_inputs.choose_image(model)
 if chosen is None:
@@ -23,25 +24,93 @@ with left:
     st.image(render.upscale_for_display(chosen.pixels), caption=chosen.caption, width=320)
 with right:
     st.subheader("Prediction")
-    st.markdown(f"The model says **{model.classes[predicted]}** ({probabilities[predicted]:.1%}).")
+    st.markdown(f"The model says **{text_views.markdown_literal(model.classes[predicted])}** "
+                f"({probabilities[predicted]:.1%}).")
     st.plotly_chart(widgets.probability_chart(model.classes, probabilities), width="stretch")
 
-st.subheader("Where the model looked")
-c1, c2, c3, c4 = st.columns(4)
+st.subheader("Why: where the model looked")
+c1, c2 = st.columns(2)
 target = c1.selectbox("Explain class", model.classes, index=predicted, key="target_class",
-                      help="Grad-CAM shows evidence for this class.")
-method = c2.radio("Method", ["gradcam", "gradcam++"], horizontal=True, key="cam_method",
-                  format_func=lambda m: {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}[m])
-alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="overlay_alpha")
-colormap = c4.selectbox("Colour map", ["jet", "turbo", "viridis", "inferno"], key="colormap")
-
-with st.spinner("Computing Grad-CAM…"):
-    explanation = api.explain(model, method, [chosen.pixels], [model.classes.index(target)])[0]
-
+                      help="Every method shows evidence for this class.")
+alpha = c2.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="overlay_alpha")
+target_index = model.classes.index(target)
+target_md = text_views.markdown_literal(target)  # class names can be anything: shown literally
 display = render.upscale_for_display(chosen.pixels)
-overlay = render.overlay_heatmap(display, explanation.values, alpha=alpha, colormap=colormap)
-a, b = st.columns(2)
-a.image(display, caption="Input", width=320)
-b.image(overlay, caption=f"{explanation.method} for “{target}” · {explanation.seconds * 1000:.0f} ms", width=320)
-st.caption("Warm colours mark the regions that raised the score of the chosen class most. "
-           "Grad-CAM is coarse: it sees the last convolutional layer's grid, not single pixels.")
+has_gradcam = "gradcam" in registry.available(model)
+
+tabs = st.tabs(["Grad-CAM", "SHAP", "LIME", "Compare"], key="image_view", on_change="rerun")
+gradcam_tab, shap_tab, lime_tab, compare_tab = tabs
+
+
+def gradcam_choice() -> method_params.MethodChoice:
+    return method_params.choice("image", method_params.value("image", "cam_method"))
+
+
+@st.fragment
+def gradcam_section() -> None:
+    a, b = st.columns(2)
+    a.radio("Method", ["gradcam", "gradcam++"], horizontal=True, key="cam_method",
+            format_func=method_params.TITLES.get)
+    colormap = b.selectbox("Colour map", list(render.COLORMAPS), key="colormap")
+    result = method_params.compute_with_spinner(model, gradcam_choice(), chosen.pixels, target_index)
+    overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, colormap=colormap)
+    left, right = st.columns(2)
+    left.image(display, caption="Input", width=320)
+    right.image(overlay, caption=f"{method_params.TITLES[result.explanation.method]} for “{target_md}” · {result.caption()}",
+                width=320)
+    st.caption("Warm colours mark the regions that raised the score of the chosen class most. "
+               "Grad-CAM is coarse: it sees the last convolutional layer's grid, not single pixels.")
+
+
+@st.fragment
+def perturbation_section(method: str) -> None:
+    chosen_method = method_params.shap_widgets("image") if method == "shap" else method_params.lime_widgets("image")
+    result = method_params.compute_with_spinner(model, chosen_method, chosen.pixels, target_index)
+    overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, signed=True)
+    left, right = st.columns(2)
+    left.image(display, caption="Input", width=320)
+    right.image(overlay, caption=f"{chosen_method.title} for “{target_md}” · {result.caption()}", width=320)
+    st.html(text_views.legend_html())
+    explain = {
+        "shap": "SHAP hides regions (blurs or paints them over) in many combinations and shares the change "
+                "in the class probability fairly among them. Orange raised the probability, blue lowered it.",
+        "lime": "LIME switches superpixels on and off at random, fits a weighted linear model to the answers and "
+                "shows its weights. Orange superpixels raised the probability, blue ones lowered it.",
+    }[method]
+    st.caption(f"{chosen_method.describe()}. {explain}")
+
+
+@st.fragment
+def compare_section() -> None:
+    methods = ([gradcam_choice()] if has_gradcam else []) + [method_params.choice("image", m) for m in ("shap", "lime")]
+    with st.status(f"Explaining “{target_md}” with {len(methods)} methods…", expanded=True) as status:
+        progress = st.progress(0.0)
+        results = []
+        for i, method in enumerate(methods):
+            progress.progress(i / len(methods), text=f"{i + 1}/{len(methods)}: {method.describe()}…")
+            results.append(method_params.compute(model, method, chosen.pixels, target_index))
+            st.write(f"{method.title}: {results[-1].caption()}")
+        progress.progress(1.0, text="done")
+        status.update(label=f"{len(methods)} explanations of “{target_md}” ready", state="complete", expanded=False)
+    compare_views.image_comparison(
+        display, [r.explanation for r in results], [m.title for m in methods],
+        [r.caption() for r in results], alpha,
+    )
+    st.caption("Settings: " + " · ".join(m.describe() for m in methods) + ". Change them in each method's tab.")
+
+
+with gradcam_tab:
+    if gradcam_tab.open is not False:
+        if has_gradcam:
+            gradcam_section()
+        else:
+            st.info("Grad-CAM needs a convolution layer, and this model has none. Try SHAP or LIME.")
+with shap_tab:
+    if shap_tab.open is not False:
+        perturbation_section("shap")
+with lime_tab:
+    if lime_tab.open is not False:
+        perturbation_section("lime")
+with compare_tab:
+    if compare_tab.open is not False:
+        compare_section()

@@ -2,17 +2,27 @@
 import streamlit as st
 
 from models import retrain
+from models.model_card import md
 from ui import versions_widgets as vw
 from workbench import jobs
+from workbench.errors import WorkbenchError
 
 st.title("🔁 Retrain")
 name = st.session_state.get("any_model")
 if not name:
     st.stop()
 
-pending = retrain.pending_corrections(name)
-st.markdown(f"**{name}**, version in use **{pending['version']}**, learns from "
-            f"{pending['dataset'] or 'an unrecorded dataset'} ({pending['split']}).")
+try:
+    pending = retrain.pending_corrections(name)
+except WorkbenchError as exc:
+    st.error(str(exc), icon="⚠️")
+    st.stop()
+if pending["dataset"] is None:
+    st.info(f"{name} does not record the dataset it learned from, so it cannot be retrained from label "
+            f"corrections here. From the command line: `workbench retrain --model {name} --dataset NAME`.")
+    st.stop()
+st.markdown(f"**{md(name)}**, version in use **{pending['version']}**, learns from "
+            f"{md(pending['dataset'])} ({md(pending['split'])}).")
 a, b = st.columns(2)
 a.metric("Labels corrected in the ledger", pending["labels_changed"])
 b.metric("Corrections the version in use has not learned", pending["not_in_current"])

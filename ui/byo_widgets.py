@@ -61,6 +61,13 @@ def _inspect_path(path: str, mtime: float, size: int) -> InferredSpec:
     return user_models.inspect_file(Path(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _file_digest(path: str, mtime: float, size: int) -> str:
+    from models.safe_load import sha256_file
+
+    return sha256_file(Path(path))
+
+
 @st.cache_data(show_spinner="Checking the model…", max_entries=4)
 def _inspect_upload(data: bytes, filename: str) -> InferredSpec:
     with user_models.uploaded_file(data, filename) as path:
@@ -118,7 +125,7 @@ def register_model_section() -> None:
         else:
             stat = path.stat()
             spec = _inspect_path(str(path), stat.st_mtime, stat.st_size)
-            known, _ = user_models.file_status(path)
+            known = user_models.registered_sha256().get(_file_digest(str(path), stat.st_mtime, stat.st_size))
     except (WorkbenchError, OSError) as exc:
         _error(str(exc))
         return

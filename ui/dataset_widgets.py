@@ -145,14 +145,16 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
                                 colorscale="Blues", zmin=0, zmax=1, hoverinfo="skip", showscale=False))
     figure.add_trace(go.Scatter(
         x=xs, y=ys, customdata=data, mode="markers", hovertext=hover, hoverinfo="text", showlegend=False,
-        marker=dict(symbol="square", size=max(18, 300 // max(k, 1)), color="rgba(0,0,0,0)", line=dict(width=0)),
+        # Small markers at the cell centres: with no hover cut-off (hoverdistance -1) a click anywhere in a
+        # cell picks its nearest centre, i.e. that cell (big markers would overlap and pick the wrong one).
+        marker=dict(symbol="square", size=10, color="rgba(0,0,0,0)", line=dict(width=0)),
         selected=dict(marker=dict(color="rgba(230,159,0,0.35)")),
         unselected=dict(marker=dict(opacity=0)),
     ))
-    figure.update_layout(height=140 + 42 * k, margin=dict(l=10, r=10, t=10, b=10),
-                         xaxis=dict(title="predicted", type="category", side="top"),
-                         yaxis=dict(title="truth", type="category", autorange="reversed"),
-                         clickmode="event+select", dragmode=False)
+    figure.update_layout(height=140 + 48 * k, margin=dict(l=10, r=10, t=10, b=10),
+                         xaxis=dict(title="predicted", type="category", side="top", fixedrange=True),
+                         yaxis=dict(title="truth", type="category", autorange="reversed", fixedrange=True),
+                         clickmode="event+select", dragmode=False, hovermode="closest", hoverdistance=-1)
     return figure
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from models.loaded import LoadedModel
 from ui import loaders
+from ui.text_views import markdown_literal
 from workbench import inputs
 from workbench.errors import InputError
 
@@ -17,7 +18,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
 @dataclass(frozen=True)
 class ChosenImage:
     pixels: np.ndarray  # uint8 RGB, original size
-    caption: str
+    caption: str  # Markdown, with every user- or dataset-supplied part escaped
     true_label: str | None = None
 
 
@@ -39,7 +40,8 @@ def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
         st.session_state[key] = int(np.random.default_rng().integers(len(data)))
     index = left.number_input(f"Example (0–{len(data) - 1})", 0, len(data) - 1, key=key, step=1)
     label = data.classes[int(data.y[index])]
-    return ChosenImage(np.asarray(data.x[index]), f"{data.ids[index]} · true label: {label}", label)
+    caption = f"{markdown_literal(data.ids[index])} · true label: {markdown_literal(label)}"
+    return ChosenImage(np.asarray(data.x[index]), caption, label)
 
 
 def _choose_upload() -> ChosenImage | None:
@@ -55,7 +57,7 @@ def _choose_upload() -> ChosenImage | None:
     except InputError as exc:
         st.error(str(exc), icon="⚠️")
         return None
-    return ChosenImage(pixels, f"{uploaded.name} · {pixels.shape[1]}×{pixels.shape[0]} px")
+    return ChosenImage(pixels, f"{markdown_literal(uploaded.name)} · {pixels.shape[1]}×{pixels.shape[0]} px")
 
 
 def choose_image(model: LoadedModel) -> ChosenImage | None:

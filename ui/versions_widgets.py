@@ -27,22 +27,34 @@ def actor() -> str:
 # -- retrain: starting and following a job ---------------------------------------------------
 
 def start_panel(name: str) -> None:
-    """Settings and the start button; a refusal (e.g. already running) is shown as the reason."""
+    """Settings (the version's own recipe by default) and the start button; a refusal is shown as the reason."""
+    from models.retrain import recipe_config
+
+    recipe = recipe_config(store.read_manifest(name))
     with st.expander("Training settings"):
         quick = st.toggle("Quick trial run (a few epochs on 96 examples)", key="retrain_quick",
                           help="For a smoke test of the whole loop; the candidate will be weak.")
-        head = st.number_input("Epochs with the base frozen (at most)", 0, 100, 10, key="retrain_head",
-                               disabled=quick)
-        tune = st.number_input("Epochs with the top of the base unfrozen (at most)", 0, 200, 25,
-                               key="retrain_tune", disabled=quick)
+        head = st.number_input("Epochs with the base frozen (at most)", 0, 200, recipe.head_epochs,
+                               key=f"retrain_head_{name}", disabled=quick)
+        tune = st.number_input("Epochs with the top of the base unfrozen (at most)", 0, 200, recipe.finetune_epochs,
+                               key=f"retrain_tune_{name}", disabled=quick)
+        st.caption("Defaults: the recipe the version in use was trained with. Early stopping on the "
+                   f"validation split ends a phase after {recipe.patience} epochs without improvement.")
     if st.button("🔁 Start retraining", type="primary", key="retrain_start"):
-        overrides = {} if quick else {"head_epochs": int(head), "finetune_epochs": int(tune)}
+        overrides = {} if quick else {key: int(value) for key, value, default in
+                                      (("head_epochs", head, recipe.head_epochs),
+                                       ("finetune_epochs", tune, recipe.finetune_epochs)) if value != default}
         try:
             jobs.start_retrain(name, quick=quick, config_overrides=overrides, created_by=actor())
         except WorkbenchError as exc:
             st.error(str(exc), icon="⚠️")
             return
         st.rerun()
+
+
+def _floor(history: Sequence[dict[str, Any]]) -> float:
+    values = [row["val_accuracy"] for row in history if row.get("val_accuracy") is not None]
+    return max(0.0, min(values, default=0.0) - 0.05)
 
 
 def history_figure(history: Sequence[dict[str, Any]]) -> go.Figure:
@@ -55,7 +67,8 @@ def history_figure(history: Sequence[dict[str, Any]]) -> go.Figure:
                                 mode="lines+markers", line=dict(color="#c0392b", dash="dot"), yaxis="y2"))
     figure.update_layout(
         height=280, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.3),
-        xaxis=dict(title="epoch", dtick=1), yaxis=dict(title="validation accuracy", tickformat=".0%"),
+        xaxis=dict(title="epoch", dtick=1),
+        yaxis=dict(title="validation accuracy", tickformat=".0%", range=[_floor(history), 1.0]),
         yaxis2=dict(title="loss", overlaying="y", side="right", showgrid=False),
     )
     return figure
@@ -118,7 +131,7 @@ def finished_job(name: str, status: dict[str, Any]) -> None:
         return
     result = status["result"]
     candidate = result["candidate"]
-    st.subheader(f"Result: {name} {candidate}")
+    st.subheader(f"Result: {model_card.md(name)} {candidate}")
     a, b, c = st.columns(3)
     _metric_delta("Test accuracy", result["before"].get("accuracy"), result["after"].get("accuracy"), a)
     b.metric("Labels changed", result["labels_changed"])
@@ -159,17 +172,37 @@ def version_actions(name: str, new: str, old: str | None, *, key: str) -> None:
             except WorkbenchError as exc:
                 st.error(str(exc), icon="⚠️")
                 return
+            if action is versions.discard:
+                _forget_cached_versions()
             st.session_state["versions_notice"] = f"{label.split(' ', 1)[1]}: done."
             st.rerun()
 
 
+def _forget_cached_versions() -> None:
+    """The store may give a discarded version's id to the next new version: caches keyed by
+    (model, version) must not serve the discarded one for it."""
+    from workbench import cache
+
+    loaders.model.clear()
+    test_predictions.clear()
+    cache.EXPLANATIONS.clear()
+
+
 def card_view(name: str, version: str) -> None:
-    manifest = store.read_manifest(name, version)
-    card = model_card.model_card(manifest, status=versions.status(name, version))
+    """The version's model card, with a button to measure its trust figures once."""
+    card = model_card.card_for(name, version, status=versions.status(name, version))
     with st.expander(f"Model card of {name} {version}"):
         st.markdown(card)
-    st.download_button("⬇️ Download the model card (Markdown)", card.encode("utf-8"),
-                       file_name=f"model-card-{name}-{version}.md", mime="text/markdown", key=f"card_{name}_{version}")
+    left, right = st.columns(2)
+    left.download_button("⬇️ Download the model card (Markdown)", card.encode("utf-8"),
+                         file_name=f"model-card-{name}-{version}.md", mime="text/markdown", key=f"card_{name}_{version}")
+    if model_card.saved_trust(name, version) is None and store.read_manifest(name, version).get("dataset"):
+        if right.button("📏 Measure trust figures for the card", key=f"trust_{name}_{version}",
+                        help=f"Grad-CAM on {model_card.TRUST_EXAMPLES} test examples: deletion/insertion "
+                             "against random order, localisation, and the randomisation sanity check."):
+            with st.spinner("Measuring…"):
+                model_card.measure_trust(loaders.model(name, version))
+            st.rerun()
 
 
 # -- compare versions ------------------------------------------------------------------------
@@ -229,7 +262,8 @@ def metrics_comparison(name: str, old: str, new: str) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner="Predicting the test split…")
-def test_predictions(name: str, version: str, dataset: str) -> np.ndarray:
+def test_predictions(name: str, version: str, dataset: str, sha256: str | None) -> np.ndarray:
+    """Predicted classes on the test split; `sha256` keys the cache to the exact file."""
     data = loaders.dataset(dataset, "test")
     return loaders.model(name, version).predict_proba(list(data.x)).argmax(axis=1)
 
@@ -263,7 +297,8 @@ def fixed_and_broken(name: str, old: str, new: str) -> None:
         st.info("This model does not record its dataset, so its test examples cannot be compared.")
         return
     data = loaders.dataset(dataset, "test")
-    old_pred, new_pred = test_predictions(name, old, dataset), test_predictions(name, new, dataset)
+    old_pred, new_pred = (test_predictions(name, v, dataset, store.read_manifest(name, v).get("sha256"))
+                          for v in (old, new))
     fixed, broken = versions.fixed_and_broken(data.y, old_pred, new_pred)
     left, right = st.columns(2)
     with left:

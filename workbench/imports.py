@@ -215,6 +215,21 @@ def _label_problem(label: str, known: Sequence[str], by_model: bool) -> str:
     return f"'{shown_name(label)}' is not one of {where} ({', '.join(shown_name(k) for k in known)}){hint}"
 
 
+def _unusable_label(label: str) -> str | None:
+    """Why a label cannot become a class name (it would be shown all over the app), or None."""
+    from models.inspect import MARKUP_CHARACTERS, MAX_CLASS_NAME_CHARS
+
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in label):
+        return f"'{shown_name(label)}' contains invisible or control characters, which class names may not use"
+    if MARKUP_CHARACTERS.intersection(label):
+        # Class names are shown as Markdown: no links, images or tags.
+        forbidden = " ".join(sorted(MARKUP_CHARACTERS))
+        return f"'{shown_name(label)}' contains one of {forbidden}, which class names may not use"
+    if len(label) > MAX_CLASS_NAME_CHARS:
+        return f"the label is longer than {MAX_CLASS_NAME_CHARS} characters"
+    return None
+
+
 def _resolve_classes(
     rows: list[tuple[str, str]], target: tuple[str, ...] | None
 ) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -223,15 +238,10 @@ def _resolve_classes(
     With a target model its classes are the list. Without one, labels differing only in
     case or spaces are one class spelt the most common way; the other spellings are flagged.
     """
-    from models.inspect import MARKUP_CHARACTERS
-
-    marked = {where: label for where, label in rows if MARKUP_CHARACTERS.intersection(label)}
-    if marked:
-        # Labels become class names, which the app shows as Markdown: no links, images or tags.
-        forbidden = " ".join(sorted(MARKUP_CHARACTERS))
-        classes, problems = _resolve_classes([row for row in rows if row[0] not in marked], target)
-        problems.update({where: f"'{shown_name(label)}' contains one of {forbidden}, which class names may not use"
-                         for where, label in marked.items()})
+    refused = {where: reason for where, label in rows if (reason := _unusable_label(label))}
+    if refused:
+        classes, problems = _resolve_classes([row for row in rows if row[0] not in refused], target)
+        problems.update(refused)
         return classes, problems
     if target is not None:
         known = set(target)

@@ -483,9 +483,12 @@ def progress_callback(report: Callable[..., None], total_epochs: int) -> Any:
 
 
 def _train_config(spec: dict[str, Any]) -> Any:
-    from models import samples, training
+    from models import retrain, samples, store
 
-    base = samples.quick_config() if spec.get("quick") else training.TrainConfig()
+    if spec.get("quick"):
+        base = samples.quick_config()
+    else:  # the recipe the version in use was trained with
+        base = retrain.recipe_config(store.read_manifest(spec["model"]))
     overrides = dict(spec.get("config") or {})
     if "image_filters" in overrides:
         overrides["image_filters"] = tuple(overrides["image_filters"])

@@ -66,6 +66,10 @@ def test_text_evidence_and_discard(workspace):
     assert all(first_word in h.proto.body.lower() for h in tokens)
     assert at.dataframe  # metrics table; fixed/broken lists are tables for text
 
+    at.button(key="trust_headlines_v2").click().run()
+    assert not at.exception, at.exception
+    assert any("mean rank correlation with the randomised model" in m.value for m in at.markdown)
+
     at.button(key="compare_🗑️ Discard v2").click().run()
     assert not at.exception, at.exception
     assert store.all_version_ids("headlines") == ["v1"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 import sample_data
 from labels import Ledger
 from models import store
@@ -30,6 +32,7 @@ def _rerun(at):
     return at
 
 
+@pytest.mark.slow
 def test_start_follow_and_promote(workspace):
     _correct(2)
     at = start_app(PAGE, any_model="digits", annotator="alice")

@@ -234,3 +234,16 @@ def test_gradcam_on_a_registered_text_model_gives_one_value_per_token(saved, wor
     [explanation] = api.explain(model, "gradcam", ["Good movie, awful plot!"])
     assert explanation.tokens == ("good", "movie", "awful", "plot")
     assert explanation.values.shape == (4,) and explanation.values.max() == pytest.approx(1.0)
+
+
+def test_input_size_is_asked_only_for_models_without_a_fixed_size():
+    flexible = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3, name="c"),
+                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    spec = inspect_model(flexible, classes=["a", "b"], overrides={"rescales_inputs": True})
+    assert spec.missing == ("input_size",)
+    sized = inspect_model(flexible, classes=["a", "b"], overrides={"rescales_inputs": True, "height": 48, "width": 40})
+    assert (sized.input["height"], sized.input["width"]) == (48, 40) and sized.complete
+    fixed = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(ModelError, match="fixed at 16 x 16"):
+        inspect_model(fixed, classes=["a", "b"], overrides={"rescales_inputs": True, "height": 32, "width": 32})
+    assert inspect_model(fixed, classes=["a", "b"], overrides={"height": 16, "width": 16, "rescales_inputs": True}).complete

@@ -116,3 +116,12 @@ def test_correction_with_an_unknown_class_is_refused(workspace):
     with pytest.raises(WorkbenchError, match="not a class of 'digits'"):
         retrain.retrain("digits", config=CONFIG, ledger=ledger)
     assert store.all_version_ids("digits") == ["v1"]
+
+
+def test_recipe_config_is_the_parents_recorded_one_on_all_the_data():
+    manifest = {"training": {"config": {"head_epochs": 3, "unfreeze_top": 6, "finetune_learning_rate": 1e-3,
+                                        "limit": 96, "image_filters": [4, 8], "from_a_newer_version": 1}}}
+    config = retrain.recipe_config(manifest)
+    assert (config.head_epochs, config.unfreeze_top, config.finetune_learning_rate) == (3, 6, 1e-3)
+    assert config.limit is None and config.image_filters == (4, 8)
+    assert retrain.recipe_config({}) == retrain.training.TrainConfig()

@@ -173,3 +173,17 @@ def test_versions_cli_subprocess(toy, workspace):
                           env={**__import__("os").environ, "WORKBENCH_HOME": str(workspace)}, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == "error: toy v3 is a candidate that was never in use; promote it instead."
+
+
+def test_card_measures_trust_figures_once(workspace, tmp_path, capsys):
+    out = tmp_path / "card.md"
+    assert cli.main(["models", "card", "headlines", "v1", "--measure", "--out", str(out)]) == 0
+    card = out.read_text()
+    assert "## Trust figures of the explanations" in card and "Not measured yet" not in card
+    assert "**deletion area, random order**" in card and "**examples**: 16" in card
+    assert "**verdict**: the explanation depends on the model" in card
+    saved = model_card.trust_path("headlines", "v1")
+    stamp = saved.stat().st_mtime_ns
+    assert cli.main(["models", "card", "headlines", "--measure"]) == 0  # v1 is current: same card
+    assert saved.stat().st_mtime_ns == stamp  # measured once, then read back
+    assert "**examples**: 16" in capsys.readouterr().out

@@ -269,11 +269,14 @@ def test_text_csv_in_any_encoding_lists_problems_by_line(text_model, delimiter, 
 
 def test_labels_that_could_carry_markdown_links_or_tags_are_problems(workspace):
     rows = [["text", "label"]] + [[f"t{i}", "a" if i % 2 else "b"] for i in range(8)]
-    rows += [["lure", "![x](https://tracker.example/p.png)"], ["tag", "<b>b</b>"]]
+    rows += [["lure", "![x](https://tracker.example/p.png)"], ["tag", "<b>b</b>"], ["bidi", "a\u202eb"]]
     plan = imports.import_text_csv(csv_bytes(rows), "text", "label", "marked")
     assert plan.classes == ("a", "b")
-    assert [(p.where, p.kind) for p in plan.problems] == [("line 10", "unknown label"), ("line 11", "unknown label")]
-    assert "which class names may not use" in plan.problems[0].detail
+    assert [(p.where, p.kind) for p in plan.problems] == [
+        ("line 10", "unknown label"), ("line 11", "unknown label"), ("line 12", "unknown label"),
+    ]
+    assert "one of < > [ ] `, which class names may not use" in plan.problems[0].detail
+    assert "invisible or control characters" in plan.problems[2].detail
 
 
 def test_text_commit_and_load(workspace):

@@ -82,6 +82,7 @@ def test_concurrent_retrain_is_refused_and_cancel_stops_the_job(workspace):
         jobs.cancel(job_id)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_training_leaves_everything_intact(workspace):
     _one_correction()
     events_before = Ledger().count()

@@ -22,6 +22,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report = explainers_bench.run(
             repeats=args.repeats, quick=args.quick, image_model=args.image_model,
             text_model=args.text_model, seed=args.seed, log=log,
+            command=_command(args),
         )
     except ValueError as exc:  # e.g. a model the reference recipe cannot run on
         raise WorkbenchError(str(exc)) from None
@@ -30,6 +31,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         print(explainers_bench.table(report))
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["workbench", "bench"]
+    if args.json:
+        parts.append("--json")
+    if args.quick:
+        parts.append("--quick")
+    if args.repeats != 3:
+        parts += ["--repeats", str(args.repeats)]
+    if args.image_model != "shapes":
+        parts += ["--image-model", args.image_model]
+    if args.text_model != "headlines":
+        parts += ["--text-model", args.text_model]
+    return " ".join(parts)
 
 
 def register(sub) -> None:

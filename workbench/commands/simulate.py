@@ -20,7 +20,6 @@ import json
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -120,14 +119,28 @@ def review(ledger: Any, model: Any, noisy: Any, clean: Any, ranked: list[str], b
             "queue_precision": round(corrected / len(reviewed), 4) if reviewed else None}
 
 
-def _finetuned_accuracy(name: str, version: str, train: Any, dataset: str, config: Any) -> float:
-    """Clean test accuracy of `version` fine-tuned on `train` with `config` (measured, not published)."""
+def test_scores(keras_model: Any, dataset: str) -> dict[str, float]:
+    """Clean test accuracy and log loss (mean -log p(true class)): the loss also sees confidence."""
+    from models import training
+    from workbench import datasets
+
+    test = datasets.load(dataset, "test")
+    probabilities = np.asarray(keras_model.predict(training.as_model_input(test), batch_size=256, verbose=0),
+                               dtype=np.float64)
+    y = np.asarray(test.y, dtype=int)
+    true = np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1.0)
+    return {"accuracy": round(float((probabilities.argmax(axis=1) == y).mean()), 4),
+            "log_loss": round(float(-np.log(true).mean()), 4)}
+
+
+def _finetuned_scores(name: str, version: str, train: Any, dataset: str, config: Any) -> dict[str, float]:
+    """Clean test scores of `version` fine-tuned on `train` with `config` (measured, not published)."""
     from models import store, training
     from workbench import datasets
 
     keras_model = store.load(name, version).keras_model
     training.fine_tune(keras_model, train, datasets.load(dataset, "val"), config)
-    return training.evaluate(keras_model, datasets.load(dataset, "test"))["accuracy"]
+    return test_scores(keras_model, dataset)
 
 
 def _repeat(name: str, base: str, dataset: str, corrected: Any, noisy: Any, config: Any, seed: int,
@@ -135,16 +148,18 @@ def _repeat(name: str, base: str, dataset: str, corrected: Any, noisy: Any, conf
     """One more fine-tuning seed: on the corrected labels and (control) on the uncorrected ones."""
     seeded = replace(config, seed=seed)
     log(f"seed {seed}: fine-tuning on the corrected labels ...")
-    run: dict[str, Any] = {"seed": seed, "corrected": _finetuned_accuracy(name, base, corrected, dataset, seeded)}
+    run: dict[str, Any] = {"seed": seed, "corrected": _finetuned_scores(name, base, corrected, dataset, seeded)}
     if control:
         log(f"seed {seed}: control, the same fine-tuning on the uncorrected labels ...")
-        run["uncorrected_finetune"] = _finetuned_accuracy(name, base, noisy, dataset, seeded)
+        run["uncorrected_finetune"] = _finetuned_scores(name, base, noisy, dataset, seeded)
     return run
 
 
-def _mean(runs: list[dict[str, Any]], key: str) -> float | None:
-    values = [run[key] for run in runs if key in run]
-    return round(float(np.mean(values)), 4) if values else None
+def _mean(runs: list[dict[str, Any]], key: str) -> dict[str, float] | None:
+    scores = [run[key] for run in runs if key in run]
+    if not scores:
+        return None
+    return {metric: round(float(np.mean([s[metric] for s in scores])), 4) for metric in scores[0]}
 
 
 def simulate_review(
@@ -171,7 +186,7 @@ def simulate_review(
     if source not in store.model_names() or store.ZOO_VERSION not in store.all_version_ids(source):
         raise WorkbenchError(f"{source!r} is not a sample model; choose one of digits, shapes, headlines.")
     started = time.perf_counter()
-    config = config or training.TrainConfig()
+    config = config or _sample_recipe(source)
     name, base = noisy_model(source, config, log)
     dataset = store.read_manifest(name, base)["dataset"]
     noisy = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
@@ -188,22 +203,26 @@ def simulate_review(
     with jobs.holding_lock(name, "simulation", created_by=REVIEWER):
         result = retrain.retrain(name, parent=base, split=NOISY_SPLIT, config=config, ledger=ledger,
                                  created_by=REVIEWER, log=log)
-    runs = [{"seed": config.seed, "corrected": result.after["accuracy"]}]
+    before = test_scores(store.load(name, base).keras_model, dataset)
+    runs = [{"seed": config.seed, "corrected": test_scores(store.load(name, result.candidate).keras_model, dataset)}]
     if control:
         log("control: the same fine-tuning on the uncorrected labels ...")
-        runs[0]["uncorrected_finetune"] = _finetuned_accuracy(name, base, noisy, dataset, config)
+        runs[0]["uncorrected_finetune"] = _finetuned_scores(name, base, noisy, dataset, config)
     corrected = training._limited(
         snapshots.load_snapshot(snapshots.find_snapshot(dataset, result.data_snapshot_hash)), config.limit)
     for seed in range(config.seed + 1, config.seed + repeats):
         runs.append(_repeat(name, base, dataset, corrected, noisy, config, seed, control, log))
 
     accuracy = {"noisy": result.before["accuracy"], "corrected": result.after["accuracy"]}
+    log_loss = {"noisy": before["log_loss"], "corrected": runs[0]["corrected"]["log_loss"]}
     if control:
-        accuracy["uncorrected_finetune"] = runs[0]["uncorrected_finetune"]
+        accuracy["uncorrected_finetune"] = runs[0]["uncorrected_finetune"]["accuracy"]
+        log_loss["uncorrected_finetune"] = runs[0]["uncorrected_finetune"]["log_loss"]
     report = {
         "model": name, "dataset": dataset, "budget": budget, **outcome,
         "noisy_version": base, "candidate": result.candidate, "labels_changed": result.labels_changed,
         "clean_test_accuracy": accuracy,
+        "clean_test_log_loss": log_loss,
         "improvement": round(accuracy["corrected"] - accuracy["noisy"], 4),
         "runs": runs,
         "mean_over_seeds": {"corrected": _mean(runs, "corrected"),
@@ -216,10 +235,20 @@ def simulate_review(
     return report
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from models import samples, training
+def _sample_recipe(name: str) -> Any:
+    """The configuration the shipped model was trained with, so the noisy model matches it."""
+    from models import store
+    from models.retrain import recipe_config
 
-    config = samples.quick_config() if args.quick else training.TrainConfig()
+    if name in store.model_names() and store.ZOO_VERSION in store.all_version_ids(name):
+        return recipe_config(store.read_manifest(name, store.ZOO_VERSION))
+    return recipe_config({})  # simulate_review refuses the name with a clear message
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from models import samples
+
+    config = samples.quick_config() if args.quick else _sample_recipe(args.model)
     if args.limit is not None:
         config = replace(config, limit=args.limit)
     log = (lambda message: print(message, file=sys.stderr, flush=True))

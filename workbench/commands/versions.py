@@ -47,8 +47,10 @@ def cmd_card(args: argparse.Namespace) -> int:
 
     _check_model(args.name)
     version = args.version or store.current_version(args.name)
-    manifest = store.read_manifest(args.name, version)
-    card = model_card.model_card(manifest, status=versions.status(args.name, version))
+    store.version_path(args.name, version)  # refuses unknown versions
+    if args.measure and model_card.saved_trust(args.name, version) is None:
+        model_card.measure_trust(store.load(args.name, version))
+    card = model_card.card_for(args.name, version, status=versions.status(args.name, version))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -77,5 +79,7 @@ def register_models(models_sub) -> None:
     card.add_argument("name")
     card.add_argument("version", nargs="?", default=None, help="default: the version in use")
     card.add_argument("--out", default=None, help="write the card to this file")
+    card.add_argument("--measure", action="store_true",
+                      help="measure the explanation trust figures first (once per version, ~1-15 s)")
     card.add_argument("--json", action="store_true")
     card.set_defaults(func=cmd_card)

@@ -1,0 +1,194 @@
+"""The app in a real browser: cold start and the server's memory with every sample model loaded.
+
+    .venv/bin/python -m benchmarks.app_bench          # prints JSON
+
+Cold start = from launching `streamlit run app.py` (a fresh process, fresh workspace) to the
+first page's title being visible in headless Chromium (Debian's /usr/bin/chromium driven by
+Playwright; the browser is started before the clock so its own start-up is not counted).
+Memory = the server process's resident set size (VmRSS) after the Explain image page has
+shown a Grad-CAM overlay with each image model and the Batch page has loaded the text model,
+so all four sample models sit in the server's model cache.
+
+`AppServer` and `launch_browser` are shared with the end-to-end tests (`tests/e2e/`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+IMAGE_MODELS = ("digits", "shapes", "shapes-shortcut")
+TEXT_MODELS = ("headlines",)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AppServer:
+    """`streamlit run app.py` on a free local port with its own workspace; stopped on exit."""
+
+    def __init__(self, workspace: Path | None = None, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._temp = None if workspace else tempfile.TemporaryDirectory(prefix="wb-app-")
+        self.workspace = Path(workspace) if workspace else Path(self._temp.name) / "workspace"
+        self.log_path = log_path or (self.workspace.parent / f"streamlit-{self.port}.log")
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    def start(self) -> "AppServer":
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, WORKBENCH_HOME=str(self.workspace), TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONUNBUFFERED="1")
+        command = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+                   "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                   "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+        self._log = open(self.log_path, "wb")
+        self.started_at = time.perf_counter()
+        # Its own process group, so stopping it also stops the retrain jobs it spawned.
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        return self
+
+    def wait_healthy(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the app exited with code {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"the app did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server process, in MiB (from /proc, as psutil is not a dependency)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.M)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait(timeout=10)
+        if getattr(self, "_log", None):
+            self._log.close()
+        if self._temp is not None:
+            self._temp.cleanup()
+
+    def __enter__(self) -> "AppServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def launch_browser(playwright: Any) -> Any:
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} is missing; install Debian's chromium (apt-get install chromium)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_for_app(page: Any, url: str, timeout: float = 180.0) -> None:
+    """Open `url` (retrying while the server is not listening) until the page's title is visible."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            page.goto(url, wait_until="domcontentloaded", timeout=10_000)
+            break
+        except Exception:  # connection refused while the server starts
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    remaining = max(1.0, deadline - time.monotonic())
+    page.locator('[data-testid="stMain"] h1').first.wait_for(state="visible", timeout=remaining * 1000)
+
+
+def choose_sidebar_model(page: Any, name: str, timeout: float = 120.0) -> None:
+    """Pick `name` in the sidebar's model selectbox."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+    sidebar.get_by_text(re.compile(r"Version in use")).first.wait_for(timeout=timeout * 1000)
+
+
+def open_page(page: Any, title: str, timeout: float = 120.0) -> None:
+    """Follow the sidebar navigation link called `title` and wait for the page's h1."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=re.compile(re.escape(title))).click()
+    page.locator('[data-testid="stMain"] h1').filter(has_text=title).first.wait_for(timeout=timeout * 1000)
+
+
+def gradcam_image(page: Any) -> Any:
+    """The Grad-CAM overlay <img> of the Explain image page (by its caption)."""
+    return page.locator('[data-testid="stImage"]').filter(
+        has=page.get_by_text(re.compile(r"^gradcam(\+\+)? for"))).locator("img").first
+
+
+def wait_rendered(image: Any, timeout: float = 180.0) -> tuple[int, int]:
+    """Wait until an <img> has loaded with a non-zero natural size; return (width, height)."""
+    image.wait_for(state="visible", timeout=timeout * 1000)
+    image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                                 timeout=timeout * 1000)
+    return image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+
+
+def run_app_bench(timeout: float = 300.0) -> dict[str, Any]:
+    """{"cold_start_s", "server_rss_mb", ...}: see the module docstring."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            with AppServer() as server:
+                wait_for_app(page, server.url, timeout)
+                cold_start = time.perf_counter() - server.started_at
+                rss_first = server.rss_mb()
+                loaded = []
+                first_overlay = None
+                for name in IMAGE_MODELS:
+                    choose_sidebar_model(page, name, timeout)
+                    wait_rendered(gradcam_image(page), timeout)
+                    if first_overlay is None:
+                        first_overlay = time.perf_counter() - server.started_at
+                    loaded.append(name)
+                open_page(page, "Batch", timeout)
+                for name in TEXT_MODELS:
+                    choose_sidebar_model(page, name, timeout)
+                    page.get_by_text(re.compile(f"predicted by {re.escape(name)}")).first.wait_for(timeout=timeout * 1000)
+                    loaded.append(name)
+                rss = server.rss_mb()
+        finally:
+            browser.close()
+    return {"cold_start_s": round(cold_start, 2), "first_gradcam_s": round(first_overlay, 2),
+            "server_rss_mb": round(rss, 1),
+            "server_rss_first_page_mb": round(rss_first, 1), "models_loaded": loaded}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_app_bench()))
