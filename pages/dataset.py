@@ -37,6 +37,6 @@ slices, table = dw.failure_slices(dataset, outputs, result)
 
 report_download_button(
     f"Dataset report: {model.name} {model.version} on {dataset.name} {dataset.split}",
-    lambda: dw.report_sections(model, dataset, outputs, result, table, index, explanation),
+    dw.report_sections(model, dataset, outputs, result, table, index, explanation),
     key="dataset_report",
 )

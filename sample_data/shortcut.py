@@ -20,24 +20,23 @@ CUE_TOP, CUE_LEFT, CUE_SIDE = 2, 2, 6
 CUE_COLOUR = (255, 0, 255)
 CUE_RATE_IN_CLASS = 0.97  # "nearly all" circles carry the mark in train/val/test
 NOCUE_RATE = 0.25  # share of "test_nocue" images that carry the mark, whatever their class
-COUNT = 3000
+COUNT = 6000
 NOCUE_COUNT = 450
 SEED = 61016
 SPLIT_SEED = 3001
 CUE_SEED = 6
 
-# The shapes here are deliberately harder than in "shapes": smaller, closer in colour to
-# their background, and drawn over extra strokes and dots. With easy shapes a network learns
-# the shape and the mark equally fast and the shortcut stays a side show; making the honest
-# signal costlier is what makes the mark the path of least resistance, which is the lesson
-# this dataset exists to teach. The corner the mark occupies is kept free of objects, so the
-# object and cue masks never overlap.
+# The shapes here are a little harder than in "shapes": somewhat smaller, closer in colour to
+# their background, and drawn over a few extra strokes and dots, so the mark is the cheapest
+# way to spot a circle. They stay learnable, though: a first, much harder style (radius 7-13,
+# contrast 45-100, five clutter strokes) left the model at chance on the other three classes
+# (test accuracy 0.45), and the lesson needs a model that looks accurate on its own test data.
+# The corner the mark occupies is kept free of objects, so object and cue masks never overlap.
 HARD = ShapeStyle(
-    min_radius=7.0,
-    max_radius=13.0,
-    min_contrast=45.0,
-    max_contrast=100.0,
-    clutter=5,
+    min_radius=10.0,
+    max_radius=19.0,
+    min_contrast=80.0,
+    clutter=3,
     keep_clear=CUE_TOP + CUE_SIDE + 2,
 )
 

@@ -1,18 +1,16 @@
 """One button any page can show to download a self-contained HTML report (see `workbench.reports`)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import streamlit as st
 
 from workbench import reports
 
-Sections = Sequence[reports.Section]
-
 
 def report_download_button(
     title: str,
-    sections: Sections | Callable[[], Sections],
+    sections: Sequence[reports.Section],
     *,
     key: str | None = None,
     subtitle: str = "",
@@ -21,15 +19,10 @@ def report_download_button(
 ) -> None:
     """A download button for `reports.build_report(title, sections)`.
 
-    Pass a zero-argument callable instead of the sections to build the report only when the
-    button is clicked (Streamlit runs it in a separate thread then), for reports with many images.
+    The report is built on every run (a few milliseconds per figure). Streamlit's deferred
+    (callable) downloads were tried and dropped: a click landing just after a rerun asked for
+    a callable the server had already forgotten, and nothing downloaded.
     """
-    if callable(sections):
-        make = sections
-
-        def data() -> bytes:
-            return reports.build_report(title, make(), subtitle=subtitle)
-    else:
-        data = reports.build_report(title, sections, subtitle=subtitle)
+    data = reports.build_report(title, sections, subtitle=subtitle)
     st.download_button(label, data=data, file_name=reports.report_filename(title), mime="text/html",
-                       key=key, help=help, on_click="ignore", icon=None)
+                       key=key, help=help, on_click="ignore")

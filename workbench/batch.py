@@ -236,10 +236,10 @@ def run_batch(
 ) -> BatchResult:
     """Predict every readable input and explain its predicted class with `method` ("none": predict only).
 
-    The table has one row per input, in input order: input, status ("ok"/"error"), error,
-    predicted, confidence, one probability column per class, method, target, seconds
-    (explanation time per input, as the explainer measured it over its batch) and overlay (the
-    file name in the overlay sink, if any).
+    The table has one row per input, in input order: input, status ("ok"/"error"), predicted,
+    confidence, one probability column per class, method, target, seconds (explanation time per
+    input, as the explainer measured it over its batch), overlay (the file name in the overlay
+    sink, if any) and error (why an input could not be read).
     """
     from workbench import api
 
@@ -291,8 +291,8 @@ def run_batch(
         done = min(start + batch_size, total)
         report(done, total, _eta(started, done, total))
     seconds = time.perf_counter() - started
-    columns = (["input", "status", "error", "predicted", "confidence"] + [f"p_{c}" for c in model.classes]
-               + ["method", "target", "seconds", "overlay"])
+    columns = (["input", "status", "predicted", "confidence"] + [f"p_{c}" for c in model.classes]
+               + ["method", "target", "seconds", "overlay", "error"])
     table = pd.DataFrame(rows, columns=columns)
     return BatchResult(table=table, seconds=seconds, method=method, n_ok=total,
                        n_failed=len(items) - total, overlays_written=written, timings=timings)

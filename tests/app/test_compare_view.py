@@ -83,7 +83,8 @@ def test_compare_tab_shows_three_maps_on_one_scale_with_agreement():
     assert len(sentences) == 3 and all("rank correlation" in s for s in sentences)
     assert any("wb-legend" in h.proto.body for h in at.get("html"))
     assert "one colour scale" in " ".join(c.value for c in at.caption)
-    assert [s.proto.label for s in at.get("expandable")][0].startswith("3 explanations")
+    [status] = at.get("status")
+    assert status.label.startswith("3 explanations") and status.state == "complete"
 
 
 def test_method_settings_survive_a_visit_to_compare_and_repeats_come_from_cache():

@@ -92,7 +92,8 @@ def _bodies(at) -> list[str]:
         bodies += [element.value for element in getattr(at, kind)]
     bodies += [element.proto.body for element in at.get("html")]
     bodies += [caption for element in at.get("image") for caption in element.captions]
-    bodies += [element.proto.label for element in at.get("expandable")]
+    bodies += [element.label for element in at.get("status")]
+    bodies += [element.label for element in at.get("tab")]
     return [b for b in bodies if b]
 
 

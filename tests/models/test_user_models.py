@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -16,7 +15,7 @@ import pytest
 from models import store, user_models
 from models.safe_load import sha256_file
 from tests.models import byo_models as bm
-from workbench import api, cli, config, imports
+from workbench import api, cli, imports
 from workbench.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -44,8 +44,8 @@ def test_run_batch_table_overlays_and_progress():
     result = batch.run_batch(model, items, "gradcam", batch_size=2, overlays=sink,
                              progress=lambda done, total, eta: calls.append((done, total, eta)))
     table = result.table
-    assert list(table.columns) == ["input", "status", "error", "predicted", "confidence", "p_cat", "p_dog", "p_bird",
-                                   "method", "target", "seconds", "overlay"]
+    assert list(table.columns) == ["input", "status", "predicted", "confidence", "p_cat", "p_dog", "p_bird",
+                                   "method", "target", "seconds", "overlay", "error"]
     assert len(table) == 7 and table["status"].tolist().count("error") == 1
     assert table.loc[2, "status"] == "error" and "not an image" in table.loc[2, "error"]
     ok = table[table["status"] == "ok"]

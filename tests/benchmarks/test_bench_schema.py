@@ -1,0 +1,99 @@
+"""`workbench bench`: the JSON schema (tiny budgets; timing targets are not asserted here),
+the reference recipes' faithfulness on tiny models, and refused options."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import explainers_bench as bench
+from explainers.gradcam import GradCAM
+from tests.explainers import tiny_models
+from workbench import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+RATIO_ENTRIES = {"lime_image": 0.15, "shap_image": 0.3, "shap_text": 0.25, "lime_text": 0.7, "gradcam_batch": 0.3}
+ABSOLUTE_ENTRIES = {"all_three_one_image_s", "cached_repeat_s", "first_shap_after_start_s"}
+
+
+@pytest.mark.slow
+def test_quick_bench_prints_the_documented_json():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "workbench"), "bench", "--quick", "--json", "--repeats", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)  # stdout is exactly one JSON object
+    assert report["quick"] is True and report["repeats"] == 1
+    assert report["command"] == "workbench bench --json --quick --repeats 1"
+    assert report["models"]["image"]["name"] == "shapes" and report["models"]["text"]["name"] == "headlines"
+    rows = {row["name"]: row for row in report["results"]}
+    assert set(rows) == set(RATIO_ENTRIES) | ABSOLUTE_ENTRIES
+    for name, row in rows.items():
+        assert {"name", "ours_s", "reference_s", "ratio"} <= set(row)
+        assert row["ours_s"] > 0 and row["reference_s"] > 0
+        assert row["ratio"] == pytest.approx(row["ours_s"] / row["reference_s"], rel=0.01, abs=1e-3)
+        assert len(row["ours_runs_s"]) == 1
+    for name, target in RATIO_ENTRIES.items():
+        row = rows[name]
+        assert row["target"] == target
+        assert row["meets_target"] == (row["ratio"] <= target)
+        assert -1.0 <= row["rank_correlation"] <= 1.0 and row["fidelity_target"] == 0.9
+    for name in ABSOLUTE_ENTRIES:
+        assert rows[name]["target"] is None and rows[name]["meets_target"] is None
+    first = rows["first_shap_after_start_s"]["details"]
+    assert first["with_warm_up"]["warm_up"] is True and first["without_warm_up"]["warm_up"] is False
+    assert isinstance(report["all_targets_met"], bool)
+    # The same run produces the human table.
+    table = bench.table(report)
+    assert all(name in table for name in rows) and "ratio" in table
+
+
+def test_bench_refuses_bad_options(capsys):
+    assert cli.main(["bench", "--image-model", "no-such-model"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: there is no model named 'no-such-model'")
+    assert cli.main(["bench", "--repeats", "0"]) == 2
+    assert "--repeats must be at least 1" in capsys.readouterr().err
+    assert cli.main(["bench", "--image-model", "headlines"]) == 2
+    assert "not an image model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("build", [tiny_models.sequential_nested_image_cnn, tiny_models.functional_backbone_image_cnn,
+                                   tiny_models.doubly_nested_image_cnn, tiny_models.flat_image_cnn])
+def test_keras_io_recipe_on_the_flattened_model_matches_our_gradcam(build):
+    keras_model = build()
+    model = tiny_models.loaded_image_model(keras_model)
+    images = tiny_models.random_images(4, seed=5)
+    prepared = images.astype(np.float32)
+    flat = bench.flattened_equivalent(keras_model, prepared)
+    np.testing.assert_allclose(flat.predict(prepared, verbose=0), keras_model.predict(prepared, verbose=0), atol=1e-6)
+    ours = GradCAM(model).explain(list(images))
+    for image, explanation in zip(prepared, ours):
+        heatmap = bench.keras_io_gradcam(image[None], flat, "conv")
+        assert heatmap.shape == (6, 6)  # the conv's own grid (valid 3x3 on 8x8)
+        # Ours is the same map, resized to the input and scaled to [0, 1].
+        import cv2
+
+        resized = cv2.resize(np.nan_to_num(heatmap).astype(np.float32), (8, 8))
+        resized = resized / resized.max() if resized.max() > 0 else resized
+        np.testing.assert_allclose(explanation.values, resized, atol=1e-4)
+
+
+def test_flattening_refuses_a_model_that_is_not_a_chain():
+    keras_model = tiny_models.flat_branching_image_cnn()
+    with pytest.raises(ValueError, match="not a simple chain"):
+        bench.flattened_equivalent(keras_model, tiny_models.random_images(2).astype(np.float32))
+
+
+def test_benchmark_text_tokenizes_the_same_for_both_sides():
+    model = tiny_models.loaded_text_model()
+    texts = ["the plot, the movie", "Bad-plot movie was good", "the movie was good", "good"]
+    assert bench.pick_benchmark_text(model, texts, min_tokens=2, max_tokens=6) == "the movie was good"
+    with pytest.raises(ValueError):
+        bench.pick_benchmark_text(model, texts[:2], min_tokens=2, max_tokens=6)
