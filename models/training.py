@@ -150,10 +150,6 @@ def train_image_from_scratch(
     return model
 
 
-def _base_layers(model: Any) -> list[Any]:
-    """Everything below the classification head: the part frozen in the first phase."""
-    return [layer for layer in model.layers if layer.name not in {"head", "head_dropout", "features"} and layer.weights]
-
 
 def _flatten(layers: list[Any]) -> list[Any]:
     """Weighted layers, looking inside nested models (e.g. the backbone)."""
@@ -177,8 +173,11 @@ def fine_tune(
     """Frozen base + head first, then the top of the base at a low learning rate."""
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
-    base = [layer for layer in _flatten(_base_layers(model)) if layer.name != "caffe_preprocess"]
-    head = [layer for layer in _flatten(model.layers) if not any(layer is b for b in _flatten(_base_layers(model)))]
+    # The head is the last weighted layer (the classifier); everything below it is the base.
+    # This holds for the sample models and for any user model ending in a Dense classifier.
+    weighted = _flatten(model.layers)
+    head = weighted[-1:]
+    base = [layer for layer in weighted[:-1] if layer.name != "caffe_preprocess"]
     _set_trainable(model, head)
     _fit(model, train, val, epochs=config.head_epochs, learning_rate=config.learning_rate, config=config,
          callbacks=callbacks, augment=config.augment)

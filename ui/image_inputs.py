@@ -23,15 +23,20 @@ class ChosenImage:
 
 
 def _sample_dataset_name(model: LoadedModel) -> str | None:
-    import sample_data
+    from workbench import datasets
 
     name = model.manifest.get("dataset")
-    return name if name in sample_data.DATASET_NAMES else None
+    return name if name in datasets.names() else None
 
 
 def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
-    split = st.selectbox("Split", ["test", "val", "train"], key=f"split_{dataset_name}",
-                         help="Test examples were never seen in training.")
+    from workbench import datasets
+
+    available = datasets.splits(dataset_name)
+    options = [s for s in ("test", "test_nocue", "val", "train", "train_noisy") if s in available]
+    split = st.selectbox("Split", options, key=f"split_{dataset_name}",
+                         help="Test examples were never seen in training. "
+                              "test_nocue (shapes-shortcut only) puts the corner mark on random classes.")
     data = loaders.dataset(dataset_name, split)
     key = f"sample_index_{dataset_name}_{split}"
     st.session_state.setdefault(key, 0)

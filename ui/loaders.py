@@ -15,9 +15,9 @@ def model(name: str, version: str) -> LoadedModel:
 
 @st.cache_resource(show_spinner="Preparing dataset…")
 def dataset(name: str, split: str):
-    import sample_data
+    from workbench import datasets
 
-    return sample_data.load(name, split)
+    return datasets.load(name, split)
 
 
 def current_model(name: str) -> LoadedModel:

@@ -51,7 +51,7 @@ def test_dataset_page_clicks_and_report(page, shot, tmp_path):
     app_bench.open_page(page, "Dataset")
     app_bench.choose_sidebar_model(page, MODEL)
     confusion = page.locator(".st-key-dataset_confusion_chart")
-    confusion.locator(".js-plotly-plot").wait_for(timeout=300_000)
+    confusion.locator(".js-plotly-plot").last.wait_for(timeout=300_000)
     _wait_idle(page)
 
     # Clicking a confusion-matrix cell lists its examples (here the diagonal cell of the third class).

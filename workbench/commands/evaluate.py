@@ -157,7 +157,12 @@ def _localisation(data: Any, indices: np.ndarray, explanations: list[Any], model
         cues = np.asarray(data.cue_masks)[indices]
         marked = cues.any(axis=(1, 2))
         if marked.any():
-            table["cue_mass"] = _stats(metrics.cue_mass(maps[marked], cues[marked]), metrics.area_share(cues[marked]))
+            marked_maps, marked_cues = maps[marked], cues[marked]
+            table["cue_mass"] = _stats(metrics.cue_mass(marked_maps, marked_cues), metrics.area_share(marked_cues))
+            table["cue_pointing_game"] = _stats(
+                metrics.pointing_game(marked_maps, marked_cues),
+                metrics.pointing_game(np.ones(marked_cues.shape, dtype=np.float32), marked_cues),
+            )
     return table
 
 
