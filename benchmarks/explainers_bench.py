@@ -38,8 +38,9 @@ Absolute figures: all_three_one_image_s (Grad-CAM + SHAP + LIME through workbenc
 one 64x64 image, cache cleared; reference = the three reference calls' medians summed),
 cached_repeat_s (the same three calls again: served from the result cache; reference = the
 uncached time), first_shap_after_start_s (a fresh process that starts the app's background
-warm-up, renders the first page view, then asks for SHAP at once; reference = the same
-without the warm-up).
+warm-up as app.py does, renders the first page view, gives the user 3 s to look at it and
+click, then times the first SHAP explanation; reference = the same process without the
+warm-up; see benchmarks/first_shap.py).
 """
 from __future__ import annotations
 

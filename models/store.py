@@ -174,8 +174,26 @@ def save_model_folder(keras_model: Any, manifest: dict[str, Any], folder: Path) 
     return manifest
 
 
+def _published_log(name: str) -> Path:
+    return _workspace_model_dir(name) / "published.jsonl"
+
+
+def _logged_version_ids(name: str) -> list[str]:
+    path = _published_log(name)
+    if not path.is_file():
+        return []
+    ids = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            ids.append(json.loads(line)["version"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line from a crash; the folders still count below
+    return ids
+
+
 def next_version_id(name: str) -> str:
-    numbers = [_version_sort_key(v)[0] for v in all_version_ids(name)]
+    """Never reuses an id, even of a discarded version: caches are keyed by (name, version)."""
+    numbers = [_version_sort_key(v)[0] for v in all_version_ids(name) + _logged_version_ids(name)]
     numbers = [n for n in numbers if n < 10**9]
     return f"v{max(numbers, default=0) + 1}"
 
@@ -201,6 +219,8 @@ def publish_version(name: str, keras_model: Any, manifest: dict[str, Any]) -> Ve
             os.fsync(fd)
         finally:
             os.close(fd)
+        with open(_published_log(name), "a", encoding="utf-8") as log:
+            log.write(json.dumps({"version": version, "at": now_iso()}) + "\n")
     except BaseException:
         import shutil
 

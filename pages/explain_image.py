@@ -21,12 +21,13 @@ predicted = int(probabilities.argmax())
 left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Input")
-    st.image(render.upscale_for_display(chosen.pixels), caption=chosen.caption, width=320)
+    st.image(render.upscale_for_display(chosen.pixels), caption=chosen.caption, width=256)
 with right:
     st.subheader("Prediction")
     st.markdown(f"The model says **{text_views.markdown_literal(model.classes[predicted])}** "
                 f"({probabilities[predicted]:.1%}).")
-    st.plotly_chart(widgets.probability_chart(model.classes, probabilities), width="stretch")
+    chart = widgets.probability_chart(model.classes, probabilities)
+    st.plotly_chart(chart.update_yaxes(type="category"), width="stretch")  # class names like "1" stay labels
 
 st.subheader("Why: where the model looked")
 c1, c2 = st.columns(2)
@@ -38,7 +39,8 @@ target_md = text_views.markdown_literal(target)  # class names can be anything: 
 display = render.upscale_for_display(chosen.pixels)
 has_gradcam = "gradcam" in registry.available(model)
 
-tabs = st.tabs(["Grad-CAM", "SHAP", "LIME", "Compare"], key="image_view", on_change="rerun")
+tabs = st.tabs(["Grad-CAM", "SHAP", "LIME", "Compare"], key="image_view", on_change="rerun",
+               bind="query-params")  # shareable links: ?image_view=Compare
 gradcam_tab, shap_tab, lime_tab, compare_tab = tabs
 
 
@@ -48,36 +50,41 @@ def gradcam_choice() -> method_params.MethodChoice:
 
 @st.fragment
 def gradcam_section() -> None:
-    a, b = st.columns(2)
-    a.radio("Method", ["gradcam", "gradcam++"], horizontal=True, key="cam_method",
-            format_func=method_params.TITLES.get)
-    colormap = b.selectbox("Colour map", list(render.COLORMAPS), key="colormap")
-    result = method_params.compute_with_spinner(model, gradcam_choice(), chosen.pixels, target_index)
-    overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, colormap=colormap)
-    left, right = st.columns(2)
-    left.image(display, caption="Input", width=320)
-    right.image(overlay, caption=f"{method_params.TITLES[result.explanation.method]} for “{target_md}” · {result.caption()}",
-                width=320)
-    st.caption("Warm colours mark the regions that raised the score of the chosen class most. "
-               "Grad-CAM is coarse: it sees the last convolutional layer's grid, not single pixels.")
+    picture, settings = st.columns([1, 1], gap="large")
+    with settings:
+        st.radio("Method", ["gradcam", "gradcam++"], horizontal=True, key="cam_method",
+                 format_func=method_params.TITLES.get)
+        colormap = st.selectbox("Colour map", list(render.COLORMAPS), key="colormap")
+        st.caption("Warm colours mark the regions that raised the score of the chosen class most. "
+                   "Grad-CAM is coarse: it sees the last convolutional layer's grid, not single pixels. "
+                   "Grad-CAM++ spreads the credit over several parts of the object.")
+    with picture:
+        result = method_params.compute_with_spinner(model, gradcam_choice(), chosen.pixels, target_index)
+        overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, colormap=colormap)
+        # The caption starts with the method's name ("gradcam for …"): the browser tests find the overlay by it.
+        st.image(overlay, caption=f"{result.explanation.method} for “{target_md}” · {result.caption()}", width=360)
+
+
+HOW_IT_WORKS = {
+    "shap": "SHAP hides regions (blurred or painted over) in many combinations and shares the change in the "
+            "class probability fairly among them. Orange regions raised the probability, blue ones lowered it.",
+    "lime": "LIME switches superpixels on and off at random, fits a weighted linear model to the model's answers "
+            "and shows its weights. Orange superpixels raised the probability, blue ones lowered it.",
+}
 
 
 @st.fragment
 def perturbation_section(method: str) -> None:
-    chosen_method = method_params.shap_widgets("image") if method == "shap" else method_params.lime_widgets("image")
-    result = method_params.compute_with_spinner(model, chosen_method, chosen.pixels, target_index)
-    overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, signed=True)
-    left, right = st.columns(2)
-    left.image(display, caption="Input", width=320)
-    right.image(overlay, caption=f"{chosen_method.title} for “{target_md}” · {result.caption()}", width=320)
-    st.html(text_views.legend_html())
-    explain = {
-        "shap": "SHAP hides regions (blurs or paints them over) in many combinations and shares the change "
-                "in the class probability fairly among them. Orange raised the probability, blue lowered it.",
-        "lime": "LIME switches superpixels on and off at random, fits a weighted linear model to the answers and "
-                "shows its weights. Orange superpixels raised the probability, blue ones lowered it.",
-    }[method]
-    st.caption(f"{chosen_method.describe()}. {explain}")
+    picture, settings = st.columns([1, 1], gap="large")
+    with settings:
+        chosen_method = method_params.shap_widgets("image") if method == "shap" else method_params.lime_widgets("image")
+        st.caption(HOW_IT_WORKS[method])
+        st.html(text_views.legend_html())
+    with picture:
+        result = method_params.compute_with_spinner(model, chosen_method, chosen.pixels, target_index)
+        overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, signed=True)
+        st.image(overlay, caption=f"{chosen_method.title} for “{target_md}” · {result.caption()}", width=360)
+    st.caption(f"Settings: {chosen_method.describe()}.")
 
 
 @st.fragment
@@ -88,6 +95,8 @@ def compare_section() -> None:
         results = []
         for i, method in enumerate(methods):
             progress.progress(i / len(methods), text=f"{i + 1}/{len(methods)}: {method.describe()}…")
+            if method.method == "shap":
+                method_params.wait_for_shap_warm_up()
             results.append(method_params.compute(model, method, chosen.pixels, target_index))
             st.write(f"{method.title}: {results[-1].caption()}")
         progress.progress(1.0, text="done")

@@ -43,7 +43,8 @@ with left:
     target = st.selectbox("Explain class", range(len(model.classes)), index=predicted, key="text_target",
                           format_func=lambda i: model.classes[i], help="Every method explains evidence for this class.")
 with right:
-    st.plotly_chart(widgets.probability_chart(model.classes, probabilities), width="stretch", key="text_probs")
+    chart = widgets.probability_chart(model.classes, probabilities).update_yaxes(type="category")
+    st.plotly_chart(chart, width="stretch", key="text_probs")
 
 tokens = model.tokenize(text)
 words = text_views.display_words(model, text, tokens)
@@ -52,7 +53,8 @@ methods = [m for m in ("gradcam", "shap", "lime") if m in available]
 titles = {"gradcam": "Grad-CAM", "shap": "SHAP", "lime": "LIME"}
 
 st.subheader("Which words mattered")
-tabs = st.tabs([titles[m] for m in methods] + ["Compare"], key="text_view", on_change="rerun")
+tabs = st.tabs([titles[m] for m in methods] + ["Compare"], key="text_view", on_change="rerun",
+               bind="query-params")  # shareable links: ?text_view=SHAP
 
 
 @st.fragment
@@ -80,6 +82,8 @@ def compare_section() -> None:
     rows = []
     for i, choice in enumerate(chosen):
         progress.progress(i / len(chosen), text=f"Running {choice.describe()}…")
+        if choice.method == "shap":
+            method_params.wait_for_shap_warm_up()
         result = method_params.compute(model, choice, text, target)
         rows.append((choice.title, result.caption(), result.explanation))
     progress.empty()

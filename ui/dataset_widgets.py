@@ -286,6 +286,13 @@ def embedding_figure(frame: pd.DataFrame, colour_by: str, scores: np.ndarray | N
     return figure
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_embedding_figure(key: tuple, _outputs: dataset_view.DatasetOutputs, _dataset: Dataset,
+                             _scores: np.ndarray | None) -> go.Figure:
+    """Built once per (model version, split, colouring): 20,000 points take a noticeable moment to build."""
+    return embedding_figure(dataset_view.embedding_frame(_outputs, _dataset), key[5], _scores)
+
+
 def _on_point_click() -> None:
     points = _selected_points(EMBEDDING_CHART)
     if points and points[0].get("customdata") is not None:
@@ -305,9 +312,10 @@ def embedding_map(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOu
                 scores = _queue_scores(model.name, model.version, dataset.name, dataset.split, model, dataset)
             except WorkbenchError as exc:
                 st.warning(f"The review queue could not rank this split: {exc}")
-    frame = dataset_view.embedding_frame(outputs_, dataset)
-    st.plotly_chart(embedding_figure(frame, colour_by, scores), key=EMBEDDING_CHART, on_select=_on_point_click,
-                    selection_mode="points", width="stretch")
+    key = (outputs_.model_name, outputs_.model_version, outputs_.dataset, outputs_.split, len(dataset), colour_by,
+           scores is not None)
+    st.plotly_chart(_cached_embedding_figure(key, outputs_, dataset, scores), key=EMBEDDING_CHART,
+                    on_select=_on_point_click, selection_mode="points", width="stretch")
     variance = sum(outputs_.explained_variance)
     st.caption(f"Each point is one example: the output of its '{outputs_.feature_layer}' layer ({outputs_.feature_dim} numbers) "
                f"projected to 2-D with PCA, which keeps {variance:.0%} of their variance. "

@@ -121,7 +121,7 @@ def gradcam_tab() -> None:
     columns = st.columns(len(lesson.top_maps) + 1)
     columns[0].image(_big(image), caption="input", width=DISPLAY // 2 + 20)
     for column, view in zip(columns[1:], lesson.top_maps):
-        column.image(_map_picture(view.activation), caption=f"map {view.channel} · weight {view.weight:+.3f}",
+        column.image(_map_picture(view.activation), caption=f"map {view.channel} · weight {view.weight:+.2g}",
                      width=DISPLAY // 2 + 20)
 
     st.subheader("Step 2 · One weight per map")
@@ -236,7 +236,9 @@ def shortcut_tab() -> None:
     with st.spinner("Testing the shortcut model…"):
         lesson = _shortcut_lesson(model.name, model.version, model)
 
-    st.subheader("1 · It looks accurate")
+    st.subheader("1 · Its score on its own test images")
+    st.markdown("First we test the model the usual way: on new images drawn exactly like its training images, "
+                "so nearly every circle still carries the mark.")
     st.metric("Accuracy on its own test images", f"{lesson.accuracy_test:.0%}",
               help=f"{lesson.n} test images drawn like the training images (the mark is on the circles).")
 

@@ -119,15 +119,16 @@ def choice(prefix: str, method: str) -> MethodChoice:
 
 
 def shap_widgets(prefix: str) -> MethodChoice:
-    columns = st.columns(3 if prefix == "image" else 2)
-    columns[0].number_input(
+    """SHAP's settings in rows of two (they sit in a narrow column next to the map)."""
+    first, second = st.columns(2)
+    first.number_input(
         "Evaluations (max_evals)", min_value=50, max_value=5000, step=50, key=key(prefix, "shap_max_evals"),
         help="How many masked copies of the input the model sees. More = finer map, slower.",
     )
-    columns[1].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(prefix, "shap_seed"),
-                            help="The same seed, input and budget always give the same map.")
+    second.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(prefix, "shap_seed"),
+                        help="The same seed, input and budget always give the same map.")
     if prefix == "image":
-        columns[2].radio(
+        st.radio(
             "Masker", list(IMAGE_MASKERS), format_func=IMAGE_MASKERS.get, horizontal=True,
             key=key(prefix, "shap_masker"),
             help="What a hidden region becomes: a blurred copy of itself, or paint filled in from around it.",
@@ -136,19 +137,20 @@ def shap_widgets(prefix: str) -> MethodChoice:
 
 
 def lime_widgets(prefix: str) -> MethodChoice:
-    image = prefix == "image"
-    columns = st.columns(4 if image else 2)
-    columns[0].number_input(
+    """LIME's settings in rows of two."""
+    first, second = st.columns(2)
+    first.number_input(
         "Samples (num_samples)", min_value=100, max_value=10000, step=100, key=key(prefix, "lime_num_samples"),
         help="How many perturbed copies the linear surrogate is fitted on. More = steadier weights, slower.",
     )
-    columns[1].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(prefix, "lime_seed"),
-                            help="The same seed, input and budget always give the same map.")
-    if image:
-        columns[2].radio("Segmentation", list(SEGMENTATIONS), format_func=SEGMENTATIONS.get, horizontal=True,
-                         key=key(prefix, "lime_segmentation"),
-                         help="How the image is cut into superpixels, the pieces LIME switches on and off.")
-        columns[3].number_input(
+    second.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(prefix, "lime_seed"),
+                        help="The same seed, input and budget always give the same map.")
+    if prefix == "image":
+        first, second = st.columns(2)
+        first.radio("Segmentation", list(SEGMENTATIONS), format_func=SEGMENTATIONS.get, horizontal=True,
+                    key=key(prefix, "lime_segmentation"),
+                    help="How the image is cut into superpixels, the pieces LIME switches on and off.")
+        second.number_input(
             "Segments (SLIC)", min_value=5, max_value=300, step=5, key=key(prefix, "lime_n_segments"),
             disabled=value(prefix, "lime_segmentation") != "slic",
             help="About how many superpixels SLIC makes (quickshift chooses its own number).",
@@ -181,7 +183,21 @@ def compute(model: LoadedModel, chosen: MethodChoice, item: Any, target: int) ->
     return Computed(explanation, time.perf_counter() - started)
 
 
+def wait_for_shap_warm_up() -> None:
+    """Before the first SHAP call in this server: say why it takes a moment, while the
+    background warm-up (started by app.py) finishes shap's one-off compilation."""
+    from ui import warmup
+
+    status = warmup.status()
+    if status.started and not status.done:
+        with st.spinner("Preparing SHAP for its first use on this server (a one-off compilation, "
+                        "started when the app did; a few seconds)…"):
+            warmup.wait()
+
+
 def compute_with_spinner(model: LoadedModel, chosen: MethodChoice, item: Any, target: int) -> Computed:
+    if chosen.method == "shap":
+        wait_for_shap_warm_up()
     unit = "words" if model.modality is Modality.TEXT else "regions"
     with st.spinner(f"Running {chosen.describe()}: hiding {unit} and asking the model again…"):
         return compute(model, chosen, item, target)

@@ -410,8 +410,12 @@ def cancel(job_id: str) -> dict[str, Any]:
 
 # -- inside the job process ------------------------------------------------------------------
 
-class JobCancelled(Exception):
-    """Raised in the job's main thread by SIGTERM/SIGINT."""
+class JobCancelled(BaseException):
+    """Raised in the job's main thread by SIGTERM/SIGINT.
+
+    A BaseException, like KeyboardInterrupt: libraries that wrap `except Exception` (TensorFlow
+    does, while importing) must not turn a cancel into some other error.
+    """
 
 
 _cancel_state = {"deferring": False, "requested": False}
@@ -558,6 +562,10 @@ def run(folder: Path) -> int:
         return 2
     except Exception as exc:  # noqa: BLE001 - the job must record every failure before it ends
         traceback.print_exc()
+        if _cancel_state["requested"]:  # the cancel surfaced as another error somewhere below us
+            _finish(folder, status, state=CANCELLED, stage="cancelled", error="cancelled by the user",
+                    eta_seconds=None)
+            return 1
         _finish(folder, status, state=FAILED, stage="failed", error=f"{type(exc).__name__}: {exc}")
         return 3
     finally:

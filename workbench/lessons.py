@@ -372,7 +372,7 @@ def draw_grid(image: np.ndarray, grid: int, *, highlight: Sequence[int] = (), la
     for i in range(1, grid):
         cv2.line(image, (0, i * height // grid), (width - 1, i * height // grid), (255, 255, 255), 1)
         cv2.line(image, (i * width // grid, 0), (i * width // grid, height - 1), (255, 255, 255), 1)
-    scale = max(0.3, min(height, width) / grid / 60)
+    scale = max(0.3, min(height, width) / grid / 150)
     for cell in range(grid * grid):
         row, col = divmod(cell, grid)
         top, left = row * height // grid, col * width // grid
@@ -380,8 +380,8 @@ def draw_grid(image: np.ndarray, grid: int, *, highlight: Sequence[int] = (), la
         if cell in highlight:
             cv2.rectangle(image, (left + 1, top + 1), (right - 1, bottom - 1), (255, 220, 0), 3)
         if labels:
-            org = (left + 4, top + int(18 * scale) + 2)
-            cv2.putText(image, str(cell + 1), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+            org = (left + 3, top + int(22 * scale) + 3)
+            cv2.putText(image, str(cell + 1), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 2, cv2.LINE_AA)
             cv2.putText(image, str(cell + 1), org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return image
 

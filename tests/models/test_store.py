@@ -63,3 +63,12 @@ def test_unknown_version_and_model_are_clear_errors(workspace):
         store.set_current("toy", "v9")
     with pytest.raises(ModelError, match="no model named"):
         store.current_version("nothing-here")
+
+
+def test_a_discarded_version_id_is_never_reused(workspace):
+    import shutil
+
+    store.publish_version("toy", _model(), MANIFEST)
+    second = store.publish_version("toy", _model(), MANIFEST)
+    shutil.rmtree(second.path)
+    assert store.publish_version("toy", _model(), MANIFEST).version == "v3"
