@@ -134,13 +134,13 @@ def choose_sidebar_model(page: Any, name: str, timeout: float = 120.0) -> None:
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.locator('[data-testid="stSelectbox"]').first.click()
     page.get_by_role("option", name=name, exact=True).click()
-    sidebar.get_by_text(re.compile(r"Version in use")).first.wait_for(timeout=timeout * 1000)
+    wait_visible(page, sidebar.get_by_text(re.compile(r"Version in use")), timeout)
 
 
 def open_page(page: Any, title: str, timeout: float = 120.0) -> None:
     """Follow the sidebar navigation link called `title` and wait for the page's h1."""
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=re.compile(re.escape(title))).click()
-    page.locator('[data-testid="stMain"] h1').filter(has_text=title).first.wait_for(timeout=timeout * 1000)
+    wait_visible(page, page.locator('[data-testid="stMain"] h1').filter(has_text=title), timeout)
 
 
 def gradcam_image(page: Any) -> Any:
@@ -149,9 +149,22 @@ def gradcam_image(page: Any) -> Any:
         has=page.get_by_text(re.compile(r"^gradcam(\+\+)? for"))).locator("img").first
 
 
+class AppError(AssertionError):
+    """The page showed a Streamlit exception box instead of what we waited for."""
+
+
+def wait_visible(page: Any, locator: Any, timeout: float = 180.0) -> Any:
+    """Wait for `locator` to be visible; fail at once, with its text, if the app shows an exception instead."""
+    error = page.locator('[data-testid="stException"]')
+    locator.first.or_(error.first).first.wait_for(state="visible", timeout=timeout * 1000)
+    if error.count() and error.first.is_visible():
+        raise AppError("the app raised an exception: " + error.first.inner_text()[:3000])
+    return locator.first
+
+
 def wait_rendered(image: Any, timeout: float = 180.0) -> tuple[int, int]:
     """Wait until an <img> has loaded with a non-zero natural size; return (width, height)."""
-    image.wait_for(state="visible", timeout=timeout * 1000)
+    wait_visible(image.page, image, timeout)
     image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
                                  timeout=timeout * 1000)
     return image.evaluate("img => [img.naturalWidth, img.naturalHeight]")

@@ -31,8 +31,9 @@ with right:
 
 st.subheader("Why: where the model looked")
 c1, c2 = st.columns(2)
-target = c1.selectbox("Explain class", model.classes, index=predicted, key="target_class",
-                      help="Every method shows evidence for this class.")
+method_params.follow_prediction("target_class", model, chosen.pixels, model.classes[predicted])
+target = c1.selectbox("Explain class", model.classes, key="target_class",
+                      help="Every method shows evidence for this class (the predicted one when the image changes).")
 alpha = c2.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="overlay_alpha")
 target_index = model.classes.index(target)
 target_md = text_views.markdown_literal(target)  # class names can be anything: shown literally
@@ -82,7 +83,9 @@ def perturbation_section(method: str) -> None:
         st.html(text_views.legend_html())
     with picture:
         result = method_params.compute_with_spinner(model, chosen_method, chosen.pixels, target_index)
-        overlay = render.overlay_heatmap(display, result.explanation.values, alpha=alpha, signed=True)
+        # Over a grey copy of the image, so orange and blue read as the map's colours, not the picture's.
+        overlay = render.overlay_heatmap(compare_views.grey_underlay(display), result.explanation.values,
+                                         alpha=alpha, signed=True)
         st.image(overlay, caption=f"{chosen_method.title} for “{target_md}” · {result.caption()}", width=360)
     st.caption(f"Settings: {chosen_method.describe()}.")
 

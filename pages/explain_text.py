@@ -40,8 +40,10 @@ with left:
     st.subheader("Prediction")
     st.markdown(f"The model says **{text_views.markdown_literal(model.classes[predicted])}** "
                 f"({probabilities[predicted]:.1%}).")
-    target = st.selectbox("Explain class", range(len(model.classes)), index=predicted, key="text_target",
-                          format_func=lambda i: model.classes[i], help="Every method explains evidence for this class.")
+    method_params.follow_prediction("text_target", model, text, predicted)
+    target = st.selectbox("Explain class", range(len(model.classes)), key="text_target",
+                          format_func=lambda i: model.classes[i],
+                          help="Every method explains evidence for this class (the predicted one when the text changes).")
 with right:
     chart = widgets.probability_chart(model.classes, probabilities).update_yaxes(type="category")
     st.plotly_chart(chart, width="stretch", key="text_probs")

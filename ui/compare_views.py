@@ -36,9 +36,20 @@ def normalised(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else np.zeros_like(values)
 
 
-def shared_scale_overlay(image: np.ndarray, values: np.ndarray, alpha: float) -> np.ndarray:
-    """The image blended with the map drawn on the shared diverging scale [-1, 1]."""
+def grey_underlay(image: np.ndarray) -> np.ndarray:
+    """A grey copy of an RGB image (luminance in all three channels).
+
+    Signed maps are drawn over it so that orange and blue read as the map's colours, not
+    the picture's (a pink shape under orange is otherwise hard to tell from evidence).
+    """
     image = np.asarray(image, dtype=np.uint8)
+    luminance = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.repeat(np.clip(np.round(luminance), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def shared_scale_overlay(image: np.ndarray, values: np.ndarray, alpha: float) -> np.ndarray:
+    """The grey image blended with the map drawn on the shared diverging scale [-1, 1]."""
+    image = grey_underlay(image)
     colours = render.heatmap_to_rgb(normalised(values), image.shape[:2], signed=True, max_abs=1.0)
     blended = (1.0 - alpha) * image.astype(np.float64) + alpha * colours.astype(np.float64)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
@@ -133,7 +144,7 @@ def image_comparison(display: np.ndarray, explanations: Sequence[Explanation], t
                      width="stretch")
     legend()
     st.caption("Each map is divided by its own largest |value|, so all of them share one colour scale from "
-               "−1 (blue, strongest evidence against the class) to +1 (orange, strongest evidence for it). "
-               "Grad-CAM has no negative side. The colours compare where each method puts its evidence, "
-               "not how much: the methods measure in different units.")
+               "−1 (blue, strongest evidence against the class) to +1 (orange, strongest evidence for it), "
+               "drawn over a grey copy of the image. Grad-CAM has no negative side. The colours compare where "
+               "each method puts its evidence, not how much: the methods measure in different units.")
     agreement_table(agreements(explanations, titles), "pixels")

@@ -148,7 +148,7 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
         # Small markers at the cell centres: with no hover cut-off (hoverdistance -1) a click anywhere in a
         # cell picks its nearest centre, i.e. that cell (big markers would overlap and pick the wrong one).
         marker=dict(symbol="square", size=10, color="rgba(0,0,0,0)", line=dict(width=0)),
-        selected=dict(marker=dict(color="rgba(230,159,0,0.35)")),
+        selected=dict(marker=dict(opacity=0)),  # the chosen cell shows in the selectboxes below
         unselected=dict(marker=dict(opacity=0)),
     ))
     figure.update_layout(height=140 + 48 * k, margin=dict(l=10, r=10, t=10, b=10),
@@ -267,15 +267,17 @@ def embedding_figure(frame: pd.DataFrame, colour_by: str, scores: np.ndarray | N
                         colorbar=dict(title="issue score")), showlegend=False))
     else:
         column = {"label": "label", "prediction": "prediction", "correct": "correct"}.get(colour_by, "label")
-        groups = [True, False] if column == "correct" else sorted(frame[column].unique(), key=str)
-        for i, value in enumerate(groups):
+        # One colour per class whatever the colouring, so a class keeps its colour between label and prediction.
+        classes = sorted(set(frame["label"]) | set(frame["prediction"]), key=str)
+        groups = [True, False] if column == "correct" else [c for c in classes if (frame[column] == c).any()]
+        for value in groups:
             part = frame[frame[column] == value]
             if part.empty:
                 continue
             if column == "correct":
                 name, colour = ("correct", "#56B4E9") if value else ("wrong", "#D55E00")
             else:
-                name, colour = str(value), PALETTE[i % len(PALETTE)]
+                name, colour = str(value), PALETTE[classes.index(value) % len(PALETTE)]
             figure.add_trace(go.Scattergl(
                 x=part["x"], y=part["y"], mode="markers", name=name, customdata=part["index"],
                 hovertext=text[part.index], hovertemplate=hover,

@@ -291,11 +291,14 @@ def _fix_section(before: lessons.ShortcutLesson) -> None:
     status = lessons.read_fix_status()
     running = bool(status and status.get("state") == "running")
     if running:
-        st.info(f"Retraining in the background: {status.get('stage', '…')}")
+        progress = ""
+        if status.get("epoch") and status.get("total_epochs"):
+            progress = f" · epoch {status['epoch']} of at most {status['total_epochs']} (it stops early once it stops improving)"
+        st.info(f"Retraining in the background: {status.get('stage', '…')}{progress}")
         st.button("Check progress", key="learn_fix_refresh")
     elif status and status.get("state") == "failed":
         st.error(f"The last retraining failed: {status.get('error', 'unknown error')}", icon="⚠️")
-    if not running and st.button("Clean the data and retrain (about a minute, in the background)", key="learn_fix_start"):
+    if not running and st.button("Clean the data and retrain (several minutes, in the background)", key="learn_fix_start"):
         try:
             lessons.start_fix_job()
             st.rerun()

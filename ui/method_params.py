@@ -115,6 +115,18 @@ def choice(prefix: str, method: str) -> MethodChoice:
     raise ValueError(f"no parameters known for method {method!r}")
 
 
+def follow_prediction(state_key: str, model: LoadedModel, item: Any, predicted: Any) -> None:
+    """Point the "Explain class" widget at the predicted class whenever the input (or model)
+    changes; a class the user picks for this input stays until the input changes."""
+    from workbench import cache
+
+    seen_key = f"_{state_key}_input"
+    digest = f"{model.name}:{model.version}:{cache.input_digest(item)}"
+    if st.session_state.get(seen_key) != digest:
+        st.session_state[seen_key] = digest
+        st.session_state[state_key] = predicted
+
+
 # --- widgets -------------------------------------------------------------------------------------
 
 
@@ -172,7 +184,7 @@ class Computed:
 
     def caption(self) -> str:
         if self.from_cache:
-            return f"computed in {self.explanation.seconds:.2f} s earlier · shown from cache"
+            return f"{self.explanation.seconds:.2f} s · from cache"
         return f"computed in {self.wall_seconds:.2f} s"
 
 

@@ -80,7 +80,8 @@ def strongest_words_figure(words: Sequence[str], values: Sequence[float], k: int
         height=60 + 28 * max(len(order), 1), margin=dict(l=10, r=10, t=10, b=10),
         xaxis=dict(title="attribution (orange: for the class, blue: against)", zeroline=True,
                    zerolinecolor="#888"),
-        yaxis=dict(title=None, tickmode="array", tickvals=ids, ticktext=labels),
+        yaxis=dict(title=None, tickmode="array", tickvals=ids, ticktext=labels,
+                   categoryorder="array", categoryarray=ids),  # strongest at the top
         showlegend=False,
     )
     return figure

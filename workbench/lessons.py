@@ -488,17 +488,18 @@ def fix_shortcut(
 ) -> dict[str, Any]:
     """Retrain the shortcut model's recipe on training data with the mark painted over.
 
-    Same recipe as the shipped model (the digits backbone, a new head, fine-tuning), only
-    the data is cleaned. Publishes a *candidate* version (not made current) and returns
-    its accuracy on test and test_nocue next to the parent's.
+    Same recipe and configuration as the shipped model (`samples.recipe_config`: the digits
+    backbone, a new head, fine-tuning), only the data is cleaned. Publishes a *candidate*
+    version (not made current) and returns its accuracy on test and test_nocue next to
+    the parent's.
     """
     import keras
     import tensorflow as tf
 
-    from models import store, training
+    from models import samples, store, training
     from workbench import datasets, jobs
 
-    config = config or training.TrainConfig()
+    config = config or samples.recipe_config(SHORTCUT_MODEL)
     started = time.perf_counter()
     parent = store.current_version(SHORTCUT_MODEL)
     parent_manifest = store.read_manifest(SHORTCUT_MODEL, parent)
@@ -583,18 +584,24 @@ def start_fix_job(quick: bool = False) -> dict[str, Any]:
 def _run_fix(quick: bool) -> int:
     from models import samples
     from models.store import write_json_atomic
+    from workbench import jobs
 
     path = _fix_status_path()
     status = read_fix_status() or {}
     status.update(state="running", pid=os.getpid())
 
-    def report(stage: str) -> None:
-        print(stage, flush=True)
-        status["stage"] = stage
+    def update(**changes: Any) -> None:
+        status.update(changes)
         write_json_atomic(path, status)
 
+    def report(stage: str) -> None:
+        print(stage, flush=True)
+        update(stage=stage)
+
+    config = samples.quick_config() if quick else samples.recipe_config(SHORTCUT_MODEL)
+    total = config.head_epochs + (config.finetune_epochs if config.unfreeze_top > 0 else 0)
     try:
-        result = fix_shortcut(config=samples.quick_config() if quick else None, log=report)
+        result = fix_shortcut(config=config, log=report, callbacks=[jobs.progress_callback(update, total)])
     except Exception as exc:  # noqa: BLE001 - the page must learn how the run ended
         status.update(state="failed", error=f"{type(exc).__name__}: {exc}")
         write_json_atomic(path, status)

@@ -26,6 +26,14 @@ def test_normalised_scales_by_the_largest_magnitude():
     np.testing.assert_array_equal(compare_views.normalised(np.zeros((2, 2))), np.zeros((2, 2)))
 
 
+def test_grey_underlay_keeps_brightness_and_drops_colour():
+    image = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 10, 10]]], dtype=np.uint8)
+    grey = compare_views.grey_underlay(image)
+    assert grey.dtype == np.uint8 and grey.shape == image.shape
+    np.testing.assert_array_equal(grey[..., 0], [[76, 150], [29, 10]])  # 0.299, 0.587, 0.114 weights
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+
+
 def test_shared_scale_overlay_colours_by_relative_value():
     image = np.full((2, 2, 3), 100, dtype=np.uint8)
     # Same map at two magnitudes: identical colours on the shared relative scale.
@@ -105,7 +113,7 @@ def test_method_settings_survive_a_visit_to_compare_and_repeats_come_from_cache(
     assert "150 evaluations · inpaint masker" in settings and "quickshift segments" in settings
     # SHAP and LIME were computed in their tabs with these settings: Compare reuses them.
     captions = _captions(at)
-    assert "shown from cache" in captions[2] and "shown from cache" in captions[3]
+    assert "from cache" in captions[2] and "from cache" in captions[3]
     # And back in the SHAP tab the chosen budget is still there.
     at.session_state["image_view"] = "SHAP"
     at.run()
@@ -119,3 +127,20 @@ def test_lime_tab_offers_both_segmentations():
     at.number_input(key="image_lime_n_segments").set_value(20).run()
     assert not at.exception
     assert "about 20 segments" in " ".join(c.value for c in at.caption)
+
+
+def test_explained_class_follows_the_prediction_when_the_image_changes():
+    from workbench import api, datasets
+
+    model = api.load_model("shapes")
+    data = datasets.load("shapes", "test")
+    predicted = [model.classes[int(p.argmax())] for p in api.predict(model, list(data.x[:3]))]
+    at = start_app(**PAGE_STATE)
+    assert at.selectbox(key="target_class").value == predicted[0]
+    other = next(c for c in model.classes if c != predicted[0])
+    at.selectbox(key="target_class").set_value(other).run()
+    assert at.selectbox(key="target_class").value == other  # the user's choice holds for this image
+    at.number_input(key="sample_index_shapes_test").set_value(2).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="target_class").value == predicted[2]
+    assert f"for “{predicted[2]}”" in " ".join(_captions(at))

@@ -45,9 +45,10 @@ def test_metrics_confusion_cell_and_example(digits):
 
 def test_colourings_and_slices(digits):
     at = digits
-    for colour in ("prediction", "correct", "label"):
+    for colour in ("prediction", "correct", "queue", "label"):
         at.radio(key=dw.COLOUR_KEY).set_value(colour).run()
         assert not at.exception
+        assert not at.warning, [w.value for w in at.warning]
     slices = at.dataframe[-1].value
     assert list(slices.columns[:5]) == ["family", "slice", "examples", "errors", "error_rate"]
     assert slices["error_rate"].is_monotonic_decreasing
@@ -87,6 +88,9 @@ def test_embedding_figure_uses_webgl_and_dataset_indices():
     by_label = dw.embedding_figure(frame, "label")
     assert {t.type for t in by_label.data} == {"scattergl"}
     assert sorted(int(i) for t in by_label.data for i in t.customdata) == [0, 1, 2]
+    by_prediction = dw.embedding_figure(frame, "prediction")  # only "cat" is predicted
+    assert [t.name for t in by_prediction.data] == ["cat"]
+    assert by_prediction.data[0].marker.color == next(t for t in by_label.data if t.name == "cat").marker.color
     by_correct = dw.embedding_figure(frame, "correct")
     assert [t.name for t in by_correct.data] == ["correct", "wrong"]
     assert list(by_correct.data[1].customdata) == [1]

@@ -37,7 +37,7 @@ def test_every_tab_renders(page):
     assert not page.error
     texts = " ".join(md.value for md in page.markdown)
     for step in ("Step 1 · The feature maps", "Step 2 · Copies with patches hidden", "Step 3 · Fair shares that add up",
-                 "1 · It looks accurate", "5 · Clean the data, retrain, check again"):
+                 "1 · Its score on its own test images", "5 · Clean the data, retrain, check again"):
         assert step in " ".join(h.value for h in page.subheader), step
     assert "Grad-CAM" in texts and "superpixels" in texts
     # The shortcut lesson carries a trust panel with its figures.

@@ -47,13 +47,24 @@ def browser(chromium_path):
         instance.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def page(browser, app_server):
+def page(browser, app_server, request):
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(120_000)
     app_bench.wait_for_app(page, app_server.url)
     yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:  # what the browser showed when the test failed
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"))
     context.close()
 
 
@@ -70,6 +81,13 @@ def shot():
         if focus is not None:
             focus.first.evaluate("(el, block) => el.scrollIntoView({block, inline: 'nearest'})", block)
             page.wait_for_timeout(400)  # let images and charts settle after the scroll
+        try:  # images in view finish loading (lazy ones out of view never do: hence the bound)
+            page.wait_for_function(
+                """() => [...document.images].every(img => img.complete ||
+                     img.getBoundingClientRect().bottom < 0 || img.getBoundingClientRect().top > innerHeight)""",
+                timeout=5_000)
+        except Exception:
+            pass
         path = ARTIFACTS / f"{step}.png"
         page.screenshot(path=str(path))
         return path

@@ -41,28 +41,30 @@ def _main(page):
 
 
 def _wait_idle(page, timeout: int = 120_000) -> None:
-    """Until Streamlit's "Running…" indicator is gone."""
+    """Until Streamlit's "Running…" indicator is gone and no element is left over from the previous run."""
     page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-stale=\"true\"]')",
+        timeout=timeout)
 
 
 @pytest.mark.timeout(900)
 def test_dataset_page_clicks_and_report(page, shot, tmp_path):
     app_bench.open_page(page, "Dataset")
     app_bench.choose_sidebar_model(page, MODEL)
-    confusion = page.locator(".st-key-dataset_confusion_chart")
-    confusion.locator(".js-plotly-plot").last.wait_for(timeout=300_000)
+    confusion = page.locator('.st-key-dataset_confusion_chart:not([data-stale="true"])')
+    app_bench.wait_visible(page, confusion.locator(".js-plotly-plot"), 300)
     _wait_idle(page)
 
     # Clicking a confusion-matrix cell lists its examples (here the diagonal cell of the third class).
     confusion.scroll_into_view_if_needed()
     x, y = confusion.evaluate(_CELL_JS, [2, 2])
     page.mouse.click(x, y)
-    _main(page).get_by_text(re.compile(r"^Truth triangle, predicted triangle")).wait_for(timeout=120_000)
+    app_bench.wait_visible(page, _main(page).get_by_text(re.compile(r"^Truth triangle, predicted triangle")))
     shot(page, "10_dataset_confusion", confusion, block="start")
 
     # Clicking a point of the embedding map opens that example with its Grad-CAM overlay.
-    embedding = page.locator(".st-key-dataset_embedding_chart")
+    embedding = page.locator('.st-key-dataset_embedding_chart:not([data-stale="true"])')
     page.get_by_role("radiogroup").filter(has_text="Correct?").get_by_text("Correct?").click()
     _wait_idle(page)
     embedding.scroll_into_view_if_needed()
@@ -105,10 +107,9 @@ def test_batch_page_upload_run_and_download(page, shot, tmp_path):
     app_bench.choose_sidebar_model(page, MODEL)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         files=[{"name": "examples.zip", "mimeType": "application/zip", "buffer": _zip_of_examples()}])
-    _main(page).get_by_text(re.compile(r"6 inputs read, 1 unreadable")).wait_for(timeout=120_000)
+    app_bench.wait_visible(page, _main(page).get_by_text(re.compile(r"6 inputs read, 1 unreadable")))
     page.get_by_role("button", name=re.compile(r"Explain 6 inputs")).click()
-    csv_button = page.get_by_role("button", name=re.compile(r"Results \(CSV\)"))
-    csv_button.wait_for(timeout=300_000)
+    csv_button = app_bench.wait_visible(page, page.get_by_role("button", name=re.compile(r"Results \(CSV\)")), 300)
     _wait_idle(page)
     shot(page, "13_batch_results", csv_button, block="center")
     with page.expect_download(timeout=60_000) as download:

@@ -45,8 +45,7 @@ def test_main_journey(page, shot):
 
     # 2. The compare view: every method side by side.
     page.get_by_role("tab", name="Compare").click()
-    agreement = _main(page).get_by_text("How far the methods agree")
-    agreement.wait_for(timeout=LONG)
+    agreement = app_bench.wait_visible(page, _main(page).get_by_text("How far the methods agree"), LONG / 1000)
     shot(page, "02_compare", agreement, block="end")
 
     # 3. Review: type a name once, then correct the first label in the queue.
@@ -54,13 +53,11 @@ def test_main_journey(page, shot):
     name_box = _sidebar(page).get_by_label("Your name (for label corrections)", exact=True)
     name_box.fill("e2e-tester")
     name_box.press("Enter")
-    take = page.get_by_role("button", name=re.compile(r"^Take model's label"))
-    take.wait_for(timeout=LONG)
+    take = app_bench.wait_visible(page, page.get_by_role("button", name=re.compile(r"^Take model's label")), LONG / 1000)
     page.wait_for_function("b => !b.disabled", arg=take.element_handle(), timeout=60_000)
     shot(page, "03_review_before", take)
     take.click()
-    saved = _main(page).get_by_text(re.compile(r"^Saved:"))
-    saved.wait_for(timeout=120_000)
+    saved = app_bench.wait_visible(page, _main(page).get_by_text(re.compile(r"^Saved:")))
     shot(page, "04_review_saved", saved)
 
     # 4. Retrain quickly from that correction and watch the job finish.
@@ -68,13 +65,12 @@ def test_main_journey(page, shot):
     _main(page).get_by_text("Training settings").click()
     _main(page).get_by_text(re.compile(r"^Quick trial run")).click()
     page.get_by_role("button", name=re.compile("Start retraining")).click()
-    _main(page).get_by_text("Retraining…").wait_for(timeout=120_000)
+    app_bench.wait_visible(page, _main(page).get_by_text("Retraining…"))
     shot(page, "05_retrain_running")
-    result = _main(page).get_by_text(re.compile(rf"^Result: {MODEL} v2"))
-    result.wait_for(timeout=LONG)
+    result = app_bench.wait_visible(page, _main(page).get_by_text(re.compile(rf"^Result: {MODEL} v2")), LONG / 1000)
     shot(page, "06_retrain_done", result, block="start")
 
     # 5. Promote the candidate; the sidebar now says v2 is in use.
     page.get_by_role("button", name=re.compile(r"Promote v2")).click()
-    _sidebar(page).get_by_text(re.compile(r"Version in use:\s*v2")).wait_for(timeout=120_000)
+    app_bench.wait_visible(page, _sidebar(page).get_by_text(re.compile(r"Version in use:\s*v2")))
     shot(page, "07_promoted")

@@ -61,6 +61,15 @@ def test_markdown_literal_leaves_no_markup(attack):
     assert not re.search(r"[!-/:-@\[-`{-~]", stripped)
 
 
+def test_strongest_words_chart_puts_the_strongest_on_top():
+    figure = text_views.strongest_words_figure(["a", "b", "c", "a"], [0.1, -0.5, 0.3, 0.05], k=3)
+    layout = figure.layout.yaxis
+    # Plotly draws the first category at the bottom: weakest of the top 3 first, strongest last.
+    assert list(layout.categoryarray) == ["#0", "#2", "#1"]
+    assert list(layout.ticktext) == ["a", "c", "b"]
+    assert list(figure.data[0].marker.color) == [text_views.FOR_COLOUR, text_views.FOR_COLOUR, text_views.AGAINST_COLOUR]
+
+
 def test_strongest_words_chart_labels_are_escaped():
     figure = text_views.strongest_words_figure(ATTACKS, np.arange(len(ATTACKS), dtype=float) - 2)
     labels = list(figure.layout.yaxis.ticktext)
