@@ -66,11 +66,11 @@ def strongest_words_figure(words: Sequence[str], values: Sequence[float], k: int
     order = [int(i) for i in np.argsort(-np.abs(values), kind="stable")[:k]][::-1]
     # Plotly reads a few HTML tags in labels; escaped text is shown as typed.
     labels = [html.escape(str(words[i])) for i in order]
-    # Position ids keep repeated words apart on the category axis.
-    ids = [f"#{i}" for i in order]
+    # Numeric rows (0 = bottom) rather than categories: repeated words stay apart, order is kept.
+    rows = list(range(len(order)))
     figure = go.Figure(
         go.Bar(
-            x=[values[i] for i in order], y=ids, orientation="h",
+            x=[values[i] for i in order], y=rows, orientation="h",
             marker_color=[FOR_COLOUR if values[i] >= 0 else AGAINST_COLOUR for i in order],
             customdata=[[label, i + 1] for label, i in zip(labels, order)],
             hovertemplate="%{customdata[0]} (word %{customdata[1]}): %{x:+.4f}<extra></extra>",
@@ -80,8 +80,7 @@ def strongest_words_figure(words: Sequence[str], values: Sequence[float], k: int
         height=60 + 28 * max(len(order), 1), margin=dict(l=10, r=10, t=10, b=10),
         xaxis=dict(title="attribution (orange: for the class, blue: against)", zeroline=True,
                    zerolinecolor="#888"),
-        yaxis=dict(title=None, tickmode="array", tickvals=ids, ticktext=labels,
-                   categoryorder="array", categoryarray=ids),  # strongest at the top
+        yaxis=dict(title=None, tickmode="array", tickvals=rows, ticktext=labels, showgrid=False),
         showlegend=False,
     )
     return figure

@@ -30,8 +30,13 @@ IMPORTED_DIR = "datasets"
 MANIFEST_FILE = "manifest.json"
 
 
+# 20,000 generated shapes (one "test" split): the scale check for the Dataset page.
+LARGE_SHAPES = "shapes-20k"
+
+
 def names() -> list[str]:
-    return list(sample_data.DATASET_NAMES) + [n for n in imported_names() if n not in sample_data.DATASET_NAMES]
+    builtin = list(sample_data.DATASET_NAMES) + [LARGE_SHAPES]
+    return builtin + [n for n in imported_names() if n not in builtin]
 
 
 def imported_names() -> list[str]:
@@ -45,7 +50,7 @@ def imported_names() -> list[str]:
 
 
 def is_imported(name: str) -> bool:
-    return name not in sample_data.DATASET_NAMES and name in imported_names()
+    return name not in sample_data.DATASET_NAMES and name != LARGE_SHAPES and name in imported_names()
 
 
 def imported_folder(name: str) -> Path:
@@ -64,6 +69,8 @@ def splits(name: str) -> tuple[str, ...]:
     _check(name)
     if is_imported(name):
         return IMPORTED_SPLITS
+    if name == LARGE_SHAPES:
+        return ("test",)
     return tuple(sample_data.splits(name))
 
 
@@ -71,14 +78,14 @@ def classes(name: str) -> tuple[str, ...]:
     _check(name)
     if is_imported(name):
         return tuple(imported_manifest(name)["classes"])
-    return tuple(sample_data.classes(name))
+    return tuple(sample_data.classes("shapes" if name == LARGE_SHAPES else name))
 
 
 def modality(name: str) -> Modality:
     _check(name)
     if is_imported(name):
         return Modality(imported_manifest(name)["modality"])
-    return sample_data.modality(name)
+    return sample_data.modality("shapes" if name == LARGE_SHAPES else name)
 
 
 def load(name: str, split: str) -> Dataset:
@@ -89,6 +96,10 @@ def load(name: str, split: str) -> Dataset:
         manifest = imported_manifest(name)
         with _LOCK:
             return _load_imported(str(imported_folder(name)), name, split, manifest["import_id"])
+    if name == LARGE_SHAPES:
+        from workbench.dataset_view import large_shapes_dataset  # lazy: dataset_view imports this module
+
+        return large_shapes_dataset()
     return sample_data.load(name, split)
 
 

@@ -63,10 +63,10 @@ def test_markdown_literal_leaves_no_markup(attack):
 
 def test_strongest_words_chart_puts_the_strongest_on_top():
     figure = text_views.strongest_words_figure(["a", "b", "c", "a"], [0.1, -0.5, 0.3, 0.05], k=3)
-    layout = figure.layout.yaxis
-    # Plotly draws the first category at the bottom: weakest of the top 3 first, strongest last.
-    assert list(layout.categoryarray) == ["#0", "#2", "#1"]
-    assert list(layout.ticktext) == ["a", "c", "b"]
+    # Row 0 is the bottom: the weakest of the top 3 first, the strongest last (on top).
+    assert list(figure.data[0].y) == [0, 1, 2] and list(figure.layout.yaxis.tickvals) == [0, 1, 2]
+    assert list(figure.layout.yaxis.ticktext) == ["a", "c", "b"]
+    assert list(figure.data[0].x) == [0.1, 0.3, -0.5]
     assert list(figure.data[0].marker.color) == [text_views.FOR_COLOUR, text_views.FOR_COLOUR, text_views.AGAINST_COLOUR]
 
 
