@@ -209,7 +209,9 @@ def reference_lime_text(text: str, f: Callable, num_samples: int, seed: int | No
     return explainer.explain_instance(text, f, num_samples=num_samples)
 
 
-def keras_io_gradcam(img_array: Any, model: Any, last_conv_layer_name: str, pred_index: int | None = None) -> np.ndarray:
+def keras_io_gradcam(
+    img_array: Any, model: Any, last_conv_layer_name: str, pred_index: int | None = None
+) -> np.ndarray:
     """The keras.io Grad-CAM recipe for one image (a batch of one), step by step."""
     import keras
     import tensorflow as tf
@@ -281,7 +283,8 @@ def bench_lime_image(model: Any, image: np.ndarray, budgets: Budgets, repeats: i
     n = budgets.lime_image_samples
 
     def ours() -> Any:
-        return LIMEExplainer(model, num_samples=n, segmentation="quickshift", kernel_size=4).explain([image], seed=seed)[0]
+        explainer = LIMEExplainer(model, num_samples=n, segmentation="quickshift", kernel_size=4)
+        return explainer.explain([image], seed=seed)[0]
 
     ours_runs, mine = timed(ours, repeats)
     reference_runs, _ = timed(lambda: reference_lime_image(image, predict, n), repeats)
@@ -333,7 +336,8 @@ def pick_benchmark_text(model: Any, texts: Sequence[str], min_tokens: int = 6, m
     than LIME's default 10 features, so both sides attribute the same words."""
     for text in texts:
         tokens = model.tokenize(text)
-        if min_tokens <= len(tokens) <= max_tokens and len(set(tokens)) == len(tokens) and tokens == _reference_words(text):
+        distinct = len(set(tokens)) == len(tokens)
+        if min_tokens <= len(tokens) <= max_tokens and distinct and tokens == _reference_words(text):
             return text
     raise ValueError("no text in the dataset tokenizes the same way for both sides")
 
@@ -441,7 +445,8 @@ def bench_all_three(model: Any, image: np.ndarray, budgets: Budgets, repeats: in
         all_three()
         cached.append(time.perf_counter() - started)
     first = compared("all_three_one_image_s", uncached, [reference_s],
-                     details={"methods": [m for m, _ in calls], "reference": "sum of the three reference calls' medians"})
+                     details={"methods": [m for m, _ in calls],
+                              "reference": "sum of the three reference calls' medians"})
     repeat = compared("cached_repeat_s", cached, uncached,
                       details={"reference": "the same three calls uncached"})
     return first, repeat
@@ -589,9 +594,10 @@ def table(report: dict[str, Any]) -> str:
         )
     machine = report["machine"]
     lines.append("")
+    load = ", ".join(f"{x:.1f}" for x in machine["load_average_at_start"] or [])
     lines.append(
         f"{report['command']} · medians of {report['repeats']} · {machine['cpus']} CPUs · "
-        f"load average {', '.join(f'{x:.1f}' for x in machine['load_average_at_start'] or [])} · {report['total_s']} s in all"
+        f"load average {load} · {report['total_s']} s in all"
     )
     return "\n".join(lines)
 

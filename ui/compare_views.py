@@ -105,7 +105,8 @@ def agreement_sentence(pair: PairAgreement, unit: str = "pixels") -> str:
                else ("their strongest word is the same" if pair.shared else "their strongest words differ"))
     else:
         top = f"of the {unit} either one ranks in its top 10%, {pair.top_overlap:.0%} are in both"
-    order = "a similar" if pair.rank_correlation >= 0.1 else ("an unrelated" if pair.rank_correlation > -0.1 else "the opposite")
+    rho = pair.rank_correlation
+    order = "a similar" if rho >= 0.1 else ("an unrelated" if rho > -0.1 else "the opposite")
     return (f"{pair.first} and {pair.second} {strength}: they rank the {unit} in {order} order "
             f"(rank correlation {pair.rank_correlation:+.2f}), and {top}.")
 

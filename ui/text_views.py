@@ -1,4 +1,5 @@
-"""Renderers for text explanations: highlighted words, the legend, the strongest-words chart.
+"""The Explain text page's views: highlighted words, the legend, the strongest-words chart,
+and the method and Compare tabs (each a fragment, so a method's settings rerun it alone).
 
 Everything a user or a dataset wrote (the text, class names) is escaped before it reaches
 HTML: the highlighted text comes from `render.token_html`, which escapes every word and
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import html
 import string
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -19,6 +21,9 @@ from explainers import render
 from explainers.perturb import model_token_spans
 from explainers.types import Explanation
 from models.loaded import LoadedModel
+from ui import method_params
+from ui.compare_views import agreement_table, agreements, normalised
+from ui.method_params import MethodChoice
 
 # Colour-blind-safe pair, the ends of render's diverging map: orange = for, blue = against.
 FOR_COLOUR = "#c4540a"
@@ -95,15 +100,72 @@ def show_token_explanation(explanation: Explanation, words: Sequence[str], *, ke
     if not words:
         st.info("None of these words is in the model's vocabulary view of the text, so there is nothing to colour.")
         return
-    st.html(highlighted_html(words, explanation.values) + legend_html())
+    st.html(f'<div style="font-size:1.15em">{highlighted_html(words, explanation.values)}</div>' + legend_html())
     st.plotly_chart(strongest_words_figure(words, explanation.values), key=key, width="stretch")
 
 
 def show_token_comparison(rows: Sequence[tuple[str, str, Explanation]], words: Sequence[str]) -> None:
     """Each method's highlighted text on one shared scale: values / max |value| per method."""
-    from ui.compare_views import normalised
-
     for title, caption, explanation in rows:
         st.markdown(f"**{title}** · {caption}")
         st.html(highlighted_html(words, normalised(explanation.values), max_abs=1.0))
     st.html(legend_html())
+
+
+# --- the method tabs of the Explain text page (each a fragment) -----------------------------------
+
+
+@dataclass(frozen=True)
+class TextTask:
+    """What every tab explains: one (cleaned) text, its displayed words, one class."""
+
+    model: LoadedModel
+    text: str
+    words: tuple[str, ...]  # the original spelling of each model token
+    target: int
+
+    @property
+    def target_md(self) -> str:
+        return markdown_literal(self.model.classes[self.target])
+
+
+def _text_choice(method: str) -> MethodChoice:
+    return method_params.choice("text", method_params.value("text", "cam_method") if method == "gradcam" else method)
+
+
+@st.fragment
+def method_section(task: TextTask, method: str) -> None:
+    """One method's settings, highlighted words and strongest-words chart."""
+    if method == "gradcam":
+        st.radio("Variant", ["gradcam", "gradcam++"], horizontal=True, key=method_params.key("text", "cam_method"),
+                 format_func=method_params.TITLES.get)
+        chosen = _text_choice("gradcam")
+    elif method == "shap":
+        chosen = method_params.shap_widgets("text")
+    else:
+        chosen = method_params.lime_widgets("text")
+    result = method_params.compute_with_spinner(task.model, chosen, task.text, task.target)
+    show_token_explanation(result.explanation, task.words, key=f"text_bars_{method}")
+    st.caption(f"{chosen.describe()} · for “{task.target_md}” · {result.caption()}. "
+               "Orange words pushed the model towards this class, blue words away from it; "
+               "hover a word for its value.")
+
+
+@st.fragment
+def compare_section(task: TextTask, methods: Sequence[str]) -> None:
+    """Every method's highlighted words on one scale, then how far they agree."""
+    chosen = [_text_choice(m) for m in methods]
+    progress = st.progress(0.0, text="Explaining with every method…")
+    rows = []
+    for i, choice in enumerate(chosen):
+        progress.progress(i / len(chosen), text=f"Running {choice.describe()}…")
+        if choice.method == "shap":
+            method_params.wait_for_shap_warm_up()
+        result = method_params.compute(task.model, choice, task.text, task.target)
+        rows.append((choice.title, result.caption(), result.explanation))
+    progress.empty()
+    show_token_comparison(rows, task.words)
+    st.caption(f"Evidence for “{task.target_md}”. Each method's values are divided by its own largest |value|, "
+               "so all share one colour scale. Change a method's settings in its own tab.")
+    if len(rows) > 1:
+        agreement_table(agreements([r[2] for r in rows], [r[0] for r in rows]), "words")

@@ -49,7 +49,10 @@ def start() -> threading.Thread:
 
 
 def wait(timeout: float | None = None) -> bool:
-    """Block until the warm-up has finished (True) or the timeout passed (False)."""
+    """Block until the warm-up has finished (True) or the timeout passed (False).
+    Returns False at once when the warm-up was never started."""
+    if _thread is None:
+        return False
     return _done.wait(timeout)
 
 

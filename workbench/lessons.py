@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from explainers import metrics
-from explainers.types import Explanation, Modality
+from explainers.types import Explanation
 
 SHORTCUT_MODEL = "shapes-shortcut"
 SHORTCUT_DATASET = "shapes-shortcut"

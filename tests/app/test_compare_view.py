@@ -74,6 +74,14 @@ def test_agreement_sentences_say_it_plainly():
 # --- the page ---------------------------------------------------------------------------------------
 
 
+def _open_tab(at, view: str) -> None:
+    """Switch tabs as a click does: the tab state and its query parameter (the tabs are bound to the URL)."""
+    at.session_state["image_view"] = view
+    at.query_params["image_view"] = view
+    at.run()
+    assert not at.exception, at.exception
+
+
 def _captions(at) -> list[str]:
     return [caption for element in at.get("image") for caption in element.captions]
 
@@ -102,12 +110,10 @@ def test_method_settings_survive_a_visit_to_compare_and_repeats_come_from_cache(
     at.radio(key="image_shap_masker").set_value("inpaint").run()
     assert not at.exception, at.exception
     assert "SHAP for “" in _captions(at)[-1]
-    at.session_state["image_view"] = "LIME"
-    at.run()
+    _open_tab(at, "LIME")
     at.radio(key="image_lime_segmentation").set_value("quickshift").run()
     assert not at.exception, at.exception
-    at.session_state["image_view"] = "Compare"
-    at.run()
+    _open_tab(at, "Compare")
     assert not at.exception, at.exception
     settings = " ".join(c.value for c in at.caption)
     assert "150 evaluations · inpaint masker" in settings and "quickshift segments" in settings
@@ -115,8 +121,7 @@ def test_method_settings_survive_a_visit_to_compare_and_repeats_come_from_cache(
     captions = _captions(at)
     assert "from cache" in captions[2] and "from cache" in captions[3]
     # And back in the SHAP tab the chosen budget is still there.
-    at.session_state["image_view"] = "SHAP"
-    at.run()
+    _open_tab(at, "SHAP")
     assert at.number_input(key="image_shap_max_evals").value == 150
 
 

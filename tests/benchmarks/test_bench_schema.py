@@ -55,6 +55,18 @@ def test_quick_bench_prints_the_documented_json():
     assert all(name in table for name in rows) and "ratio" in table
 
 
+def test_warm_up_runs_once_in_a_background_thread():
+    from ui import warmup
+
+    thread = warmup.start()
+    assert thread.daemon and thread.name == "shap-warm-up"
+    assert warmup.start() is thread  # once per process
+    assert warmup.wait(timeout=300)
+    status = warmup.status()
+    assert status.started and status.done and status.error is None
+    assert status.seconds is not None and status.seconds > 0
+
+
 def test_bench_refuses_bad_options(capsys):
     assert cli.main(["bench", "--image-model", "no-such-model"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: there is no model named 'no-such-model'")

@@ -67,7 +67,8 @@ def test_strongest_words_chart_puts_the_strongest_on_top():
     assert list(figure.data[0].y) == [0, 1, 2] and list(figure.layout.yaxis.tickvals) == [0, 1, 2]
     assert list(figure.layout.yaxis.ticktext) == ["a", "c", "b"]
     assert list(figure.data[0].x) == [0.1, 0.3, -0.5]
-    assert list(figure.data[0].marker.color) == [text_views.FOR_COLOUR, text_views.FOR_COLOUR, text_views.AGAINST_COLOUR]
+    for_, against = text_views.FOR_COLOUR, text_views.AGAINST_COLOUR
+    assert list(figure.data[0].marker.color) == [for_, for_, against]
 
 
 def test_strongest_words_chart_labels_are_escaped():

@@ -270,6 +270,28 @@ def test_randomised_copy_changes_only_the_top_layers():
         metrics.randomised_copy(model, ["nope"])
 
 
+def _hand_curves(deletion, random_deletion, insertion, random_insertion) -> metrics.Curves:
+    fractions = np.linspace(0.0, 1.0, len(deletion))
+    rows = {name: np.asarray([c], dtype=float) for name, c in (
+        ("deletion", deletion), ("random_deletion", random_deletion),
+        ("insertion", insertion), ("random_insertion", random_insertion))}
+    areas = {f"{name}_auc": metrics.curve_area(fractions, row) for name, row in rows.items()}
+    return metrics.Curves(fractions=fractions, **rows, **areas, targets=np.array([0]), baseline="black")
+
+
+def test_curve_tests_count_a_win_only_where_there_is_room_to_win():
+    # Deletion: random area 0.5, best possible 0 (gap 0.5); the map's area 0.25 closes half of it.
+    # Insertion: random 0.99 vs best 1.0: a gap of 0.01 < MIN_GAP, so the test says nothing.
+    curves = _hand_curves([1, 0, 0], [1, 0.5, 0], [0.98, 0.99, 1.0], [0.98, 0.99, 1.0])
+    tests = metrics.curve_tests(curves)
+    assert tests["deletion"]["gain"] == pytest.approx(0.25) and tests["deletion"]["gap"] == pytest.approx(0.5)
+    assert tests["deletion"]["won"] and tests["deletion"]["informative"]
+    assert not tests["insertion"]["informative"] and not tests["insertion"]["won"]
+    # A gain below a quarter of the gap is not a win: 0.1 of 0.5.
+    close = _hand_curves([1, 0.3, 0], [1, 0.5, 0], [0, 0.5, 1], [0, 0.5, 1])
+    assert not metrics.curve_tests(close)["deletion"]["won"]
+
+
 # --- trust summary ------------------------------------------------------------------------------
 
 

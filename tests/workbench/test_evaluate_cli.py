@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,4 +114,3 @@ def test_python_api_matches_the_command(capsys):
     direct = evaluate(api.load_model("headlines"), "gradcam", n=3, sanity_n=0)
     printed = _evaluate(capsys, "--model", "headlines", "--method", "gradcam", "--n", "3", "--sanity-n", "0")
     assert direct["metrics"] == printed["metrics"]
-    assert sys.modules["workbench.commands.evaluate"].DEFAULT_SANITY_N == 16

@@ -200,7 +200,7 @@ def _targets(dataset: str, method: str, table: dict[str, dict[str, Any]]) -> dic
         ratio = _ratio(table["cue_mass"])
         targets["cue_mass_ratio"] = _target(
             None if ratio is None else ratio >= CUE_RATIO_TARGET, ratio, CUE_RATIO_TARGET,
-            "attribution mass on the planted corner mark / the mark's share of the image (images with the mark)",
+            "attribution mass on the planted corner mark / the mark's share of the image, on images with the mark (the shipped shortcut model should pass; a fixed one should not)",
         )
     return targets
 
