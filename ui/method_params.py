@@ -5,7 +5,7 @@ The method tabs render only when open (lazy tabs), and Streamlit forgets the sta
 widget that was not rendered in a run. `keep_state` re-asserts every parameter key at the
 top of the page, so a budget chosen in the SHAP tab survives a visit to the Compare tab,
 and the Compare tab can read every method's current parameters (`choice`) without
-rendering their widgets. Widgets get their defaults from session state (`setdefault`),
+rendering their widgets. Widgets get their defaults from session state (`keep_state`),
 never from a `value=` argument, which would clash with that.
 """
 from __future__ import annotations
