@@ -37,7 +37,8 @@ target = c1.selectbox("Explain class", model.classes, key="target_class",
 alpha = c2.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="overlay_alpha")
 target_index = model.classes.index(target)
 task = image_views.ImageTask(model, chosen.pixels, render.upscale_for_display(chosen.pixels), target_index,
-                             text_views.markdown_literal(target), alpha)  # class names are shown literally
+                             text_views.markdown_literal(target), alpha,  # class names are shown literally
+                             chosen.ground_truth)
 has_gradcam = "gradcam" in registry.available(model)
 
 # Only the open tab runs (lazy tabs); each tab's body is a fragment with its own settings.

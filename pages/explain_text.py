@@ -13,7 +13,8 @@ if model is None:
 method_params.keep_state("text")
 
 dataset_name = model.manifest.get("dataset")
-samples = [str(t) for t in datasets.load(dataset_name, "test").x[:200]] if dataset_name in datasets.names() else []
+sample_data = datasets.load(dataset_name, "test") if dataset_name in datasets.names() else None
+samples = [str(t) for t in sample_data.x[:200]] if sample_data is not None else []
 sources = (["Pick a sample headline"] if samples else []) + ["Type or paste text"]
 source = st.radio("Text", sources, horizontal=True, key="text_source", label_visibility="collapsed")
 if source == "Pick a sample headline":
@@ -48,7 +49,11 @@ with right:
     chart = widgets.probability_chart(model.classes, probabilities).update_yaxes(type="category")
     st.plotly_chart(chart, width="stretch", key="text_probs")
 
-task = text_views.TextTask(model, text, tuple(text_views.display_words(model, text, model.tokenize(text))), target)
+rationale = None
+if source == "Pick a sample headline" and sample_data is not None and sample_data.rationales is not None:
+    rationale = tuple(sample_data.rationales[samples.index(raw)])
+task = text_views.TextTask(model, text, tuple(text_views.display_words(model, text, model.tokenize(text))), target,
+                           rationale)
 available = registry.available(model)
 methods = [m for m in ("gradcam", "shap", "lime") if m in available]
 

@@ -15,6 +15,7 @@ import streamlit as st
 from explainers import render
 from models.loaded import LoadedModel
 from ui import compare_views, method_params, text_views
+from ui.explanation_footer import explanation_footer
 
 HOW_IT_WORKS = {
     "gradcam": "Warm colours mark the regions that raised the score of the chosen class most. Grad-CAM is "
@@ -37,6 +38,7 @@ class ImageTask:
     target: int
     target_md: str  # the class name, escaped for Markdown
     alpha: float
+    ground_truth: Any = None  # object / cue masks of a sample image, for the trust panel
 
     def compute(self, chosen: method_params.MethodChoice, spinner: bool = True) -> method_params.Computed:
         run = method_params.compute_with_spinner if spinner else method_params.compute
@@ -61,6 +63,7 @@ def gradcam_section(task: ImageTask) -> None:
         # The caption starts with the method's name ("gradcam for …"): the browser tests find the overlay by it.
         st.image(overlay, caption=f"{result.explanation.method} for “{task.target_md}” · {result.caption()}",
                  width=360)
+    explanation_footer(task.model, result.explanation, task.pixels, task.ground_truth, key="trust_gradcam")
 
 
 @st.fragment
@@ -78,6 +81,7 @@ def perturbation_section(task: ImageTask, method: str) -> None:
                                          alpha=task.alpha, signed=True)
         st.image(overlay, caption=f"{chosen.title} for “{task.target_md}” · {result.caption()}", width=360)
     st.caption(f"Settings: {chosen.describe()}.")
+    explanation_footer(task.model, result.explanation, task.pixels, task.ground_truth, key=f"trust_{method}")
 
 
 @st.fragment

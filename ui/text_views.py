@@ -19,6 +19,7 @@ import streamlit as st
 
 from explainers import render
 from explainers.perturb import model_token_spans
+from ui.explanation_footer import explanation_footer
 from explainers.types import Explanation
 from models.loaded import LoadedModel
 from ui import method_params
@@ -123,6 +124,7 @@ class TextTask:
     text: str
     words: tuple[str, ...]  # the original spelling of each model token
     target: int
+    rationale: tuple[str, ...] | None = None  # a sample headline's sentiment words, for the trust panel
 
     @property
     def target_md(self) -> str:
@@ -149,6 +151,7 @@ def method_section(task: TextTask, method: str) -> None:
     st.caption(f"{chosen.describe()} · for “{task.target_md}” · {result.caption()}. "
                "Orange words pushed the model towards this class, blue words away from it; "
                "hover a word for its value.")
+    explanation_footer(task.model, result.explanation, task.text, task.rationale, key=f"trust_text_{method}")
 
 
 @st.fragment

@@ -23,7 +23,11 @@ def test_sample_shows_prediction_and_gradcam(app):
     assert app.title[0].value.endswith("Explain image")
     markdown = " ".join(m.value for m in app.markdown)
     assert "The model says" in markdown
-    assert len(app.get("plotly_chart")) == 1
+    # The probability chart and, under the overlay, the trust panel's curves.
+    assert len(app.get("plotly_chart")) == 2
+    assert any("Can I trust this gradcam map?" in m.value for m in app.markdown)
+    assert any(metric.label == "On the object" for metric in app.metric)  # shapes have ground-truth masks
+    assert any(button.label.startswith("⬇️ Download report") for button in app.get("download_button"))
     app.number_input(key="sample_index_shapes_test").set_value(5).run()
     assert not app.exception
     # The target selector lists the model's classes; picking one re-explains for it.

@@ -47,7 +47,8 @@ def test_sample_headline_shows_prediction_and_aligned_words():
     assert at.title[0].value.endswith("Explain text")
     headline = at.selectbox(key="text_sample").value
     assert "The model says" in " ".join(m.value for m in at.markdown)
-    assert len(at.get("plotly_chart")) == 2  # class probabilities, strongest words
+    assert len(at.get("plotly_chart")) == 3  # class probabilities, strongest words, trust curves
+    assert any("Can I trust this gradcam map?" in m.value for m in at.markdown)
     [words] = _highlighted(at)
     # One highlighted word per model token, each the original spelling of that token.
     assert [tokenize(w) for w, _ in words] == [[t] for t in tokenize(headline)]
