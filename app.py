@@ -1,27 +1,34 @@
 """Explainability Workbench — router only: page config, navigation, shared sidebar."""
 import streamlit as st
 
-from ui import sidebar
-from ui import warmup; warmup.start()  # noqa: E702  shap's numba compile, in the background
+from ui import sidebar, warmup
 
 st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
+warmup.start()  # shap's one-off numba compilation, in a background thread
 
-# (page file, title, icon, modality the page works on)
-PAGES = [
-    ("pages/explain_image.py", "Explain image", "🖼️", "image"),
-    ("pages/explain_text.py", "Explain text", "📝", "text"),
-    ("pages/learn.py", "Learn", "🎓", None),
-    ("pages/review.py", "Review labels", "🏷️", None),
-    ("pages/bring_your_own.py", "Your model & data", "📦", None),
-    ("pages/retrain.py", "Retrain", "🔁", None),
-    ("pages/compare_versions.py", "Compare versions", "⚖️", None),
-    ("pages/dataset.py", "Dataset", "📊", None),
-    ("pages/batch.py", "Batch", "🗂️", None),
-]
+# section -> (page file, title, icon, modality the page works on; None = any model)
+SECTIONS = {
+    "Explore": [
+        ("pages/explain_image.py", "Explain image", "🖼️", "image"),
+        ("pages/explain_text.py", "Explain text", "📝", "text"),
+        ("pages/dataset.py", "Dataset", "📊", None),
+        ("pages/batch.py", "Batch", "🗂️", None),
+    ],
+    "Improve": [
+        ("pages/review.py", "Review labels", "🏷️", None),
+        ("pages/retrain.py", "Retrain", "🔁", None),
+        ("pages/compare_versions.py", "Compare versions", "⚖️", None),
+        ("pages/bring_your_own.py", "Your model & data", "📦", None),
+    ],
+    "Teach": [
+        ("pages/learn.py", "Learn", "🎓", None),
+    ],
+}
+PAGES = [entry for entries in SECTIONS.values() for entry in entries]
 
-pages = {path: st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon, _) in enumerate(PAGES)}
+pages = {path: st.Page(path, title=title, icon=icon, default=(path == PAGES[0][0])) for path, title, icon, _ in PAGES}
 modality_of = {path: modality for path, _, _, modality in PAGES}
-current = st.navigation(list(pages.values()))
+current = st.navigation({section: [pages[path] for path, *_ in entries] for section, entries in SECTIONS.items()})
 
 st.sidebar.title("🔍 Explainability Workbench")
 current_path = next((path for path, page in pages.items() if page.url_path == current.url_path), None)

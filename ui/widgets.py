@@ -17,7 +17,8 @@ def probability_chart(classes: Sequence[str], probabilities: Sequence[float], to
     )
     figure.update_layout(
         height=60 + 34 * len(labels), margin=dict(l=10, r=10, t=10, b=10),
-        xaxis=dict(range=[0, 1], tickformat=".0%", title=None), yaxis=dict(title=None),
+        # Category axis: class names such as "1" must stay labels, not become numbers.
+        xaxis=dict(range=[0, 1], tickformat=".0%", title=None), yaxis=dict(title=None, type="category"),
     )
     return figure
 

@@ -29,11 +29,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # e.g. a model the reference recipe cannot run on
         raise WorkbenchError(str(exc)) from None
+    report["gradcam_throughput"] = _gradcam_throughput(args, log)
+    if not args.quick and not args.no_app:
+        report["app"] = _app_figures(log)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(explainers_bench.table(report))
+        print(f"Grad-CAM throughput: {report['gradcam_throughput']}")
+        if "app" in report:
+            print(f"App: {report['app']}")
     return 0
+
+
+def _gradcam_throughput(args: argparse.Namespace, log) -> dict:
+    from workbench import api, batch
+
+    log("Grad-CAM throughput over many inputs (batches of 64, overlays rendered)…")
+    result = batch.throughput(api.load_model(args.image_model), "gradcam", n=128 if args.quick else 1024)
+    log(f"Grad-CAM throughput: {result}")
+    return result
+
+
+def _app_figures(log) -> dict:
+    """Cold start of the real app in Chromium and the server's memory with the sample models loaded."""
+    from benchmarks.app_bench import run_app_bench
+
+    log("app cold start and server memory (streamlit + headless Chromium)…")
+    try:
+        figures = run_app_bench()
+    except Exception as exc:  # no browser here: the explainer figures still stand
+        figures = {"error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    log(f"app: {figures}")
+    return figures
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -56,6 +84,7 @@ def register(sub) -> None:
     bench.add_argument("--json", action="store_true", help="print one JSON object with a `results` array")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per side; medians are reported (default 3)")
     bench.add_argument("--quick", action="store_true", help="tiny budgets, to check that everything runs")
+    bench.add_argument("--no-app", action="store_true", help="skip the app cold-start and memory figures")
     bench.add_argument("--image-model", default="shapes", help="image model to time on (default shapes)")
     bench.add_argument("--text-model", default="headlines", help="text model to time on (default headlines)")
     bench.add_argument("--seed", type=int, default=0)
