@@ -61,12 +61,14 @@ def test_take_the_models_label_then_undo(workspace):
 def test_stale_edit_shows_the_other_decision(workspace):
     at = _review_app("digits")
     shown = _shown(at)
-    # Someone else decides on the same example while alice looks at it.
-    theirs = Ledger().record("digits", shown, "5", expected_event_id=None, annotator="bob")
+    # Someone else decides on the same example while alice looks at it, for a third label.
+    model_label = at.button(key="review_take_model").label.removeprefix("Take model's label (").removesuffix(")")
+    bobs = next(c for c in "0123456789" if c != model_label)
+    theirs = Ledger().record("digits", shown, bobs, expected_event_id=None, annotator="bob")
     at.button(key="review_take_model").click().run()
     assert not at.exception, at.exception
     warning = " ".join(w.value for w in at.warning)
-    assert "bob" in warning and "'5'" in warning
+    assert "bob" in warning and f"'{bobs}'" in warning
     assert Ledger().latest_event("digits", shown).id == theirs.id  # nothing overwritten
     labels = [b.label for b in at.button]
     assert "Keep theirs" in labels and "Apply mine anyway" in labels
@@ -74,7 +76,7 @@ def test_stale_edit_shows_the_other_decision(workspace):
     at.button(key="review_apply_mine").click().run()
     assert not at.exception, at.exception
     mine = Ledger().latest_event("digits", shown)
-    assert mine.annotator == "alice" and mine.previous_label == "5" and mine.new_label != "5"
+    assert mine.annotator == "alice" and mine.previous_label == bobs and mine.new_label == model_label
     assert _shown(at) != shown
 
 
