@@ -28,7 +28,6 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     augment: bool = True
-    colour_augment: bool = False
     # Transfer / fine-tuning recipe.
     head_epochs: int = 10
     finetune_epochs: int = 25
@@ -66,27 +65,11 @@ def _limited(dataset: Dataset, limit: int | None) -> Dataset:
     return replace(dataset, ids=dataset.ids[:limit], x=x, y=dataset.y[:limit], masks=None, cue_masks=None, rationales=None)
 
 
-def _augmenter(seed: int, colour: bool):
-    """Small shifts (flips/rotations would change what some classes mean); optionally random
-    tints and backgrounds, so a backbone trained on grey digits learns colour-free strokes."""
-    import tensorflow as tf
-
+def _augmenter(seed: int):
+    """Small shifts only: flips and rotations would change what some classes mean (6 vs 9)."""
     keras = _keras()
     shift = keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed)
-    generator = tf.random.Generator.from_seed(seed)
-
-    def augment(x):
-        x = shift(x, training=True)
-        if colour:
-            n = tf.shape(x)[0]
-            ink = generator.uniform((n, 1, 1, 3), 0.0, 255.0)
-            paper = generator.uniform((n, 1, 1, 3), 0.0, 255.0)
-            alpha = tf.reduce_mean(x, axis=-1, keepdims=True) / 255.0
-            noise = generator.normal(tf.shape(x), stddev=8.0)
-            x = tf.clip_by_value(alpha * ink + (1.0 - alpha) * paper + noise, 0.0, 255.0)
-        return x
-
-    return augment
+    return lambda x: shift(x, training=True)
 
 
 def _fit(
@@ -108,7 +91,7 @@ def _fit(
     )
     x_train = as_model_input(train)
     if augment and train.modality is Modality.IMAGE:
-        augmenter = _augmenter(config.seed, config.colour_augment)
+        augmenter = _augmenter(config.seed)
         import tensorflow as tf
 
         data = (
