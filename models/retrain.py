@@ -83,8 +83,8 @@ def evaluation_splits(dataset: str) -> list[str]:
     return [s for s in datasets.splits(dataset) if s == "val" or s.startswith("test")]
 
 
-def evaluate_all(keras_model: Any, dataset: str) -> dict[str, Any]:
-    return {split: training.evaluate(keras_model, datasets.load(dataset, split))
+def evaluate_all(keras_model: Any, dataset: str, pixel_scale: float = 1.0) -> dict[str, Any]:
+    return {split: training.evaluate(keras_model, datasets.load(dataset, split), pixel_scale=pixel_scale)
             for split in evaluation_splits(dataset)}
 
 
@@ -115,6 +115,8 @@ def retrain(
     parent = parent or store.current_version(name)
     parent_manifest = store.read_manifest(name, parent)
     config = config or recipe_config(parent_manifest)
+    # A user model that expects 0..1 pixels is trained and measured on 0..1 pixels.
+    config = replace(config, pixel_scale=training.pixel_scale_for(parent_manifest.get("input", {})))
     dataset = dataset or parent_manifest.get("dataset")
     if not dataset:
         raise WorkbenchError(f"model {name!r} does not record its dataset; pass --dataset.")
@@ -129,10 +131,10 @@ def retrain(
 
     loaded = store.load(name, parent)  # verifies the parent's sha256
     model = loaded.keras_model
-    before = evaluate_all(model, dataset)
+    before = evaluate_all(model, dataset, config.pixel_scale)
     log(f"{name} {parent}: test accuracy {before['test']['accuracy']:.4f}; fine-tuning ...")
     training.fine_tune(model, train, datasets.load(dataset, "val"), config, callbacks)
-    after = evaluate_all(model, dataset)
+    after = evaluate_all(model, dataset, config.pixel_scale)
     log(f"fine-tuned: test accuracy {after['test']['accuracy']:.4f}")
 
     seconds = round(time.perf_counter() - started, 1)

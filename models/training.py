@@ -28,6 +28,8 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     augment: bool = True
+    # Pixels arrive as 0..255; models that expect 0..1 (no Rescaling layer of their own) get 1/255.
+    pixel_scale: float = 1.0
     # Transfer / fine-tuning recipe.
     head_epochs: int = 10
     finetune_epochs: int = 25
@@ -50,12 +52,12 @@ def _keras():
     return keras
 
 
-def as_model_input(dataset: Dataset) -> np.ndarray:
+def as_model_input(dataset: Dataset, pixel_scale: float = 1.0) -> np.ndarray:
     if dataset.modality is Modality.TEXT:
         import tensorflow as tf
 
         return tf.constant(np.asarray(list(dataset.x), dtype=str).reshape(-1, 1))
-    return np.asarray(dataset.x, dtype=np.float32)
+    return np.asarray(dataset.x, dtype=np.float32) * np.float32(pixel_scale)
 
 
 def _limited(dataset: Dataset, limit: int | None) -> Dataset:
@@ -89,7 +91,7 @@ def _fit(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    x_train = as_model_input(train)
+    x_train = as_model_input(train, config.pixel_scale)
     if augment and train.modality is Modality.IMAGE:
         augmenter = _augmenter(config.seed)
         import tensorflow as tf
@@ -109,15 +111,15 @@ def _fit(
     )
     return model.fit(
         **fit_args,
-        validation_data=(as_model_input(val), val.y),
+        validation_data=(as_model_input(val, config.pixel_scale), val.y),
         epochs=epochs,
         callbacks=[stop, *callbacks],
         verbose=0,
     )
 
 
-def evaluate(model: Any, dataset: Dataset, batch_size: int = 256) -> dict[str, Any]:
-    probabilities = np.asarray(model.predict(as_model_input(dataset), batch_size=batch_size, verbose=0))
+def evaluate(model: Any, dataset: Dataset, batch_size: int = 256, pixel_scale: float = 1.0) -> dict[str, Any]:
+    probabilities = np.asarray(model.predict(as_model_input(dataset, pixel_scale), batch_size=batch_size, verbose=0))
     return classification_metrics(dataset.y, probabilities.argmax(axis=1), dataset.classes)
 
 
@@ -209,6 +211,11 @@ def train_text(train: Dataset, val: Dataset, config: TrainConfig, callbacks: Seq
     _fit(model, train, val, epochs=config.epochs, learning_rate=config.learning_rate, config=config,
          callbacks=callbacks, augment=False)
     return model
+
+
+def pixel_scale_for(input_spec: dict[str, Any]) -> float:
+    """What to multiply 0..255 pixels by for a model with this input spec."""
+    return 1.0 if input_spec.get("rescales_inputs", True) else 1.0 / 255.0
 
 
 def input_spec(modality: Modality, model: Any) -> dict[str, Any]:

@@ -80,3 +80,15 @@ def test_zoo_models_are_registered_as_version_one():
     for name in samples.SAMPLE_MODELS:
         manifest = store.read_manifest(name, "v1")
         assert manifest["name"] == name and manifest["sha256"]
+
+
+def test_models_expecting_unit_pixels_are_trained_on_unit_pixels():
+    from models import training
+
+    data = sample_data.load("digits", "val")
+    assert training.pixel_scale_for({"rescales_inputs": True}) == 1.0
+    scale = training.pixel_scale_for({"rescales_inputs": False})
+    assert scale == 1.0 / 255.0
+    x = training.as_model_input(data, scale)
+    assert x.max() <= 1.0 and x.max() > 0.5  # the digits use the full byte range
+    np.testing.assert_allclose(x * 255.0, training.as_model_input(data), rtol=1e-5)
