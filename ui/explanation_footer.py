@@ -29,3 +29,18 @@ def explanation_footer(model: LoadedModel, explanation: Explanation, item: Any, 
             {k: round(float(v), 4) for k, v in report.figures.items()}, text=report.verdict))
     report_download_button(f"{explanation.method} explanation of {model.name} {model.version}", sections,
                            key=f"{key}_report")
+
+
+def comparison_report_button(model: LoadedModel, explanations: list[Explanation], titles: list[str], item: Any,
+                             agreement_rows: list[Any], *, key: str) -> None:
+    """The compare view as one HTML report: every method's map and how far each pair agrees."""
+    model_input = api.prepare_images(model, [item])[0] if model.modality is Modality.IMAGE else item
+    sections = [reports.model_section(model)]
+    sections += [reports.explanation_section(e, model_input, title=t) for e, t in zip(explanations, titles)]
+    if agreement_rows:
+        sections.append(reports.table_section("Agreement between methods", [
+            {"pair": f"{row.first} vs {row.second}", "rank correlation": round(float(row.rank_correlation), 3),
+             "top overlap (IoU)": round(float(row.top_overlap), 3)} for row in agreement_rows]))
+    target = explanations[0].target_label if explanations else ""
+    report_download_button(f"Comparison of explanations for {target} ({model.name} {model.version})", sections,
+                           key=key)

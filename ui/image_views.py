@@ -15,7 +15,7 @@ import streamlit as st
 from explainers import render
 from models.loaded import LoadedModel
 from ui import compare_views, method_params, text_views
-from ui.explanation_footer import explanation_footer
+from ui.explanation_footer import comparison_report_button, explanation_footer
 
 HOW_IT_WORKS = {
     "gradcam": "Warm colours mark the regions that raised the score of the chosen class most. Grad-CAM is "
@@ -105,3 +105,7 @@ def compare_section(task: ImageTask, with_gradcam: bool) -> None:
         [r.caption() for r in results], task.alpha,
     )
     st.caption("Settings: " + " · ".join(m.describe() for m in methods) + ". Change them in each method's tab.")
+    explanations = [r.explanation for r in results]
+    titles = [m.title for m in methods]
+    comparison_report_button(task.model, explanations, titles, task.pixels,
+                             compare_views.agreements(explanations, titles), key="image_compare_report")

@@ -19,7 +19,7 @@ import streamlit as st
 
 from explainers import render
 from explainers.perturb import model_token_spans
-from ui.explanation_footer import explanation_footer
+from ui.explanation_footer import comparison_report_button, explanation_footer
 from explainers.types import Explanation
 from models.loaded import LoadedModel
 from ui import method_params
@@ -170,5 +170,8 @@ def compare_section(task: TextTask, methods: Sequence[str]) -> None:
     show_token_comparison(rows, task.words)
     st.caption(f"Evidence for “{task.target_md}”. Each method's values are divided by its own largest |value|, "
                "so all share one colour scale. Change a method's settings in its own tab.")
-    if len(rows) > 1:
-        agreement_table(agreements([r[2] for r in rows], [r[0] for r in rows]), "words")
+    pairs = agreements([r[2] for r in rows], [r[0] for r in rows]) if len(rows) > 1 else []
+    if pairs:
+        agreement_table(pairs, "words")
+    comparison_report_button(task.model, [r[2] for r in rows], [r[0] for r in rows], task.text, pairs,
+                             key="text_compare_report")

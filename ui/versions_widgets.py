@@ -360,3 +360,30 @@ def evidence_pairs(name: str, old: str, new: str) -> None:
             probability = float(model.predict_proba([item])[0][target])
             _render_attribution(model, explanation, item, column,
                                 f"{version}: P({label}) = {probability:.1%} · {explanation.method}")
+
+
+def version_report_button(name: str, old: str, new: str) -> None:
+    """The comparison as one HTML report: both versions' facts, the metrics side by side, the
+    correction notes annotators left."""
+    from labels import Ledger
+    from ui.report_button import report_download_button
+    from workbench import reports
+
+    sections = []
+    for version in (old, new):
+        manifest = store.read_manifest(name, version)
+        sections.append(reports.Section(f"{name} {version}", facts={
+            "sha256": manifest.get("sha256", "–"), "parent": manifest.get("parent") or "–",
+            "created by": manifest.get("created_by", "–"), "created at": manifest.get("created_at", "–"),
+            "data snapshot": manifest.get("data_snapshot_hash") or manifest.get("data_hash") or "–",
+            "labels changed": manifest.get("labels_changed", 0),
+        }))
+    a, b = store.read_manifest(name, old), store.read_manifest(name, new)
+    sections.append(reports.table_section("Metrics on the clean test split",
+                                          [{**row, "old": row["old"], "new": row["new"]}
+                                           for row in versions.metrics_table(a, b)],
+                                          text=f"old = {old}, new = {new}"))
+    dataset = b.get("dataset")
+    notes = [e.to_dict() for e in Ledger().history(dataset) if e.note] if dataset else []
+    sections.append(reports.notes_section(notes))
+    report_download_button(f"{name} {new} vs {old}", sections, key="versions_report")

@@ -35,6 +35,7 @@ def test_image_versions_side_by_side_then_promote_and_roll_back(workspace):
     table = at.dataframe[0].value
     assert list(table.columns) == ["class", "metric", "v1", "v2", "change"] and len(table) == 1 + 10 * 3
     assert len(at.get("plotly_chart")) == 1  # the confusion-matrix difference
+    assert any(b.label.startswith("⬇️ Download report") for b in at.get("download_button"))
     assert any(m.value.startswith("**Fixed by v2**") for m in at.markdown)
     assert any(m.value.startswith("**Broken by v2**") for m in at.markdown)
     # Evidence: each corrected example explained by both versions for its corrected label.

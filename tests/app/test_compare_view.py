@@ -101,6 +101,7 @@ def test_compare_tab_shows_three_maps_on_one_scale_with_agreement():
     assert "one colour scale" in " ".join(c.value for c in at.caption)
     [status] = at.get("status")
     assert status.label.startswith("3 explanations") and status.state == "complete"
+    assert any(b.label.startswith("⬇️ Download report") for b in at.get("download_button"))
 
 
 def test_method_settings_survive_a_visit_to_compare_and_repeats_come_from_cache():
