@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(VENV)/bin/streamlit run app.py
+	$(PY) -m workbench.serve
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
