@@ -50,15 +50,26 @@ def cmd_retrain(args: argparse.Namespace) -> int:
               f"`workbench jobs status {job_id}`")
         return 0
     last = [""]
+    printed_epochs: set[int] = set()
 
     def show(status: dict[str, Any]) -> None:
-        line = _progress_line(status)
-        if line != last[0]:
-            print(line, file=sys.stderr, flush=True)
-            last[0] = line
+        # Every finished epoch from the job's history, so a poll that misses a fast epoch loses nothing.
+        total = status.get("total_epochs")
+        for row in status.get("history") or []:
+            if total and row.get("epoch") not in printed_epochs:
+                printed_epochs.add(row.get("epoch"))
+                print(_progress_line({"state": "running", "total_epochs": total, "epoch": row.get("epoch"),
+                                      "loss": row.get("loss"), "val_accuracy": row.get("val_accuracy")}),
+                      file=sys.stderr, flush=True)
+        if status.get("state") != "running" or not total:
+            line = _progress_line(status)
+            if line != last[0]:
+                print(line, file=sys.stderr, flush=True)
+                last[0] = line
 
     try:
         status = jobs.wait(job_id, on_update=show)
+        show(status)
     except KeyboardInterrupt:
         jobs.cancel(job_id)
         jobs.wait(job_id, timeout=60)
