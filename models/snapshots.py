@@ -21,6 +21,7 @@ import numpy as np
 
 import sample_data
 from explainers.types import Modality
+from models.store import fsync_dir
 from sample_data.types import Dataset
 from workbench import config, datasets
 from workbench.errors import WorkbenchError
@@ -130,14 +131,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write(target: Path, ds: Dataset, meta: dict[str, Any]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
@@ -151,7 +144,7 @@ def _write(target: Path, ds: Dataset, meta: dict[str, Any]) -> None:
         except OSError:
             if not (target / META_FILE).is_file():  # someone else wrote the same snapshot: keep theirs
                 raise
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

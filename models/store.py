@@ -60,6 +60,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (the directory entry itself is flushed)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
@@ -214,11 +223,7 @@ def publish_version(name: str, keras_model: Any, manifest: dict[str, Any]) -> Ve
             except OSError:
                 if not target.exists():
                     raise
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(root)
         with open(_published_log(name), "a", encoding="utf-8") as log:
             log.write(json.dumps({"version": version, "at": now_iso()}) + "\n")
     except BaseException:

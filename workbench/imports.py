@@ -47,6 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from explainers.types import Modality
+from models.store import fsync_dir
 from workbench import config, inputs
 from workbench.archives import shown_name
 from workbench.errors import InputError
@@ -754,7 +755,7 @@ def commit(plan: ImportPlan, skip_problem_rows: bool = False, *, created_by: str
             os.rename(staging, target)  # atomic; refuses a name another import took meanwhile
         except OSError:
             raise InputError(f"a dataset named '{plan.name}' already exists; choose another name and retry.") from None
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -783,9 +784,3 @@ def _write_json(path: Path, data: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
