@@ -135,6 +135,10 @@ def choose_sidebar_model(page: Any, name: str, timeout: float = 120.0) -> None:
     sidebar.locator('[data-testid="stSelectbox"]').first.click()
     page.get_by_role("option", name=name, exact=True).click()
     wait_visible(page, sidebar.get_by_text(re.compile(r"Version in use")), timeout)
+    # The caption was there before the switch too: also wait for the rerun it started to end.
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=timeout * 1000)
 
 
 def open_page(page: Any, title: str, timeout: float = 120.0) -> None:

@@ -105,6 +105,10 @@ def _zip_of_examples() -> bytes:
 def test_batch_page_upload_run_and_download(page, shot, tmp_path):
     app_bench.open_page(page, "Batch")
     app_bench.choose_sidebar_model(page, MODEL)
+    # The model switch reruns the page: upload only once that run has finished, or the
+    # uploader of the old run swallows the file.
+    app_bench.wait_visible(page, _main(page).get_by_text(re.compile(rf"predicted by {re.escape(MODEL)}")))
+    _wait_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         files=[{"name": "examples.zip", "mimeType": "application/zip", "buffer": _zip_of_examples()}])
     app_bench.wait_visible(page, _main(page).get_by_text(re.compile(r"6 inputs read, 1 unreadable")))
