@@ -1,23 +1,12 @@
 """Version registry: atomic publish, pointer, sha256 verification, hidden staging folders."""
-import keras
 import numpy as np
 import pytest
 
 from models import store
 from workbench.errors import ModelError
 
-MANIFEST = {
-    "modality": "image",
-    "classes": ["a", "b"],
-    "input": {"height": 4, "width": 4, "channels": 3, "rescales_inputs": True},
-}
-
-
-def _model(seed: int = 0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(4, 4, 3))
-    x = keras.layers.Flatten()(inputs)
-    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+from tests.models.toy import MANIFEST
+from tests.models.toy import toy_model as _model
 
 
 def test_publish_load_and_point(workspace):

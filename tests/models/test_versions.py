@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
@@ -12,18 +11,8 @@ from models import model_card, store, versions
 from workbench import cli, config
 from workbench.errors import WorkbenchError
 
-MANIFEST = {
-    "modality": "image",
-    "classes": ["a", "b"],
-    "input": {"height": 4, "width": 4, "channels": 3, "rescales_inputs": True},
-}
-
-
-def _model(seed: int = 0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(4, 4, 3))
-    x = keras.layers.Flatten()(inputs)
-    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+from tests.models.toy import MANIFEST
+from tests.models.toy import toy_model as _model
 
 
 def _candidate(parent: str, seed: int) -> str:
