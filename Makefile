@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 venv: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(PY) -m workbench.serve
+	$(PY) -m ui.serve
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest

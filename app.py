@@ -1,7 +1,8 @@
 """Explainability Workbench — router only: page config, navigation, shared sidebar."""
 import streamlit as st
 
-from ui import sidebar, warmup
+from ui import sidebar
+from workbench import warmup
 
 st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
 warmup.start()  # shap's one-off numba compilation, in a background thread

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.app_bench          # prints JSON
 
-Cold start = from launching the app (`python -m workbench.serve`, as `make run` does) (a fresh process, fresh workspace) to the
+Cold start = from launching the app (`python -m ui.serve`, as `make run` does) (a fresh process, fresh workspace) to the
 first page's title being visible in headless Chromium (Debian's /usr/bin/chromium driven by
 Playwright; the browser is started before the clock so its own start-up is not counted).
 Memory = the server process's resident set size (VmRSS) after the Explain image page has
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 class AppServer:
-    """The app (`python -m workbench.serve`) on a free local port with its own workspace; stopped on exit."""
+    """The app (`python -m ui.serve`) on a free local port with its own workspace; stopped on exit."""
 
     def __init__(self, workspace: Path | None = None, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -56,7 +56,7 @@ class AppServer:
         self.workspace.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, WORKBENCH_HOME=str(self.workspace), TF_CPP_MIN_LOG_LEVEL="2",
                    PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "workbench.serve",
+        command = [sys.executable, "-m", "ui.serve",
                    "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
                    "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
         self._log = open(self.log_path, "wb")

@@ -155,7 +155,7 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    from explainers.metrics import rank_correlation as spearman
+    from workbench.api import rank_correlation as spearman
 
     a = np.nan_to_num(np.asarray(a, dtype=np.float64).ravel())
     b = np.nan_to_num(np.asarray(b, dtype=np.float64).ravel())
@@ -277,14 +277,14 @@ def flattened_equivalent(keras_model: Any, check_inputs: np.ndarray) -> Any:
 
 
 def bench_lime_image(model: Any, image: np.ndarray, budgets: Budgets, repeats: int, seed: int) -> Result:
-    from explainers.lime_explainer import LIMEExplainer
+    from workbench import api
 
     predict = keras_predict(model.keras_model)
     n = budgets.lime_image_samples
 
     def ours() -> Any:
-        explainer = LIMEExplainer(model, num_samples=n, segmentation="quickshift", kernel_size=4)
-        return explainer.explain([image], seed=seed)[0]
+        return api.explain(model, "lime", [image], seed=seed, use_cache=False,
+                           num_samples=n, segmentation="quickshift", kernel_size=4)[0]
 
     ours_runs, mine = timed(ours, repeats)
     reference_runs, _ = timed(lambda: reference_lime_image(image, predict, n), repeats)
@@ -301,13 +301,14 @@ def bench_lime_image(model: Any, image: np.ndarray, budgets: Budgets, repeats: i
 
 
 def bench_shap_image(model: Any, image: np.ndarray, budgets: Budgets, repeats: int, seed: int) -> Result:
-    from explainers.shap_explainer import SHAPExplainer
+    from workbench import api
 
     predict = keras_predict(model.keras_model)
     n = budgets.shap_image_evals
 
     def ours() -> Any:
-        return SHAPExplainer(model, max_evals=n, masker="blur", blur=SHAP_BLUR).explain([image], seed=seed)[0]
+        return api.explain(model, "shap", [image], seed=seed, use_cache=False,
+                           max_evals=n, masker="blur", blur=SHAP_BLUR)[0]
 
     ours_runs, mine = timed(ours, repeats)
     reference_runs, _ = timed(lambda: reference_shap_image(image, predict, n), repeats)
@@ -343,11 +344,11 @@ def pick_benchmark_text(model: Any, texts: Sequence[str], min_tokens: int = 6, m
 
 
 def bench_shap_text(model: Any, text: str, budgets: Budgets, repeats: int, seed: int) -> Result:
-    from explainers.shap_explainer import SHAPExplainer
+    from workbench import api
 
     f = keras_text_predict(model.keras_model)
     n = budgets.shap_text_evals
-    ours_runs, mine = timed(lambda: SHAPExplainer(model, max_evals=n).explain([text], seed=seed)[0], repeats)
+    ours_runs, mine = timed(lambda: api.explain(model, "shap", [text], seed=seed, use_cache=False, max_evals=n)[0], repeats)
     reference_runs, _ = timed(lambda: reference_shap_text(text, f, n), repeats)
     state = np.random.get_state()
     np.random.seed(seed)
@@ -365,12 +366,13 @@ def bench_shap_text(model: Any, text: str, budgets: Budgets, repeats: int, seed:
 
 
 def bench_lime_text(model: Any, text: str, budgets: Budgets, repeats: int, seed: int) -> Result:
-    from explainers.lime_explainer import LIMEExplainer
+    from workbench import api
 
     f = keras_text_predict(model.keras_model)
     n = budgets.lime_text_samples
     label = 1  # LimeTextExplainer explains class 1 unless told otherwise; ours does the same here
-    ours_runs, mine = timed(lambda: LIMEExplainer(model, num_samples=n).explain([text], [label], seed=seed)[0], repeats)
+    ours_runs, mine = timed(lambda: api.explain(model, "lime", [text], [label], seed=seed, use_cache=False, num_samples=n)[0],
+                            repeats)
     reference_runs, _ = timed(lambda: reference_lime_text(text, f, n), repeats)
     with quiet():
         seeded = reference_lime_text(text, f, n, seed=seed)
@@ -390,18 +392,17 @@ def bench_lime_text(model: Any, text: str, budgets: Budgets, repeats: int, seed:
 def bench_gradcam(model: Any, images: np.ndarray, repeats: int) -> Result:
     import cv2
 
-    from explainers.gradcam import GradCAM
-    from explainers.perturb import prepare_images
+    from workbench import api
 
-    prepared = prepare_images(model, images)
-    layer_path = GradCAM(model).layer
+    prepared = api.prepare_images(model, images)
+    layer_path = api.gradcam_layer(model)
     flat = flattened_equivalent(model.keras_model, prepared[:8])
     layer_name = layer_path.split("/")[-1]
 
     def reference() -> list[np.ndarray]:
         return [keras_io_gradcam(prepared[i : i + 1], flat, layer_name) for i in range(len(prepared))]
 
-    ours_runs, mine = timed(lambda: GradCAM(model).explain(list(images)), repeats)
+    ours_runs, mine = timed(lambda: api.explain(model, "gradcam", list(images), use_cache=False), repeats)
     reference_runs, heatmaps = timed(reference, repeats)
     height, width = model.image_size
     correlations = [
@@ -517,8 +518,8 @@ def run(
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Run every comparison; returns the JSON-ready report ({"results": [...], ...})."""
-    from explainers.shap_explainer import warm_up_shap
     from workbench import api, datasets
+    from workbench.warmup import warm_up_shap
 
     budgets = QUICK if quick else FULL
     if repeats < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.loaded import LoadedModel

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from explainers.base import Explainer
-from explainers.layers import build_activation_model, find_last_conv_layer
 from explainers.registry import register
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
+from models.layers import build_activation_model, find_last_conv_layer
 
 # Inputs per forward+backward pass: bounds the memory held by activations and gradients.
 CHUNK_SIZE = 64

@@ -49,7 +49,7 @@ from explainers.perturb import (
     rgb_images,
 )
 from explainers.registry import register
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 SEGMENTATIONS = ("slic", "quickshift")
 IMAGE_KERNEL_WIDTH = 0.25  # LimeImageExplainer's default

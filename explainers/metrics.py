@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 if TYPE_CHECKING:  # pragma: no cover
     from explainers.base import Explainer

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from explainers.types import Modality
-from models.loaded import tokenize
+from foundation.tokens import tokenize
+from foundation.types import Modality
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.loaded import LoadedModel

@@ -44,7 +44,7 @@ from explainers.perturb import (
     token_spans,
 )
 from explainers.registry import register
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 IMAGE_MASKERS = ("blur", "inpaint")
 # Punctuation only: the model's standardisation deletes it, so a masked token simply vanishes.

@@ -1,7 +1,7 @@
 """Labels: the append-only ledger of human label corrections (SQLite or PostgreSQL).
 
     from labels import Ledger
-    ledger = Ledger()                      # workbench.config.database_url()
+    ledger = Ledger()                      # foundation.config.database_url()
     seen = ledger.latest_event("pets", "img_7")
     ledger.record("pets", "img_7", "cat", expected_event_id=seen.id if seen else None,
                   annotator="alice")

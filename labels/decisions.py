@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from foundation.errors import WorkbenchError
 from labels.ledger import Ledger
 from labels.schema import AMBIGUOUS, SET, LabelEvent
-from workbench.errors import WorkbenchError
 
 KEEP, TAKE_MODEL, CHOOSE, FLAG = "keep", "model", "choose", "ambiguous"
 KINDS = (KEEP, TAKE_MODEL, CHOOSE, FLAG)

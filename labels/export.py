@@ -6,9 +6,9 @@ import io
 import json
 from typing import Any, Iterable, Mapping, Sequence
 
+from foundation.errors import WorkbenchError
 from labels.csv_safety import neutralise_cell
 from labels.schema import AMBIGUOUS, FIELDS, LabelEvent
-from workbench.errors import WorkbenchError
 
 FORMATS = ("csv", "json")
 HISTORY_COLUMNS = FIELDS

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from explainers.types import Modality
+from foundation.types import Modality
 
 BATCH_SIZE = 256
 # Probabilities are clipped before the log so a hard 0 does not become -inf.

@@ -10,9 +10,9 @@ import io
 from dataclasses import dataclass
 from typing import Collection, Sequence
 
+from foundation.errors import InputError
 from labels.csv_safety import restore_cell
 from labels.schema import MAX_NAME, MAX_NOTE
-from workbench.errors import InputError
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 REQUIRED_COLUMNS = ("example_id", "new_label")

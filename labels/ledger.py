@@ -29,14 +29,22 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from foundation import config
+from foundation.errors import WorkbenchError
 from labels import export
 from labels.engine import get_engine, write_transaction
 from labels.importer import ImportReport, parse_corrections
 from labels.schema import (
-    AMBIGUOUS, IMPORT, MAX_NAME, MAX_NOTE, SET, UNDO, LabelEvent, label_events, metadata,
+    AMBIGUOUS,
+    IMPORT,
+    MAX_NAME,
+    MAX_NOTE,
+    SET,
+    UNDO,
+    LabelEvent,
+    label_events,
+    metadata,
 )
-from workbench import config
-from workbench.errors import WorkbenchError
 
 RECORDABLE_ACTIONS = (SET, AMBIGUOUS)
 _t = label_events.c
@@ -63,7 +71,7 @@ class StaleEditError(WorkbenchError):
 
 
 class Ledger:
-    """The ledger in the database at `url` (default: `workbench.config.database_url()`)."""
+    """The ledger in the database at `url` (default: `foundation.config.database_url()`)."""
 
     _created: set[str] = set()
 

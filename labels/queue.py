@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -39,9 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from foundation import config
+from foundation.atomic import atomic_write
+from foundation.errors import WorkbenchError
 from labels.schema import AMBIGUOUS, LabelEvent
-from workbench import config
-from workbench.errors import WorkbenchError
 
 DEFAULT_K_FOLDS = 5
 DEFAULT_SPLIT = "train_noisy"
@@ -493,7 +492,7 @@ def _model_key(model: Any) -> str:
 
 
 def _dataset_digest(dataset: Any) -> str:
-    from sample_data import dataset_hash
+    from foundation.dataset import dataset_hash
 
     return dataset_hash(dataset)
 
@@ -535,11 +534,4 @@ def _read_array(key: str, name: str) -> np.ndarray | None:
 
 def _write_arrays(key: str, **arrays: np.ndarray) -> None:
     folder = cache_dir()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, folder / f"{key}.npz")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / f"{key}.npz", lambda handle: np.savez(handle, **arrays))

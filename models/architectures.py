@@ -135,7 +135,7 @@ def build_vocabulary(texts: list[str], max_tokens: int) -> list[str]:
     """Most frequent tokens first (ties alphabetical), deterministic, excluding pad/OOV."""
     from collections import Counter
 
-    from models.loaded import tokenize
+    from foundation.tokens import tokenize
 
     counts = Counter(token for text in texts for token in tokenize(text))
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))

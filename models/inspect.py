@@ -10,7 +10,7 @@
 * class names: given by the caller (a list or a JSON file), else `<stem>.classes.json` or
   `classes.json` beside the model file; the count must match the model's outputs;
 * the Grad-CAM layer: the last convolution, nested models included
-  (`explainers.layers.find_last_conv_layer`).
+  (`models.layers.find_last_conv_layer`).
 
 What cannot be inferred is listed in `InferredSpec.missing` (with a question for the user
 in `QUESTIONS`) and can be supplied in `overrides`; it is then saved in the manifest, so it
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from explainers.types import Modality
-from workbench.errors import ModelError
+from foundation.errors import ModelError
+from foundation.types import Modality
 
 MAX_CLASSES_FILE_BYTES = 1024 * 1024
 MAX_CLASS_NAME_CHARS = 100
@@ -358,7 +358,7 @@ def _find_classes(
 
 
 def _gradcam_layer(keras_model: Any, modality: Modality, requested: str | None) -> tuple[str | None, str]:
-    from explainers.layers import build_activation_model, find_last_conv_layer
+    from models.layers import build_activation_model, find_last_conv_layer
 
     try:
         path = find_last_conv_layer(keras_model, requested, modality=modality)

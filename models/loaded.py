@@ -1,22 +1,14 @@
 """A model ready to predict: the Keras model, its manifest, and safe batched inference."""
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from explainers.types import Modality
-
-# Mirrors keras.layers.TextVectorization's "lower_and_strip_punctuation" + whitespace split,
-# so the tokens we show are exactly the ones the text model reads.
-_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]\^_`{|}~\']')
-
-
-def tokenize(text: str) -> list[str]:
-    return _PUNCTUATION.sub("", text.lower()).split()
+from foundation.tokens import tokenize
+from foundation.types import Modality
 
 
 @dataclass(eq=False)

@@ -5,17 +5,16 @@ such as `[click](http://x)` shows as typed instead of becoming a link.
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import numpy as np
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+from foundation.escaping import markdown_literal
 
 
 def md(text: Any) -> str:
-    """Text safe to place in Markdown (and in a table cell): specials escaped, one line."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """Text safe to place in Markdown (and in a table cell): escaped, on one line."""
+    return markdown_literal(text, one_line=True)
 
 
 def _pct(value: Any) -> str:
@@ -128,99 +127,3 @@ def model_card(
     lines += _figures("Trust figures of the explanations", trust or manifest.get("trust"),
                       "Not measured yet for this version.")
     return "\n".join(lines).rstrip() + "\n"
-
-
-# -- trust figures: measured once per version, kept beside the version's record --------------
-
-TRUST_EXAMPLES = 16
-
-
-def trust_path(name: str, version: str):
-    from workbench import config
-
-    return config.workspace_subdir("models") / name / "trust" / f"{version}.json"
-
-
-def saved_trust(name: str, version: str) -> dict[str, Any] | None:
-    """The figures measured for this version earlier, if any (and if measured on this very file)."""
-    import json
-
-    from models import store
-
-    path = trust_path(name, version)
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    # A discarded version's id can be given to a new version later: its figures must not carry over.
-    return saved if saved.get("sha256") == store.read_manifest(name, version).get("sha256") else None
-
-
-def _mean(values: Any) -> float:
-    array = np.asarray(values, dtype=np.float64)
-    array = array[np.isfinite(array)]
-    return round(float(array.mean()), 4) if array.size else float("nan")
-
-
-def _localisation(data: Any, explanations: list[Any], tokens: list[tuple[str, ...]]) -> dict[str, float]:
-    from explainers import metrics
-
-    figures: dict[str, float] = {}
-    if data.masks is not None:
-        masks = np.asarray(data.masks[: len(explanations)], dtype=bool)
-        figures["share of the map on the object"] = _mean([metrics.mask_mass(e.values, m) for e, m in zip(explanations, masks)])
-        figures["object's share of the image"] = _mean([metrics.area_share(m) for m in masks])
-    if data.rationales is not None:
-        rationales = data.rationales[: len(explanations)]
-        figures["top words that carry the sentiment"] = _mean(
-            [metrics.rationale_overlap(t, e.values, r) for e, t, r in zip(explanations, tokens, rationales)])
-        figures["chance level"] = _mean([metrics.rationale_chance(t, r) for t, r in zip(tokens, rationales)])
-    return figures
-
-
-def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str = "gradcam", seed: int = 0) -> dict[str, Any]:
-    """Mean trust figures of `method` on the first `n` clean test examples of the model's dataset.
-
-    Returns {"trust": {...}, "sanity": {...}} for `model_card(trust=..., sanity=...)`, and
-    stores it in the workspace so the card shows it from then on.
-    """
-    from explainers import metrics
-    from models.store import write_json_atomic
-    from workbench import api, datasets
-
-    from workbench.errors import WorkbenchError
-
-    dataset = model.manifest.get("dataset")
-    if not dataset:
-        raise WorkbenchError(f"{model.name} {model.version} does not record its dataset, so there is nothing to measure on.")
-    data = datasets.load(dataset, "test")
-    inputs = list(data.x[:n])
-    explanations = api.explain(model, method, inputs, seed=seed)
-    curves = metrics.deletion_insertion(model, inputs, explanations, seed=seed, random_repeats=3)
-    areas = curves.summary()
-    trust = {
-        "method": method,
-        "examples": len(inputs),
-        "deletion area (lower is better)": round(areas["deletion_auc"], 4),
-        "deletion area, random order": round(areas["random_deletion_auc"], 4),
-        "insertion area (higher is better)": round(areas["insertion_auc"], 4),
-        "insertion area, random order": round(areas["random_insertion_auc"], 4),
-    }
-    tokens = [e.tokens or tuple(model.tokenize(str(x))) for e, x in zip(explanations, inputs)]
-    trust.update(_localisation(data, explanations, tokens))
-    check = metrics.sanity_check(model, method, inputs, original=explanations, seed=seed,
-                                 params=metrics.constructor_params(method, explanations[0]))
-    sanity = {"method": method, "layers randomised": ", ".join(check.layers),
-              "mean rank correlation with the randomised model": round(check.mean_rank_correlation, 4),
-              "verdict": f"the explanation {check.verdict}"}
-    result = {"trust": trust, "sanity": sanity, "sha256": model.manifest.get("sha256")}
-    write_json_atomic(trust_path(model.name, model.version), result)
-    return result
-
-
-def card_for(name: str, version: str, status: str | None = None) -> str:
-    """The card of a stored version, with its trust figures once they were measured."""
-    from models import store
-
-    measured = saved_trust(name, version) or {}
-    return model_card(store.read_manifest(name, version), status=status, trust=measured.get("trust"),
-                      sanity=measured.get("sanity"))

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from workbench.errors import ModelError
+from foundation.errors import ModelError
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024
 

@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from foundation import config
+from foundation.atomic import fsync_dir, write_json_atomic
+from foundation.errors import ModelError
 from models.safe_load import load_keras_model, sha256_file
-from workbench import config
-from workbench.errors import ModelError
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -43,30 +44,6 @@ def _workspace_model_dir(name: str) -> Path:
 
 def _versions_dir(name: str) -> Path:
     return _workspace_model_dir(name) / "versions"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable (the directory entry itself is flushed)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_json(path: Path) -> Any:

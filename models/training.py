@@ -14,10 +14,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from explainers.types import Modality
+from foundation.dataset import Dataset
+from foundation.types import Modality
 from models import architectures
 from models.metrics import classification_metrics
-from sample_data.types import Dataset
 
 
 @dataclass(frozen=True)

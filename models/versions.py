@@ -20,10 +20,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from foundation import config
+from foundation.errors import ModelError, WorkbenchError
 from models import store
 from models.safe_load import sha256_file
-from workbench import config
-from workbench.errors import ModelError, WorkbenchError
 
 LOG_FILE = "promotions.jsonl"
 CURRENT, CANDIDATE, SHIPPED, PREVIOUS = "current", "candidate", "shipped", "previous"
@@ -211,16 +211,3 @@ def fixed_and_broken(y_true: Sequence[int], old_pred: Sequence[int], new_pred: S
     fixed = np.flatnonzero((a != y) & (b == y))
     broken = np.flatnonzero((a == y) & (b != y))
     return fixed.tolist(), broken.tolist()
-
-
-def corrections_between(name: str, old: str, new: str) -> dict[str, str]:
-    """Labels corrected in the data of `new` and not in that of `old`: example id -> new label."""
-    from models import snapshots
-
-    def changed(version: str) -> dict[str, str]:
-        manifest = store.read_manifest(name, version)
-        snap = snapshots.find_snapshot(manifest.get("dataset", ""), manifest.get("data_snapshot_hash", ""))
-        return snap.changed_labels() if snap else {}
-
-    before = changed(old)
-    return {eid: label for eid, label in changed(new).items() if before.get(eid) != label}

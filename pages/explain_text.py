@@ -2,9 +2,9 @@
 import streamlit as st
 
 from explainers import registry
+from foundation.errors import InputError
 from ui import method_params, sidebar, text_views, widgets
 from workbench import api, datasets, inputs
-from workbench.errors import InputError
 
 st.title("📝 Explain text")
 model = sidebar.selected_model("text")

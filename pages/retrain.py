@@ -1,11 +1,10 @@
 """Retrain: fine-tune a candidate version from the label corrections, in a background job."""
 import streamlit as st
 
-from models import retrain
+from foundation.errors import WorkbenchError
 from models.model_card import md
 from ui import versions_widgets as vw
-from workbench import jobs
-from workbench.errors import WorkbenchError
+from workbench import jobs, retrain
 
 st.title("🔁 Retrain")
 name = st.session_state.get("any_model")

@@ -5,8 +5,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from explainers.types import Modality
-from sample_data.types import Dataset
+from foundation.dataset import Dataset
+from foundation.types import Modality
 
 
 def readonly(array: np.ndarray) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from explainers.types import Modality
+from foundation.dataset import Dataset
+from foundation.types import Modality
 from sample_data import digits, headlines, shapes, shortcut
-from sample_data.types import Dataset
 
 DATASET_NAMES = (digits.NAME, shapes.NAME, shortcut.NAME, headlines.NAME)
 

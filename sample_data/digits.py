@@ -4,10 +4,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from explainers.types import Modality
+from foundation.dataset import Dataset
+from foundation.types import Modality
 from sample_data.building import make_ids, take_split
 from sample_data.splits import stratified_split
-from sample_data.types import Dataset
 
 NAME = "digits"
 CLASSES = tuple(str(d) for d in range(10))

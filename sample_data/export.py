@@ -12,9 +12,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from explainers.types import Modality
+from foundation.dataset import Dataset
+from foundation.types import Modality
 from sample_data import load
-from sample_data.types import Dataset
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explainers.types import Modality
-from models.loaded import tokenize
+from foundation.dataset import Dataset
+from foundation.tokens import tokenize
+from foundation.types import Modality
 from sample_data.building import make_ids, take_split
 from sample_data.splits import stratified_split
-from sample_data.types import Dataset
 
 NAME = "headlines"
 CLASSES = ("negative", "neutral", "positive")

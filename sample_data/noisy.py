@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from foundation.atomic import write_text_atomic
+from foundation.dataset import Dataset
 from sample_data import catalog
 from sample_data.building import readonly
 from sample_data.splits import choose_flips
-from sample_data.types import Dataset
 
 FLIPPED_DIR = Path(__file__).resolve().parent / "flipped"
 _FLIP_SEEDS = {"digits": 5101, "shapes": 5102, "shapes-shortcut": 5103, "headlines": 5104}
@@ -93,15 +92,5 @@ def noisy_split(train: Dataset) -> Dataset:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes it private; the file is meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    # The file is committed and meant to be shared, so it is world-readable.
+    write_text_atomic(path, text, mode=0o644)

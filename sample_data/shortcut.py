@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from explainers.types import Modality
+from foundation.dataset import Dataset
+from foundation.types import Modality
 from sample_data.building import make_ids, take_split
 from sample_data.shapes import CLASSES, ShapeStyle, generate_shapes
 from sample_data.splits import stratified_split
-from sample_data.types import Dataset
 
 NAME = "shapes-shortcut"
 CUE_CLASS = "circle"

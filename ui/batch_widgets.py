@@ -8,9 +8,10 @@ from typing import Any
 import streamlit as st
 
 from explainers import registry
-from explainers.types import Modality
-from workbench import batch, config, inputs
-from workbench.errors import InputError, WorkbenchError
+from foundation import config
+from foundation.errors import InputError, WorkbenchError
+from foundation.types import Modality
+from workbench import batch, inputs
 
 ITEMS = "batch_items"  # (upload id, column, items, notes)
 RESULT = "batch_result"  # (run key, BatchResult, csv bytes, zip bytes, overlay preview names)

@@ -6,19 +6,19 @@ through st.dataframe / st.text / st.json, or with Markdown escaped (`plain`), ne
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from models import store, user_models
+from foundation import config
+from foundation.errors import WorkbenchError
+from foundation.escaping import markdown_literal
+from models import store
 from models.inspect import QUESTIONS, InferredSpec, parse_typed_classes, suggest_name
-from workbench import config, datasets, imports
-from workbench.errors import WorkbenchError
+from workbench import datasets, imports, user_models
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
 FROM_FOLDER = "From the models folder"
 UPLOAD = "Upload a .keras file"
 IMAGES = "Images (ZIP of class folders)"
@@ -29,7 +29,7 @@ NO_DATASET = "(none)"
 
 def plain(text: str) -> str:
     """Text safe to pass to st.error/st.info/st.success: every Markdown character escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+    return markdown_literal(text)
 
 
 def _error(message: str) -> None:

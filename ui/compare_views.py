@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 
 from explainers import metrics, render
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 IMAGE_TOP_FRACTION = 0.1
 TEXT_TOP_FRACTION = 0.2

@@ -17,10 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import registry, render
-from explainers.types import Modality
-from sample_data.types import Dataset
+from foundation.dataset import Dataset
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
 from workbench import api, dataset_view, reports
-from workbench.errors import WorkbenchError
 
 DATASET_KEY = "dataset_view_name"
 SPLIT_KEY = "dataset_view_split"

@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
 from ui.report_button import report_download_button
 from ui.trust_panel import render_trust_panel

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from foundation.errors import InputError
 from models.loaded import LoadedModel
 from ui import loaders
 from ui.text_views import markdown_literal
 from workbench import inputs
-from workbench.errors import InputError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
 from workbench import api
 
@@ -198,7 +198,7 @@ def compute(model: LoadedModel, chosen: MethodChoice, item: Any, target: int) ->
 def wait_for_shap_warm_up() -> None:
     """Before the first SHAP call in this server: say why it takes a moment, while the
     background warm-up (started by app.py) finishes shap's one-off compilation."""
-    from ui import warmup
+    from workbench import warmup
 
     status = warmup.status()
     if status.started and not status.done:

@@ -16,13 +16,12 @@ import pandas as pd
 import streamlit as st
 
 from explainers import registry, render
-from explainers.types import Modality
-from labels import Ledger, StaleEditError
-from labels import queue
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
+from labels import Ledger, StaleEditError, queue
 from labels.decisions import CHOOSE, FLAG, KEEP, TAKE_MODEL, Decision, apply_decision
 from labels.queue import AuditResult
 from workbench import api, datasets
-from workbench.errors import WorkbenchError
 
 PAGE_SIZE = 20
 ORDER_TITLES = {"issue": "Likely label errors first", "uncertainty": "Most uncertain first (active learning)"}

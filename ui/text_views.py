@@ -9,7 +9,6 @@ through `markdown_literal`.
 from __future__ import annotations
 
 import html
-import string
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,11 +18,12 @@ import streamlit as st
 
 from explainers import render
 from explainers.perturb import model_token_spans
-from ui.explanation_footer import comparison_report_button, explanation_footer
-from explainers.types import Explanation
+from foundation.escaping import markdown_literal
+from foundation.types import Explanation
 from models.loaded import LoadedModel
 from ui import method_params
 from ui.compare_views import agreement_table, agreements, normalised
+from ui.explanation_footer import comparison_report_button, explanation_footer
 from ui.method_params import MethodChoice
 
 # Colour-blind-safe pair, the ends of render's diverging map: orange = for, blue = against.
@@ -31,23 +31,6 @@ FOR_COLOUR = "#c4540a"
 AGAINST_COLOUR = "#2154a0"
 STRONGEST = 10
 LEGEND = ("against the class", "for the class")
-
-_HTML_SPECIAL = {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#x27;"}
-
-
-def markdown_literal(text: str) -> str:
-    """`text` shown literally inside st.markdown: HTML characters as entities, every other
-    ASCII punctuation mark backslash-escaped (no emphasis, links, math or directives)."""
-    out = []
-    for char in str(text):
-        if char in _HTML_SPECIAL:
-            out.append(_HTML_SPECIAL[char])
-        elif char in string.punctuation:
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
-
 
 def display_words(model: LoadedModel, text: str, tokens: Sequence[str]) -> list[str]:
     """The words of the original text behind each model token (same order, same count), so

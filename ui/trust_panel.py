@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import metrics
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
 from workbench import cache
 

@@ -9,11 +9,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import registry, render
-from explainers.types import Modality
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
 from models import model_card, store, versions
 from ui import loaders
-from workbench import api, jobs
-from workbench.errors import WorkbenchError
+from workbench import api, jobs, model_trust, snapshots
 
 MAX_EXAMPLES = 12
 MAX_EVIDENCE = 6
@@ -28,7 +28,7 @@ def actor() -> str:
 
 def start_panel(name: str) -> None:
     """Settings (the version's own recipe by default) and the start button; a refusal is shown as the reason."""
-    from models.retrain import recipe_config
+    from workbench.retrain import recipe_config
 
     recipe = recipe_config(store.read_manifest(name))
     with st.expander("Training settings"):
@@ -190,18 +190,18 @@ def _forget_cached_versions() -> None:
 
 def card_view(name: str, version: str) -> None:
     """The version's model card, with a button to measure its trust figures once."""
-    card = model_card.card_for(name, version, status=versions.status(name, version))
+    card = model_trust.card_for(name, version, status=versions.status(name, version))
     with st.expander(f"Model card of {name} {version}"):
         st.markdown(card)
     left, right = st.columns(2)
     left.download_button("⬇️ Download the model card (Markdown)", card.encode("utf-8"),
                          file_name=f"model-card-{name}-{version}.md", mime="text/markdown", key=f"card_{name}_{version}")
-    if model_card.saved_trust(name, version) is None and store.read_manifest(name, version).get("dataset"):
+    if model_trust.saved_trust(name, version) is None and store.read_manifest(name, version).get("dataset"):
         if right.button("📏 Measure trust figures for the card", key=f"trust_{name}_{version}",
-                        help=f"Grad-CAM on {model_card.TRUST_EXAMPLES} test examples: deletion/insertion "
+                        help=f"Grad-CAM on {model_trust.TRUST_EXAMPLES} test examples: deletion/insertion "
                              "against random order, localisation, and the randomisation sanity check."):
             with st.spinner("Measuring…"):
-                model_card.measure_trust(loaders.model(name, version))
+                model_trust.measure_trust(loaders.model(name, version))
             st.rerun()
 
 
@@ -312,10 +312,10 @@ def fixed_and_broken(name: str, old: str, new: str) -> None:
 def _corrected_examples(name: str, old: str, new: str) -> tuple[Any, list[tuple[int, str]]]:
     manifest = store.read_manifest(name, new)
     dataset = manifest.get("dataset")
-    corrections = versions.corrections_between(name, old, new)
+    corrections = snapshots.corrections_between(name, old, new)
     if not dataset or not corrections:
         return None, []
-    from models.retrain import training_split
+    from workbench.retrain import training_split
 
     data = loaders.dataset(dataset, training_split(manifest))
     position = {eid: i for i, eid in enumerate(data.ids)}

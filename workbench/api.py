@@ -7,11 +7,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from explainers import registry
-from explainers.types import Explanation, Modality
+from foundation.errors import WorkbenchError
+from foundation.types import Explanation, Modality
 from models import store
 from models.loaded import LoadedModel
 from workbench import cache
-from workbench.errors import WorkbenchError
 
 
 def load_model(name: str, version: str | None = None) -> LoadedModel:
@@ -54,6 +54,9 @@ def top_predictions(model: LoadedModel, probabilities: np.ndarray, k: int = 5) -
 
 def prepare_images(model: LoadedModel, images: Sequence[np.ndarray]) -> np.ndarray:
     """Images resized to the model's input size, as uint8 (what explainers take)."""
+    height, width = model.image_size
+    if all(isinstance(i, np.ndarray) and i.dtype == np.uint8 and i.shape == (height, width, 3) for i in images):
+        return np.stack(images) if len(images) else np.zeros((0, height, width, 3), np.uint8)
     batch = model.to_model_input(images)
     if not model.input_spec.get("rescales_inputs", True):
         batch = batch * 255.0
@@ -67,9 +70,14 @@ def explain(
     targets: Sequence[int] | None = None,
     *,
     seed: int = 0,
+    use_cache: bool = True,
     **params: Any,
 ) -> list[Explanation]:
-    """Explain a batch with a registered method (images are resized to the model's input)."""
+    """Explain a batch with a registered method (images are resized to the model's input).
+
+    `use_cache=False` computes afresh and leaves target choice to the method itself: what the
+    benchmarks time, so they measure the method and not the cache.
+    """
     try:
         cls = registry.get(method)
     except KeyError as exc:
@@ -78,6 +86,8 @@ def explain(
         raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
     if model.modality is Modality.IMAGE:
         inputs = list(prepare_images(model, inputs))
+    if not use_cache:
+        return cls(model, **params).explain(list(inputs), targets, seed=seed)
     if targets is None:
         targets = [int(i) for i in model.predict_proba(inputs).argmax(axis=1)]
     targets = [int(t) for t in targets]
@@ -100,3 +110,15 @@ def read_inputs(model: LoadedModel, raw: Sequence[str]) -> list[Any]:
     if model.modality is Modality.TEXT:
         return [safe_inputs.clean_text(text, max_tokens=model.sequence_length or None).text for text in raw]
     return [safe_inputs.read_image_file(Path(path)) for path in raw]
+
+
+def gradcam_layer(model: LoadedModel) -> str:
+    """The path of the convolution layer Grad-CAM reads for this model."""
+    return registry.get("gradcam")(model).layer
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two attribution maps (flattened)."""
+    from explainers.metrics import rank_correlation as spearman
+
+    return float(spearman(np.asarray(a).ravel(), np.asarray(b).ravel()))

@@ -28,7 +28,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.errors import InputError
+from foundation.errors import InputError
 
 MAX_ARCHIVE_TOTAL_BYTES = 500 * 1024 * 1024
 MAX_ARCHIVE_FILES = 50_000

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from explainers import render
-from explainers.types import Explanation, Modality
+from foundation.errors import InputError, WorkbenchError
+from foundation.types import Explanation, Modality
 from workbench import inputs as safe_inputs
-from workbench.errors import InputError, WorkbenchError
 
 DEFAULT_BATCH_SIZE = 64
 OVERLAY_MAX_SIDE = 512

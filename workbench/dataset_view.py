@@ -20,8 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,11 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from explainers.types import Modality
+from foundation import config
+from foundation.atomic import atomic_write
+from foundation.dataset import Dataset
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
 from models.metrics import classification_metrics
-from sample_data.types import Dataset
-from workbench import config, datasets
-from workbench.errors import WorkbenchError
+from workbench import datasets
 
 # Bump when what is cached changes meaning, so old entries are ignored.
 CACHE_VERSION = "dataset-view-1"
@@ -170,7 +170,7 @@ def cache_dir() -> Path:
 
 
 def cache_key(model: Any, dataset: Dataset) -> str:
-    from sample_data import dataset_hash
+    from foundation.dataset import dataset_hash
 
     parts = [CACHE_VERSION, model.name, model.version, model.manifest.get("sha256", ""),
              dataset.name, dataset.split, dataset_hash(dataset)]
@@ -276,7 +276,7 @@ def _read_cache(key: str, n: int) -> DatasetOutputs | None:
 
 def _write_cache(key: str, outputs: DatasetOutputs) -> None:
     folder = cache_dir()
-    _atomic_write(folder / f"{key}.npz", lambda handle: np.savez(
+    atomic_write(folder / f"{key}.npz", lambda handle: np.savez(
         handle, probabilities=outputs.probabilities, projection=outputs.projection))
     meta = {
         "cache_version": CACHE_VERSION, "model": outputs.model_name, "version": outputs.model_version,
@@ -287,20 +287,7 @@ def _write_cache(key: str, outputs: DatasetOutputs) -> None:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     # The JSON is written last: its presence says the arrays beside it are complete.
-    _atomic_write(folder / f"{key}.json", lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / f"{key}.json", lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
 
 
 # --- metrics and the confusion matrix ----------------------------------------------------------
@@ -453,7 +440,7 @@ def _property_slices(dataset: Dataset) -> list[tuple[str, str, np.ndarray]]:
             found.append(("planted cue", "cue present", cue))
             found.append(("planted cue", "cue absent", ~cue))
     else:
-        from models.loaded import tokenize
+        from foundation.tokens import tokenize
 
         tokens = [tokenize(str(text)) for text in dataset.x]
         lengths = np.array([len(t) for t in tokens], dtype=np.float64)

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 import sample_data
-from explainers.types import Modality
-from sample_data.types import Dataset
-from workbench import config
-from workbench.errors import WorkbenchError
+from foundation import config
+from foundation.dataset import Dataset
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
 
 IMPORTED_SPLITS = ("train", "val", "test")
 IMPORTED_DIR = "datasets"

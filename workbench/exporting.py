@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from explainers import render
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -46,11 +46,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from explainers.types import Modality
-from models.store import fsync_dir
-from workbench import config, inputs
+from foundation import config
+from foundation.atomic import fsync_dir
+from foundation.errors import InputError
+from foundation.types import Modality
+from workbench import inputs
 from workbench.archives import shown_name
-from workbench.errors import InputError
 
 MAX_IMPORT_IMAGES = 10_000
 MAX_IMPORT_TEXTS = 200_000
@@ -699,8 +700,7 @@ def assign_splits(plan: ImportPlan) -> dict[str, list[int]]:
 
 def commit(plan: ImportPlan, skip_problem_rows: bool = False, *, created_by: str = "import-data") -> ImportReport:
     """Store the plan's rows as a dataset, all at once (one rename), or raise InputError and store nothing."""
-    from sample_data import dataset_hash
-    from sample_data.types import Dataset
+    from foundation.dataset import Dataset, dataset_hash
 
     if plan.problems and not skip_problem_rows:
         first = plan.problems[0]

@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
-from models.loaded import tokenize
+from foundation.errors import InputError
+from foundation.tokens import tokenize
 from workbench.archives import (
     MAX_ARCHIVE_FILES,
     MAX_ARCHIVE_TOTAL_BYTES,
@@ -53,7 +54,6 @@ from workbench.archives import (
     safe_extract_zip,
     shown_name,
 )
-from workbench.errors import InputError
 
 __all__ = [
     "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MAX_TEXT_CHARS", "MAX_CSV_BYTES", "MAX_CSV_ROWS",

@@ -35,8 +35,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from workbench import config
-from workbench.errors import WorkbenchError
+from foundation import config
+from foundation.errors import WorkbenchError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
@@ -83,7 +83,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from models.store import write_json_atomic
+    from foundation.atomic import write_json_atomic
 
     write_json_atomic(path, data)
 
@@ -487,7 +487,8 @@ def progress_callback(report: Callable[..., None], total_epochs: int) -> Any:
 
 
 def _train_config(spec: dict[str, Any]) -> Any:
-    from models import retrain, samples, store
+    from models import store
+    from workbench import retrain, samples
 
     if spec.get("quick"):
         base = samples.quick_config()
@@ -515,7 +516,7 @@ def _run_retrain(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dic
     import keras
 
     from labels import Ledger
-    from models import retrain
+    from workbench import retrain
 
     cfg = _train_config(spec)
     total = cfg.head_epochs + (cfg.finetune_epochs if cfg.unfreeze_top > 0 else 0)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from explainers import metrics
-from explainers.types import Explanation
+from foundation.types import Explanation
 
 SHORTCUT_MODEL = "shapes-shortcut"
 SHORTCUT_DATASET = "shapes-shortcut"
@@ -496,8 +496,8 @@ def fix_shortcut(
     import keras
     import tensorflow as tf
 
-    from models import samples, store, training
-    from workbench import datasets, jobs
+    from models import store, training
+    from workbench import datasets, jobs, samples
 
     config = config or samples.recipe_config(SHORTCUT_MODEL)
     started = time.perf_counter()
@@ -537,7 +537,7 @@ _CHILDREN: list[subprocess.Popen] = []
 
 
 def _fix_status_path() -> Path:
-    from workbench import config
+    from foundation import config
 
     return config.workspace_subdir("lessons") / "fix-shortcut.json"
 
@@ -559,9 +559,10 @@ def read_fix_status() -> dict[str, Any] | None:
 
 def start_fix_job(quick: bool = False) -> dict[str, Any]:
     """Start fix_shortcut in its own process (training never runs in the page's thread)."""
-    from models.store import write_json_atomic
-    from workbench import config, jobs
-    from workbench.errors import WorkbenchError
+    from foundation import config
+    from foundation.atomic import write_json_atomic
+    from foundation.errors import WorkbenchError
+    from workbench import jobs
 
     current = read_fix_status()
     if current and current.get("state") == "running":
@@ -582,9 +583,8 @@ def start_fix_job(quick: bool = False) -> dict[str, Any]:
 
 
 def _run_fix(quick: bool) -> int:
-    from models import samples
-    from models.store import write_json_atomic
-    from workbench import jobs
+    from foundation.atomic import write_json_atomic
+    from workbench import jobs, samples
 
     path = _fix_status_path()
     status = read_fix_status() or {}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from explainers import render
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 
 MAX_TABLE_ROWS = 500
 

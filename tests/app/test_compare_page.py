@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sample_data
 from labels import Ledger
-from models import retrain, samples, store, versions
+from models import store, versions
 from tests.app.conftest import start_app
+from workbench import retrain, samples
 
 PAGE = "pages/compare_versions.py"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from tests.app.conftest import start_app
 from ui import compare_views
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from models.loaded import tokenize
+from foundation.tokens import tokenize
 from tests.app.conftest import start_app
 
 PAGE = "pages/explain_text.py"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from benchmarks import explainers_bench as bench
+from commandline import cli
 from explainers.gradcam import GradCAM
 from tests.explainers import tiny_models
-from workbench import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 RATIO_ENTRIES = {"lime_image": 0.15, "shap_image": 0.3, "shap_text": 0.25, "lime_text": 0.7, "gradcam_batch": 0.3}
@@ -56,7 +56,7 @@ def test_quick_bench_prints_the_documented_json():
 
 
 def test_warm_up_runs_once_in_a_background_thread():
-    from ui import warmup
+    from workbench import warmup
 
     thread = warmup.start()
     assert thread.daemon and thread.name == "shap-warm-up"

@@ -15,7 +15,7 @@ import pytest
 
 from explainers import registry
 from explainers.shap_explainer import warm_up_shap
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from tests.explainers import tiny_models
 
 # Small budgets per method: the contract, not the quality, is under test.

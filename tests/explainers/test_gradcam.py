@@ -16,8 +16,8 @@ from explainers.gradcam import (
     resize_and_normalise,
     weighted_activation_map,
 )
-from explainers.layers import build_activation_model, find_last_conv_layer
-from explainers.types import Modality
+from foundation.types import Modality
+from models.layers import build_activation_model, find_last_conv_layer
 from tests.explainers import tiny_models as tm
 
 # --- the maths redone by hand in numpy (float64) ------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from explainers import metrics
 from explainers.base import Explainer
 from explainers.gradcam import GradCAM
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from tests.explainers import tiny_models as tm
 
 SIZE = tm.IMAGE_SIZE

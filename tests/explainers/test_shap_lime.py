@@ -24,8 +24,9 @@ from explainers.lime_explainer import (
 )
 from explainers.perturb import batched_probabilities, forward_fn, prepare_images, prepare_texts, token_spans
 from explainers.shap_explainer import SHAPExplainer, SHAPGradientExplainer, warm_up_shap
-from explainers.types import Explanation, Modality
-from models.loaded import LoadedModel, tokenize
+from foundation.tokens import tokenize
+from foundation.types import Explanation, Modality
+from models.loaded import LoadedModel
 from tests.explainers import tiny_models
 
 REGION_SIZE = 32

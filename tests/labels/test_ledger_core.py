@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import exc, text
 
+from foundation.errors import WorkbenchError
 from labels import Ledger, StaleEditError
 from labels.engine import dispose_engine
-from workbench.errors import WorkbenchError
 
 ORIGINAL = {"a": "cat", "b": "dog", "c": "bird"}
 

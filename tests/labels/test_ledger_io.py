@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from foundation.errors import InputError, WorkbenchError
 from labels import ImportProblem, Ledger
 from labels.csv_safety import neutralise_cell, restore_cell
 from labels.export import HISTORY_COLUMNS, LABEL_COLUMNS
-from workbench.errors import InputError, WorkbenchError
 
 CLASSES = ["cat", "dog", "bird"]
 ORIGINAL = {"a": "cat", "b": "dog", "c": "bird", "-neg": "cat"}

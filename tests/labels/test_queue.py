@@ -12,17 +12,16 @@ import keras
 import numpy as np
 import pytest
 
-from explainers.types import Modality
-from labels import Ledger, StaleEditError
+from commandline.cli import main
+from foundation.dataset import Dataset
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
+from labels import Ledger, StaleEditError, queue
 from labels import features as feats
-from labels import queue
 from labels.decisions import CHOOSE, FLAG, KEEP, TAKE_MODEL, Decision, apply_decision
 from labels.schema import LabelEvent
-from sample_data.types import Dataset
 from tests.explainers import tiny_models
 from workbench import api, datasets
-from workbench.cli import main
-from workbench.errors import WorkbenchError
 
 REPO = Path(__file__).resolve().parents[2]
 

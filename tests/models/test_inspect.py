@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from explainers.types import Modality
-from models import user_models
+from foundation.errors import ModelError
+from foundation.types import Modality
 from models.inspect import (
     check_classes,
     check_name,
@@ -22,8 +22,7 @@ from models.inspect import (
 )
 from models.safe_load import load_keras_model
 from tests.models import byo_models as bm
-from workbench import api
-from workbench.errors import ModelError
+from workbench import api, user_models
 
 
 @pytest.fixture(scope="module")

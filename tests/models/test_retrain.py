@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 import sample_data
+from foundation.errors import WorkbenchError
 from labels import Ledger
-from models import retrain, samples, snapshots, store
+from models import store
 from models.safe_load import sha256_file
-from workbench.errors import WorkbenchError
+from workbench import retrain, samples, snapshots
 
 CONFIG = samples.quick_config()  # 96 examples, one epoch per phase
 

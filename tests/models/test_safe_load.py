@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
+from foundation.errors import ModelError
 from models.safe_load import inspect_keras_archive, load_keras_model
-from workbench.errors import ModelError
 
 
 def _small_model():

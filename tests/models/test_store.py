@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
+from foundation.errors import ModelError
 from models import store
-from workbench.errors import ModelError
-
 from tests.models.toy import MANIFEST
 from tests.models.toy import toy_model as _model
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import sample_data
-from models import samples, store
+from models import store
 from models.loaded import LoadedModel
 from models.safe_load import load_keras_model, sha256_file
+from workbench import samples
 
 
 @pytest.fixture(scope="module")

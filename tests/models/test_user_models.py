@@ -12,11 +12,12 @@ import keras
 import numpy as np
 import pytest
 
-from models import store, user_models
+from commandline import cli
+from foundation.errors import ModelError
+from models import store
 from models.safe_load import sha256_file
 from tests.models import byo_models as bm
-from workbench import api, cli, imports
-from workbench.errors import ModelError
+from workbench import api, imports, user_models
 
 REPO = Path(__file__).resolve().parents[2]
 # TensorFlow's C++ start-up logging writes straight to stderr before Python can silence it;

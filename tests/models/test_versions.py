@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from commandline import cli
+from foundation import config
+from foundation.errors import WorkbenchError
 from models import model_card, store, versions
-from workbench import cli, config
-from workbench.errors import WorkbenchError
-
 from tests.models.toy import MANIFEST
 from tests.models.toy import toy_model as _model
+from workbench import model_trust
 
 
 def _candidate(parent: str, seed: int) -> str:
@@ -135,9 +136,9 @@ def test_model_card_reports_metrics_weaknesses_and_escapes_names():
     assert "# Model card: toy v2" in card and "**Parent version**: v1" in card
     assert "**Labels changed by corrections**: 3" in card
     assert "75.0%" in card and "80.0%" in card
-    assert "\\[x\\]\\(http://evil\\)" in card and "[x](http://evil)" not in card
+    assert "\\[x\\]\\(http\\:\\/\\/evil\\)" in card and "[x](http://evil)" not in card
     assert "recall 50.0%" in card  # the weakest class is named
-    assert "2 test examples of \\[x\\]\\(http://evil\\) were predicted as cat." in card
+    assert "2 test examples of \\[x\\]\\(http\\:\\/\\/evil\\) were predicted as cat." in card
     assert "**gradcam deletion AUC**: 0.125" in card
     assert "Not run yet" in card  # sanity check not measured for this manifest
 
@@ -171,7 +172,7 @@ def test_card_measures_trust_figures_once(workspace, tmp_path, capsys):
     assert "## Trust figures of the explanations" in card and "Not measured yet" not in card
     assert "**deletion area, random order**" in card and "**examples**: 16" in card
     assert "**verdict**: the explanation depends on the model" in card
-    saved = model_card.trust_path("headlines", "v1")
+    saved = model_trust.trust_path("headlines", "v1")
     stamp = saved.stat().st_mtime_ns
     assert cli.main(["models", "card", "headlines", "--measure"]) == 0  # v1 is current: same card
     assert saved.stat().st_mtime_ns == stamp  # measured once, then read back

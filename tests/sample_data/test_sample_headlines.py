@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 
 import sample_data
-from explainers.types import Modality
-from models.loaded import tokenize
+from foundation.tokens import tokenize
+from foundation.types import Modality
 from sample_data.headlines import COMPANIES, TEMPLATES, generate_headlines
 
 

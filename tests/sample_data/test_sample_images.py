@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sample_data
-from explainers.types import Modality
+from foundation.types import Modality
 from sample_data import shortcut
 from sample_data.shapes import CLASSES as SHAPE_CLASSES
 from sample_data.shapes import PLAIN, generate_shapes

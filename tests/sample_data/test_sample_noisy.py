@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import sample_data
-from explainers.types import Modality
+from foundation.dataset import Dataset
+from foundation.types import Modality
 from sample_data import noisy
-from sample_data.types import Dataset
 
 
 @pytest.mark.parametrize("name", sample_data.DATASET_NAMES)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import InputError
 from workbench import inputs
-from workbench.errors import InputError
 
 try:
     from tests.workbench import hostile

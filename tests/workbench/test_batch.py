@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from commandline.cli import main
+from foundation.errors import WorkbenchError
 from tests.explainers import tiny_models
 from workbench import batch, inputs
-from workbench.cli import main
-from workbench.errors import WorkbenchError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "sample_data" / "examples"

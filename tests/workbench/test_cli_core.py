@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 import sample_data
-
-from workbench.cli import main
+from commandline.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "sample_data" / "examples"

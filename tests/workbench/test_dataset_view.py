@@ -6,11 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from explainers.types import Modality
-from sample_data.types import Dataset
+from foundation.dataset import Dataset
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
 from tests.explainers import tiny_models
 from workbench import dataset_view as dv
-from workbench.errors import WorkbenchError
 
 
 def _outputs(predicted, classes, dataset="toy", split="test"):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from commandline.cli import main
 from models import store
-from workbench.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 STAT_KEYS = {"mean", "std", "n", "random_mean", "random_std"}
@@ -108,8 +108,8 @@ def test_refusals_exit_2_with_one_error_line(capsys, args, message):
 
 def test_python_api_matches_the_command(capsys):
     _need("headlines")
+    from commandline.commands.evaluate import evaluate
     from workbench import api
-    from workbench.commands.evaluate import evaluate
 
     direct = evaluate(api.load_model("headlines"), "gradcam", n=3, sanity_n=0)
     printed = _evaluate(capsys, "--model", "headlines", "--method", "gradcam", "--n", "3", "--sanity-n", "0")

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from commandline import cli
 from labels import Ledger
 from models import store
-from workbench import api, cli
+from workbench import api
 
 try:
     from tests.workbench import hostile

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers.types import Modality
-from workbench import cli, datasets, imports
-from workbench.errors import InputError, WorkbenchError
+from commandline import cli
+from foundation.errors import InputError, WorkbenchError
+from foundation.types import Modality
+from workbench import datasets, imports
 
 try:
     from tests.workbench import hostile
@@ -244,8 +245,8 @@ def csv_bytes(rows, delimiter=",", encoding="utf-8") -> bytes:
 
 @pytest.fixture
 def text_model(workspace, tmp_path):
-    from models import user_models
     from tests.models import byo_models as bm
+    from workbench import user_models
 
     path = bm.save(bm.text_model(), tmp_path / "m", "sentiment", ["negative", "positive"])
     return user_models.register_model(path)["name"]

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
-from models.loaded import tokenize
+from foundation.errors import InputError
+from foundation.tokens import tokenize
 from workbench import inputs
-from workbench.errors import InputError
 
 try:
     from tests.workbench import hostile

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 import sample_data
+from commandline import cli
+from foundation.errors import WorkbenchError
 from labels import Ledger
 from models import store
-from workbench import cli, jobs
-from workbench.errors import WorkbenchError
+from workbench import jobs
 
 # Long enough that the job is surely still training when the test acts on it.
 SLOW = {"head_epochs": 200, "finetune_epochs": 0, "patience": 200, "limit": 32}

@@ -68,7 +68,7 @@ def test_draw_grid_outlines_highlighted_cells():
 def test_fix_shortcut_publishes_a_candidate_version(workspace):
     if "shapes-shortcut" not in store.model_names():
         pytest.skip("the shapes-shortcut sample model is not in models/zoo")
-    from models import samples
+    from workbench import samples
 
     current = store.current_version("shapes-shortcut")
     result = lessons.fix_shortcut(config=samples.quick_config())

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from explainers.types import Explanation, Modality
+from foundation.types import Explanation, Modality
 from workbench import reports
 
 HOSTILE = '<script>alert("x")</script>"><img src=x onerror=alert(1)><a href="https://evil.example/">'

@@ -2,10 +2,11 @@
 import pytest
 
 import sample_data
+from commandline import cli
+from commandline.commands import simulate
 from labels import Ledger
-from models import samples, store
-from workbench import cli
-from workbench.commands import simulate
+from models import store
+from workbench import samples
 
 
 @pytest.mark.slow

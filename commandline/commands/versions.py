@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 
 def _check_model(name: str) -> None:
@@ -43,14 +43,15 @@ def _change(action: str):
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from models import model_card, store, versions
+    from models import store, versions
+    from workbench import model_trust
 
     _check_model(args.name)
     version = args.version or store.current_version(args.name)
     store.version_path(args.name, version)  # refuses unknown versions
-    if args.measure and model_card.saved_trust(args.name, version) is None:
-        model_card.measure_trust(store.load(args.name, version))
-    card = model_card.card_for(args.name, version, status=versions.status(args.name, version))
+    if args.measure and model_trust.saved_trust(args.name, version) is None:
+        model_trust.measure_trust(store.load(args.name, version))
+    card = model_trust.card_for(args.name, version, status=versions.status(args.name, version))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 
 def _print_json(data) -> None:
@@ -27,7 +27,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models import samples, training
+    from models import training
+    from workbench import samples
 
     names = list(samples.TRAIN_ORDER) if args.all else args.names
     if not names:

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.errors import InputError, WorkbenchError
+from foundation.errors import InputError, WorkbenchError
 
 _TEXT_SUFFIXES = {".csv", ".tsv", ".txt"}
 
@@ -17,7 +17,7 @@ def _yes_no(value: str | None) -> bool | None:
 
 
 def cmd_models_add(args: argparse.Namespace) -> int:
-    from models import user_models
+    from workbench import user_models
 
     overrides = {"rescales_inputs": _yes_no(args.rescales_inputs), "gradcam_layer": args.gradcam_layer}
     if args.height or args.width:
@@ -40,7 +40,7 @@ def cmd_models_add(args: argparse.Namespace) -> int:
 
 
 def cmd_models_scan(args: argparse.Namespace) -> int:
-    from models import user_models
+    from workbench import user_models
 
     results = user_models.scan_models_dir()
     rows = [{"file": r.path.name, "status": r.status, "model": r.model, "message": r.message} for r in results]

@@ -18,12 +18,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 
 def _image_inputs(paths: list[Path]) -> tuple[list[Any], list[Path]]:
     """Every image named (directly, in folders, in zips); also the temp folders to remove."""
-    from workbench import batch, config, inputs
+    from foundation import config
+    from workbench import batch, inputs
 
     items: list[Any] = []
     temp: list[Path] = []
@@ -57,7 +58,7 @@ def _text_inputs(paths: list[Path], column: str | None, max_tokens: int) -> list
 
 
 def cmd_explain_batch(args: argparse.Namespace) -> int:
-    from explainers.types import Modality
+    from foundation.types import Modality
     from workbench import api, batch
 
     if args.batch_size < 1:

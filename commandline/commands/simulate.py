@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 REVIEWER = "simulated-reviewer"
 NOISY_SPLIT = "train_noisy"
@@ -66,7 +66,7 @@ def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[s
     log(f"training {name} on {len(train)} examples with ~5% flipped labels ...")
     started = time.perf_counter()
     model = _train_from_recipe(recipe, train, val, config)
-    from models.retrain import evaluate_all
+    from workbench.retrain import evaluate_all
 
     manifest = {key: parent[key] for key in ("modality", "classes", "input", "dataset", "recipe",
                                             "gradcam_layer", "vocabulary_size") if key in parent}
@@ -176,10 +176,10 @@ def simulate_review(
     The candidate is fine-tuned with `config.seed`; `repeats` > 1 measures further seeds
     (not published) so the gain can be told apart from the spread between seeds.
     """
+    from foundation import config as wb_config
     from labels import Ledger
-    from models import retrain, snapshots, store, training
-    from workbench import config as wb_config
-    from workbench import datasets, jobs
+    from models import store, training
+    from workbench import datasets, jobs, retrain, snapshots
 
     if budget < 1 or repeats < 1:
         raise WorkbenchError("the review budget and the number of repeats must be at least 1.")
@@ -238,7 +238,7 @@ def simulate_review(
 def _sample_recipe(name: str) -> Any:
     """The configuration the shipped model was trained with, so the noisy model matches it."""
     from models import store
-    from models.retrain import recipe_config
+    from workbench.retrain import recipe_config
 
     if name in store.model_names() and store.ZOO_VERSION in store.all_version_ids(name):
         return recipe_config(store.read_manifest(name, store.ZOO_VERSION))
@@ -246,7 +246,7 @@ def _sample_recipe(name: str) -> Any:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from models import samples
+    from workbench import samples
 
     config = samples.quick_config() if args.quick else _sample_recipe(args.model)
     if args.limit is not None:

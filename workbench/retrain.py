@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, ContextManager, Sequence
 
-from models import snapshots, store, training
-from workbench import datasets
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
+from models import store, training
+from workbench import datasets, snapshots
 
 # Manifest fields a fine-tuned version inherits unchanged from its parent.
 _INHERITED = ("modality", "classes", "input", "dataset", "recipe", "intended_use", "gradcam_layer",

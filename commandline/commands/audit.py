@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 # Targets from the issue, fixed before measuring (see README "Trusting an explanation").
 MASK_MASS_RATIO_TARGET = 2.0  # Grad-CAM mass on the object >= 2x the object's share of the image
@@ -77,7 +77,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every trust metric for `method` on `n` seeded-random examples of the model's dataset split."""
     from explainers import metrics
-    from explainers.types import Modality
+    from foundation.types import Modality
     from workbench import api
 
     if n < 1:
@@ -131,7 +131,7 @@ def evaluate(
 
 def _localisation(data: Any, indices: np.ndarray, explanations: list[Any], model: Any) -> dict[str, dict[str, Any]]:
     from explainers import metrics
-    from explainers.types import Modality
+    from foundation.types import Modality
 
     table: dict[str, dict[str, Any]] = {}
     if model.modality is Modality.TEXT:

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 
 def _progress_line(status: dict[str, Any]) -> str:

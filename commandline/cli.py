@@ -1,6 +1,6 @@
 """`workbench` command line: the same core the pages use, for batch jobs and CI checks.
 
-Subcommands live in `workbench/commands/`; each module registers its own parsers.
+Subcommands live in `commandline/commands/`; each module registers its own parsers.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pkgutil
 import sys
 from typing import Callable, Sequence
 
-from workbench.errors import WorkbenchError
+from foundation.errors import WorkbenchError
 
 EXIT_USER_ERROR = 2
 
@@ -36,8 +36,8 @@ def _quiet_tensorflow() -> None:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                import tensorflow  # noqa: F401
                 import keras  # noqa: F401
+                import tensorflow  # noqa: F401
             finally:
                 os.dup2(saved, 2)
     finally:
@@ -45,10 +45,10 @@ def _quiet_tensorflow() -> None:
 
 
 def _command_modules():
-    import workbench.commands as package
+    import commandline.commands as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        yield importlib.import_module(f"workbench.commands.{info.name}")
+        yield importlib.import_module(f"commandline.commands.{info.name}")
 
 
 def build_parser() -> argparse.ArgumentParser:

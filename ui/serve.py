@@ -1,4 +1,4 @@
-"""Start the app: `python -m workbench.serve [streamlit options]` (what `make run` does).
+"""Start the app: `python -m ui.serve [streamlit options]` (what `make run` does).
 
 Why not plain `streamlit run app.py`: the design fixes the page folder's name as `pages/`,
 and Streamlit treats a `pages/` folder beside the entry point as a legacy multipage app until

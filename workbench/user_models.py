@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from foundation import config
+from foundation.errors import ModelError, WorkbenchError
 from models import store
 from models.inspect import InferredSpec, check_name, inspect_model, missing_sentence, suggest_name
 from models.safe_load import MAX_MODEL_BYTES, inspect_keras_archive, load_keras_model, sha256_file
-from workbench import config
-from workbench.errors import ModelError, WorkbenchError
 
 CREATED_BY = "models add"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from explainers.types import Modality
+from foundation.types import Modality
 from models import training
 from models.store import now_iso, save_model_folder
 
@@ -111,7 +111,7 @@ def train_sample(
     folder = out_root / name
     folder.mkdir(parents=True, exist_ok=True)
     if modality is Modality.TEXT:
-        from models.store import write_json_atomic
+        from foundation.atomic import write_json_atomic
 
         write_json_atomic(folder / "vocabulary.json", model.get_layer("vectorize").get_vocabulary())
     manifest = save_model_folder(model, manifest, folder)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import keras
 
-from explainers.types import Modality
+from foundation.types import Modality
 
 # Grad-CAM needs a spatial feature map: the output of a 2-D convolution for images
 # (N x h x w x K) or of a 1-D convolution for text (N x L x K). The separable and

@@ -3,7 +3,7 @@
 shap compiles its Partition and masker helpers with numba on the first call in a process
 (5-10 s on 2 cores, whatever the model). `start()` runs `warm_up_shap()` once per process
 in a daemon thread, so the first user who opens SHAP does not wait for it and the page
-keeps rendering meanwhile. No streamlit import: the benchmark uses this module too.
+keeps rendering meanwhile. No streamlit import: the benchmark uses this module too, and the UI starts it.
 """
 from __future__ import annotations
 
@@ -25,11 +25,16 @@ class WarmUpStatus:
     error: str | None  # the warm-up failed (SHAP still works, its first call is just slow)
 
 
+def warm_up_shap() -> float:
+    """Pay shap's one-off compilation now, in this thread; returns the seconds spent."""
+    from explainers.shap_explainer import warm_up_shap as compile_shap
+
+    return compile_shap()
+
+
 def _run() -> None:
     started = time.perf_counter()
     try:
-        from explainers.shap_explainer import warm_up_shap
-
         warm_up_shap()
     except Exception as exc:  # never let a warm-up failure surface in a page
         _state["error"] = f"{type(exc).__name__}: {exc}"

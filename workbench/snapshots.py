@@ -20,11 +20,13 @@ from typing import Any, Mapping
 import numpy as np
 
 import sample_data
-from explainers.types import Modality
-from models.store import fsync_dir
-from sample_data.types import Dataset
-from workbench import config, datasets
-from workbench.errors import WorkbenchError
+from foundation import config
+from foundation.atomic import fsync_dir
+from foundation.dataset import Dataset
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
+from models import store
+from workbench import datasets
 
 DATA_FILE = "data.npz"
 META_FILE = "meta.json"
@@ -190,3 +192,14 @@ def load_snapshot(snapshot: Snapshot) -> Dataset:
             "delete its folder and retrain to take a fresh one."
         )
     return ds
+
+
+def corrections_between(name: str, old: str, new: str) -> dict[str, str]:
+    """Labels corrected in the data of `new` and not in that of `old`: example id -> new label."""
+    def changed(version: str) -> dict[str, str]:
+        manifest = store.read_manifest(name, version)
+        snap = find_snapshot(manifest.get("dataset", ""), manifest.get("data_snapshot_hash", ""))
+        return snap.changed_labels() if snap else {}
+
+    before = changed(old)
+    return {eid: label for eid, label in changed(new).items() if before.get(eid) != label}
