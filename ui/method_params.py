@@ -130,6 +130,24 @@ def follow_prediction(state_key: str, model: LoadedModel, item: Any, predicted: 
 # --- widgets -------------------------------------------------------------------------------------
 
 
+def widgets(prefix: str, method: str) -> MethodChoice:
+    """Render one method's settings on a page ("image" or "text") and return the choice they make.
+
+    For Grad-CAM the settings are its variant (Grad-CAM or Grad-CAM++), so the returned
+    choice names the variant the user picked.
+    """
+    if method in {"gradcam", "gradcam++"}:
+        label = "Method" if prefix == "image" else "Variant"
+        st.radio(label, ["gradcam", "gradcam++"], horizontal=True, key=key(prefix, "cam_method"),
+                 format_func=TITLES.get)
+        return choice(prefix, value(prefix, "cam_method"))
+    if method == "shap":
+        return shap_widgets(prefix)
+    if method == "lime":
+        return lime_widgets(prefix)
+    raise ValueError(f"no settings known for method {method!r}")
+
+
 def shap_widgets(prefix: str) -> MethodChoice:
     """SHAP's settings in rows of two (they sit in a narrow column next to the map)."""
     first, second = st.columns(2)
