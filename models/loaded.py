@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
 
 from foundation.tokens import tokenize
 from foundation.types import Modality
+from models.manifest import Manifest
 
 
 @dataclass(eq=False)
@@ -21,6 +23,12 @@ class LoadedModel:
     keras_model: Any
     lock: threading.RLock = field(default_factory=threading.RLock)
     _forward: Any = field(default=None, repr=False)
+
+    @cached_property
+    def info(self) -> Manifest:
+        """The manifest, typed and checked (parsed once): `info.classes`, `info.input.height`,
+        `info.metrics.test.accuracy`. `manifest` stays the raw dict for callers not converted yet."""
+        return Manifest.from_dict(self.manifest, where=f"the manifest of model {self.name!r} {self.version}")
 
     @property
     def modality(self) -> Modality:
