@@ -27,9 +27,24 @@ SECTIONS = {
 }
 PAGES = [entry for entries in SECTIONS.values() for entry in entries]
 
-pages = {path: st.Page(path, title=title, icon=icon, default=(path == PAGES[0][0])) for path, title, icon, _ in PAGES}
+pages = {path: st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES}
 modality_of = {path: modality for path, _, _, modality in PAGES}
-current = st.navigation({section: [pages[path] for path, *_ in entries] for section, entries in SECTIONS.items()})
+
+
+def _open_first_page() -> None:
+    st.switch_page(pages[PAGES[0][0]])
+
+
+# Streamlit serves the default page at "/" only, so a link to the first page's own address
+# (/explain_image) would meet "Page not found". The default is a hidden page that opens the
+# first page at its own address instead.
+home = st.Page(_open_first_page, title="Explainability Workbench", url_path="home", default=True,
+               visibility="hidden")
+navigation = {section: [pages[path] for path, *_ in entries] for section, entries in SECTIONS.items()}
+navigation["Explore"].insert(0, home)
+current = st.navigation(navigation)
+if current is home:
+    current.run()  # switches page at once: no sidebar work for a page nobody sees
 
 st.sidebar.title("🔍 Explainability Workbench")
 current_path = next((path for path, page in pages.items() if page.url_path == current.url_path), None)
