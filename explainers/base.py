@@ -1,9 +1,15 @@
-"""The contract every explanation method follows."""
+"""The contract every explanation method follows.
+
+Each method declares its parameters as a `MethodParams` dataclass (`Params`); the constructor
+validates the keyword parameters against it, and `params` is the record that reproduces the
+explainer: passed back to the constructor it builds the same method with the same settings.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from explainers.params import MethodParams
 from foundation.types import Explanation, Modality
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -16,10 +22,19 @@ class Explainer(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     modalities: ClassVar[frozenset[Modality]]
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    # A method offered as a variant of another (Grad-CAM++ of Grad-CAM): one choice between them.
+    variant_of: ClassVar[str | None] = None
 
     def __init__(self, model: "LoadedModel", **params: Any) -> None:
         self.model = model
-        self.params = params
+        # Validated here, so a bad or unknown parameter fails before any work is done.
+        self.settings = self.Params.build(params, model.modality)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters that matter for this model (what every Explanation records)."""
+        return self.settings.recorded(self.model.modality)
 
     @classmethod
     def supports(cls, model: "LoadedModel") -> bool:

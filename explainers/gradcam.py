@@ -19,13 +19,14 @@ the token positions the model reads, normalised the same way.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Sequence
 
 import cv2
 import numpy as np
 
 from explainers.base import Explainer
+from explainers.params import MethodParams, param
 from explainers.registry import register
 from foundation.types import Explanation, Modality
 from models.layers import build_activation_model, find_last_conv_layer
@@ -201,8 +202,20 @@ def _label(model: Any, target: int) -> str:
 # --- explainers ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GradCAMParams(MethodParams):
+    """Grad-CAM and Grad-CAM++ read one convolution layer; the rest is deterministic (no seed)."""
+
+    layer: str | None = param(
+        None, str, "Convolution layer", optional=True, shown=False,
+        help="The path of the convolution layer whose maps are weighted, e.g. backbone/conv; "
+             "by default the model card's choice, else the last convolution.",
+    )
+
+
 class _GradCAMBase(Explainer):
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TEXT})
+    Params = GradCAMParams
     variant: ClassVar[str]
 
     def __init__(self, model: Any, layer: str | None = None) -> None:
@@ -212,7 +225,8 @@ class _GradCAMBase(Explainer):
                 model.keras_model, layer or model.manifest.get("gradcam_layer"), modality=model.modality
             )
             self._activation_fn = build_activation_model(model.keras_model, self.layer)
-        self.params = {"layer": self.layer}
+        # Record the layer actually read, so the record reproduces it even if the card changes.
+        self.settings = replace(self.settings, layer=self.layer)
 
     @classmethod
     def supports(cls, model: Any) -> bool:
@@ -258,10 +272,11 @@ class _GradCAMBase(Explainer):
                     model_version=self.model.version,
                     # The batch shares one pass, so each input is charged an equal share.
                     seconds=elapsed / max(n, 1),
-                    params={"layer": self.layer, "variant": self.variant},
+                    params=self.params,
                     seed=seed,
                     tokens=tokens,
                     extras={
+                        "variant": self.variant,
                         "raw_max": float(cam.max()) if cam.size else 0.0,
                         "probability": probability,
                         "feature_map_shape": tuple(cam.shape),
@@ -285,6 +300,7 @@ class GradCAMPlusPlus(_GradCAMBase):
     name = "gradcam++"
     title = "Grad-CAM++"
     variant = "gradcam++"
+    variant_of = "gradcam"
 
 
 def gradcam_parts(

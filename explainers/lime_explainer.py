@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from explainers.base import Explainer
+from explainers.params import MethodParams, param
 from explainers.perturb import (
     batched_probabilities,
     choose_targets,
@@ -52,6 +53,7 @@ from explainers.registry import register
 from foundation.types import Explanation, Modality
 
 SEGMENTATIONS = ("slic", "quickshift")
+SEGMENTATION_LABELS = {"slic": "SLIC", "quickshift": "Quickshift"}
 IMAGE_KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
 TEXT_KERNEL_WIDTH = 25.0  # LimeTextExplainer's default
 DEFAULT_SAMPLES = {Modality.IMAGE: 1000, Modality.TEXT: 5000}
@@ -191,6 +193,50 @@ def lime_text_surrogate(
 
 # --- the explainer ------------------------------------------------------------------------
 
+IMAGE_ONLY = frozenset({Modality.IMAGE})
+
+
+@dataclass(frozen=True)
+class LIMEParams(MethodParams):
+    """LIME's budget and, for images, how the picture is cut into superpixels and hidden."""
+
+    seeded = True
+
+    num_samples: int | None = param(
+        None, int, "Samples (num_samples)", minimum=2, maximum=1_000_000, offered=(100, 10000), step=100,
+        by_modality=DEFAULT_SAMPLES,
+        help="How many perturbed copies the linear surrogate is fitted on. More = steadier weights, slower.",
+        summary="{value:,} samples",
+    )
+    segmentation: str = param(
+        "slic", str, "Segmentation", choices=SEGMENTATION_LABELS, modalities=IMAGE_ONLY,
+        help="How the image is cut into superpixels, the pieces LIME switches on and off.",
+        summary={"slic": "SLIC, about {n_segments} segments", "quickshift": "quickshift segments"},
+    )
+    n_segments: int = param(
+        50, int, "Segments (SLIC)", minimum=1, maximum=10_000, offered=(5, 300), step=5, modalities=IMAGE_ONLY,
+        when={"segmentation": "slic"},
+        help="About how many superpixels SLIC makes (quickshift chooses its own number).",
+    )
+    kernel_size: int = param(
+        4, int, "Quickshift kernel size", minimum=1, maximum=64, modalities=IMAGE_ONLY,
+        when={"segmentation": "quickshift"}, shown=False,
+        help="The width of quickshift's smoothing kernel: larger = fewer, bigger superpixels.",
+    )
+    hide_color: float | None = param(
+        None, float, "Hidden superpixel colour", minimum=0, maximum=255, optional=True, modalities=IMAGE_ONLY,
+        shown=False, help="The grey value (0-255) a hidden superpixel becomes; by default its own mean colour.",
+    )
+    batch_size: int | None = param(
+        None, int, "Batch size", minimum=1, maximum=100_000, optional=True, shown=False,
+        help="Perturbed inputs per model call; by default chosen for the model.",
+    )
+    kernel_width: float | None = param(
+        None, float, "Kernel width", minimum=1e-6, maximum=1e6, shown=False,
+        by_modality={Modality.IMAGE: IMAGE_KERNEL_WIDTH, Modality.TEXT: TEXT_KERNEL_WIDTH},
+        help="How fast a sample's weight falls with its distance from the input (LIME's default).",
+    )
+
 
 @register
 class LIMEExplainer(Explainer):
@@ -199,6 +245,7 @@ class LIMEExplainer(Explainer):
     name = "lime"
     title = "LIME"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TEXT})
+    Params = LIMEParams
 
     def __init__(
         self,
@@ -221,41 +268,22 @@ class LIMEExplainer(Explainer):
             batch_size=batch_size,
             kernel_width=kernel_width,
         )
+        settings = self.settings
         self.is_text = model.modality is Modality.TEXT
-        self.num_samples = int(num_samples if num_samples is not None else DEFAULT_SAMPLES[model.modality])
-        if self.num_samples < 2:
-            raise ValueError(f"num_samples must be at least 2, got {self.num_samples}")
-        self.batch_size = int(default_batch_size(model) if batch_size is None else batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        default_width = TEXT_KERNEL_WIDTH if self.is_text else IMAGE_KERNEL_WIDTH
-        self.kernel_width = float(kernel_width if kernel_width is not None else default_width)
-        if segmentation not in SEGMENTATIONS:
-            raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
-        self.segmentation = segmentation
-        self.n_segments = int(n_segments)
-        self.kernel_size = int(kernel_size)
-        self.hide_color = None if hide_color is None else float(hide_color)
+        self.num_samples = settings.num_samples
+        self.batch_size = default_batch_size(model) if settings.batch_size is None else settings.batch_size
+        self.settings = replace(settings, batch_size=self.batch_size)
+        self.kernel_width = settings.kernel_width
+        self.segmentation = settings.segmentation
+        self.n_segments = settings.n_segments
+        self.kernel_size = settings.kernel_size
+        self.hide_color = settings.hide_color
         self._predict = forward_fn(model, self.batch_size)
 
-    def _recorded_params(self, seed: int) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "num_samples": self.num_samples,
-            "kernel_width": self.kernel_width,
-            "batch_size": self.batch_size,
-            "seed": seed,
-        }
+    def _masker_description(self) -> str:
         if self.is_text:
-            params["masker"] = "remove"
-        else:
-            params.update(
-                segmentation=self.segmentation,
-                n_segments=self.n_segments if self.segmentation == "slic" else None,
-                kernel_size=self.kernel_size if self.segmentation == "quickshift" else None,
-                hide_color="superpixel mean" if self.hide_color is None else self.hide_color,
-                masker="superpixel mean" if self.hide_color is None else f"constant {self.hide_color:g}",
-            )
-        return params
+            return "remove"
+        return "superpixel mean" if self.hide_color is None else f"constant {self.hide_color:g}"
 
     def explain(
         self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0
@@ -311,10 +339,11 @@ class LIMEExplainer(Explainer):
                     model_name=self.model.name,
                     model_version=self.model.version,
                     seconds=shared + time.perf_counter() - begun,
-                    params=self._recorded_params(seed),
+                    params=self.params,
                     seed=seed,
                     base_value=intercept,
                     extras={
+                        "masker": self._masker_description(),
                         "segments": segments,
                         "weights": weights,
                         "score": float(result.score),
@@ -338,7 +367,7 @@ class LIMEExplainer(Explainer):
         for text, target, probs in zip(texts, chosen, probabilities):
             begun = time.perf_counter()
             tokens = tuple(self.model.tokenize(text))
-            extras: dict[str, Any] = {"probability": float(probs[target])}
+            extras: dict[str, Any] = {"probability": float(probs[target]), "masker": self._masker_description()}
             if tokens:
                 surrogate = lime_text_surrogate(
                     self._predict, tokens, target,
@@ -363,7 +392,7 @@ class LIMEExplainer(Explainer):
                     model_name=self.model.name,
                     model_version=self.model.version,
                     seconds=shared + time.perf_counter() - begun,
-                    params=self._recorded_params(seed),
+                    params=self.params,
                     seed=seed,
                     tokens=tokens,
                     base_value=intercept,

@@ -30,7 +30,6 @@ Agreement
 """
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 import time
@@ -631,14 +630,13 @@ def _explainer_class(method: "str | type[Explainer]") -> "type[Explainer]":
 def constructor_params(method: "str | type[Explainer]", explanation: Explanation) -> dict[str, Any]:
     """The parameters to re-create the explainer that produced `explanation`.
 
-    Only Grad-CAM records its parameters in constructor form (the layer); other methods
-    record descriptive values (e.g. LIME's "superpixel mean"), so they get their defaults.
+    Every method records exactly its constructor parameters, so this reads them back; names
+    the method does not declare (an explanation built by hand, or by an older version) are
+    left out, so the result can always be passed to the constructor.
     """
-    cls = _explainer_class(method)
-    if getattr(cls, "name", None) not in GRADIENT_METHODS:
-        return {}
-    accepted = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in explanation.params.items() if k in accepted and k != "model"}
+    params_class = getattr(_explainer_class(method), "Params", None)
+    declared = params_class.specs() if params_class is not None else {}
+    return {k: v for k, v in explanation.params.items() if k in declared}
 
 
 def sanity_check(

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from explainers.base import Explainer
+from explainers.params import MethodParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.loaded import LoadedModel
@@ -38,6 +39,11 @@ def get(name: str) -> type[Explainer]:
     if name not in methods:
         raise KeyError(f"unknown explanation method {name!r}; choose one of {', '.join(sorted(methods))}")
     return methods[name]
+
+
+def params_class(name: str) -> type[MethodParams]:
+    """The declared parameters of a method (KeyError for an unknown method, as `get`)."""
+    return get(name).Params
 
 
 def available(model: "LoadedModel") -> dict[str, type[Explainer]]:

@@ -26,11 +26,13 @@ import contextlib
 import threading
 import time
 import warnings
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from explainers.base import Explainer
+from explainers.params import MethodParams, param
 from explainers.perturb import (
     batched_probabilities,
     choose_targets,
@@ -47,6 +49,8 @@ from explainers.registry import register
 from foundation.types import Explanation, Modality
 
 IMAGE_MASKERS = ("blur", "inpaint")
+IMAGE_MASKER_LABELS = {"blur": "Blur", "inpaint": "Inpaint (Telea)"}
+IMAGE_ONLY = frozenset({Modality.IMAGE})
 # Punctuation only: the model's standardisation deletes it, so a masked token simply vanishes.
 TEXT_MASK_TOKEN = "..."
 
@@ -129,11 +133,32 @@ def warm_up_shap() -> float:
     return time.perf_counter() - started
 
 
-def _check_positive(name: str, value: int) -> int:
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
+BATCH_SIZE_HELP = "Inputs per model call; by default chosen for the model."
+
+
+@dataclass(frozen=True)
+class SHAPParams(MethodParams):
+    """Partition SHAP's budget and, for images, what a hidden region becomes."""
+
+    seeded = True
+
+    max_evals: int = param(
+        500, int, "Evaluations (max_evals)", minimum=1, maximum=1_000_000, offered=(50, 5000), step=50,
+        help="How many masked copies of the input the model sees. More = finer map, slower.",
+        summary="{value:,} evaluations",
+    )
+    masker: str = param(
+        "blur", str, "Masker", choices=IMAGE_MASKER_LABELS, modalities=IMAGE_ONLY,
+        help="What a hidden region becomes: a blurred copy of itself, or paint filled in from around it.",
+        summary="{value} masker",
+    )
+    blur: int = param(
+        8, int, "Blur kernel (pixels)", minimum=1, maximum=512, modalities=IMAGE_ONLY, when={"masker": "blur"},
+        shown=False, help="The side of the box blur a hidden region gets.",
+    )
+    batch_size: int | None = param(
+        None, int, "Batch size", minimum=1, maximum=100_000, optional=True, shown=False, help=BATCH_SIZE_HELP,
+    )
 
 
 @register
@@ -143,6 +168,7 @@ class SHAPExplainer(Explainer):
     name = "shap"
     title = "SHAP (Partition)"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TEXT})
+    Params = SHAPParams
 
     def __init__(
         self,
@@ -155,31 +181,23 @@ class SHAPExplainer(Explainer):
         import shap
 
         super().__init__(model, max_evals=max_evals, masker=masker, blur=blur, batch_size=batch_size)
-        self.max_evals = _check_positive("max_evals", max_evals)
-        self.batch_size = _check_positive("batch_size", default_batch_size(model) if batch_size is None else batch_size)
+        settings = self.settings
+        self.max_evals = settings.max_evals
+        self.batch_size = default_batch_size(model) if settings.batch_size is None else settings.batch_size
+        # The batch size decides how Partition groups its evaluations, so the record keeps the one used.
+        self.settings = replace(settings, batch_size=self.batch_size)
         self._predict = forward_fn(model, self.batch_size)
         if model.modality is Modality.TEXT:
             self.masker_name = "remove"
             self.mask_value = TEXT_MASK_TOKEN
             self._masker = shap.maskers.Text(ModelTokenizer(model.sequence_length), collapse_mask_token=True)
         else:
-            if masker not in IMAGE_MASKERS:
-                raise ValueError(f"unknown SHAP image masker {masker!r}; choose one of {', '.join(IMAGE_MASKERS)}")
-            self.masker_name = masker
-            size = _check_positive("blur", blur)
-            self.mask_value = f"blur({size},{size})" if masker == "blur" else "inpaint_telea"
+            self.masker_name = settings.masker
+            size = settings.blur
+            self.mask_value = f"blur({size},{size})" if settings.masker == "blur" else "inpaint_telea"
             height, width = model.image_size
             self._masker = shap.maskers.Image(self.mask_value, (height, width, 3))
         self._explainer = _partition_explainer(self._predict, self._masker)
-
-    def _recorded_params(self) -> dict[str, Any]:
-        return {
-            "max_evals": self.max_evals,
-            "masker": self.masker_name,
-            "mask_value": self.mask_value,
-            "batch_size": self.batch_size,
-            "algorithm": "partition",
-        }
 
     def _partition(self, row: Any, target: int, seed: int) -> tuple[np.ndarray, float, int]:
         """SHAP values of one input for one class, its base value, and the model calls used."""
@@ -270,11 +288,12 @@ class SHAPExplainer(Explainer):
             model_name=self.model.name,
             model_version=self.model.version,
             seconds=seconds,
-            params={**self._recorded_params(), "seed": seed},
+            params=self.params,
             seed=seed,
             tokens=tokens,
             base_value=base,
-            extras={"probability": probability, "model_evaluations": evals},
+            extras={"probability": probability, "model_evaluations": evals, "masker": self.masker_name,
+                    "mask_value": self.mask_value, "algorithm": "partition"},
         )
 
 
@@ -298,6 +317,21 @@ def _blurred_backgrounds(image: np.ndarray) -> np.ndarray:
     return np.stack(backgrounds)
 
 
+@dataclass(frozen=True)
+class SHAPGradientParams(MethodParams):
+    """Expected gradients' budget: samples along the paths from the blurred references."""
+
+    seeded = True
+
+    nsamples: int = param(
+        200, int, "Samples (nsamples)", minimum=1, maximum=100_000, offered=(10, 2000), step=10,
+        help="How many points between the references and the input the gradient is taken at.",
+        summary="{value:,} samples",
+    )
+    batch_size: int = param(50, int, "Batch size", minimum=1, maximum=100_000, shown=False,
+                            help="Inputs per gradient call.")
+
+
 @register
 class SHAPGradientExplainer(Explainer):
     """Expected gradients (shap.GradientExplainer) on the Keras model itself."""
@@ -305,13 +339,14 @@ class SHAPGradientExplainer(Explainer):
     name = "shap-gradient"
     title = "SHAP (Gradient)"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
+    Params = SHAPGradientParams
 
     def __init__(self, model: Any, nsamples: int = 200, batch_size: int = 50) -> None:
         import shap
 
         super().__init__(model, nsamples=nsamples, batch_size=batch_size)
-        self.nsamples = _check_positive("nsamples", nsamples)
-        self.batch_size = _check_positive("batch_size", batch_size)
+        self.nsamples = self.settings.nsamples
+        self.batch_size = self.settings.batch_size
         height, width = model.image_size
         placeholder = np.zeros((1, height, width, 3), dtype=np.float32)
         with model.lock, warnings.catch_warnings():
@@ -368,15 +403,11 @@ class SHAPGradientExplainer(Explainer):
                     model_name=self.model.name,
                     model_version=self.model.version,
                     seconds=shared + time.perf_counter() - begun,
-                    params={
-                        "nsamples": self.nsamples,
-                        "batch_size": self.batch_size,
-                        "background": "blur 1/8, 1/4, 1/2 and mean colour",
-                        "seed": seed,
-                    },
+                    params=self.params,
                     seed=seed,
                     base_value=base,
-                    extras={"probability": float(probabilities[i, target])},
+                    extras={"probability": float(probabilities[i, target]),
+                            "background": "blur 1/8, 1/4, 1/2 and mean colour"},
                 )
             )
         return explanations

@@ -207,8 +207,9 @@ def test_shap_image_is_well_formed_additive_and_deterministic(image_model):
         assert (exp.model_name, exp.model_version, exp.seed) == ("tiny-image", "v1", 4)
         assert exp.seconds > 0
         assert exp.params["max_evals"] == 200 and exp.params["batch_size"] == 64
-        assert exp.params["masker"] == "blur" and exp.params["mask_value"] == "blur(8,8)"
-        assert exp.params["seed"] == 4
+        # The record is exactly the constructor's parameters; the seed is the explanation's own.
+        assert exp.params == {"max_evals": 200, "masker": "blur", "blur": 8, "batch_size": 64}
+        assert exp.extras["mask_value"] == "blur(8,8)"
         # Partition values are additive: they share out exactly f(x) - f(everything masked).
         assert exp.values.sum() == pytest.approx(probabilities[i, exp.target] - exp.base_value, abs=1e-4)
         np.testing.assert_array_equal(exp.values, again[i].values)
@@ -328,8 +329,9 @@ def test_lime_image_weights_map_back_to_superpixels_exactly(region_model):
     assert exp.base_value == exp.extras["intercept"]
     assert -1.0 <= exp.extras["score"] <= 1.0
     assert exp.params["num_samples"] == 300 and exp.params["segmentation"] == "slic"
-    assert exp.params["n_segments"] == 16 and exp.params["seed"] == 2
-    assert exp.params["hide_color"] == "superpixel mean"
+    assert exp.params["n_segments"] == 16 and exp.seed == 2
+    assert exp.params["hide_color"] is None and exp.extras["masker"] == "superpixel mean"
+    assert "kernel_size" not in exp.params  # quickshift's only
 
 
 def test_lime_image_is_deterministic_per_seed(image_model):
