@@ -1,14 +1,20 @@
-"""Background jobs: retraining runs in its own process, never in the Streamlit script thread.
+"""Background jobs: training runs in its own process, never in the Streamlit script thread.
+
+This is the workbench's one runner for background work. A job has a *kind* that says what it
+runs; every kind gets the same job folder, status file, lock, cancel and kill safety:
+
+    retrain               fine-tune a candidate from the label corrections (Retrain page, CLI)
+    lesson-fix-shortcut   the Learn page's shortcut fix: retrain on images with the mark painted out
 
 Each job has a folder `jobs/<job_id>/` in the workspace:
 
-    spec.json      what to run (written once by the starter)
-    status.json    state, epoch, loss, val accuracy, history, time left, result or error
+    spec.json      what to run, kind included (written once by the starter)
+    status.json    state, stage, epoch, loss, val accuracy, history, time left, result or error
                    (replaced atomically, so a reader never sees half of it)
     log.txt        the process's output
-    tensorboard/   TensorBoard event files of the run
+    tensorboard/   TensorBoard event files of the run (retrain jobs)
 
-One retrain per model at a time: `jobs/.locks/<model>.lock` is created with O_CREAT|O_EXCL and
+Every kind writes a version of one model, so one job per model at a time: `jobs/.locks/<model>.lock` is created with O_CREAT|O_EXCL and
 names the job's pid and that process's start time. A lock whose process is gone (or whose
 pid now belongs to another process) is stale and is cleared by the next start. Cancelling
 sends SIGTERM to the job's process group; the job records "cancelled" and releases the lock.
@@ -39,6 +45,8 @@ from foundation import config
 from foundation.errors import WorkbenchError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+RETRAIN, LESSON_FIX_SHORTCUT = "retrain", "lesson-fix-shortcut"
+KINDS = (RETRAIN, LESSON_FIX_SHORTCUT)
 ACTIVE_STATES = (QUEUED, RUNNING)
 HANDOFF_TIMEOUT_S = 60
 JOB_NICENESS = 5
@@ -260,8 +268,8 @@ def read_status(job_id: str) -> dict[str, Any]:
     return status
 
 
-def list_jobs(model: str | None = None) -> list[dict[str, Any]]:
-    """Statuses of every job (optionally of one model), newest first."""
+def list_jobs(model: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """Statuses of every job (optionally of one model, of one kind), newest first."""
     rows = []
     for path in sorted(jobs_dir().iterdir(), reverse=True):
         if path.name.startswith(".") or not (path / "status.json").is_file():
@@ -270,13 +278,17 @@ def list_jobs(model: str | None = None) -> list[dict[str, Any]]:
             status = read_status(path.name)
         except (WorkbenchError, ValueError):
             continue
-        if model is None or status.get("model") == model:
+        if (model is None or status.get("model") == model) and (kind is None or _kind_of(status) == kind):
             rows.append(status)
     return rows
 
 
+def _kind_of(status: dict[str, Any]) -> str:
+    return status.get("kind") or RETRAIN  # jobs written before kinds existed were all retrains
+
+
 def active_job(model: str) -> dict[str, Any] | None:
-    """The running retrain of `model`, found from the workspace (so a page can return to it)."""
+    """The running job of `model` (any kind: it holds the model's lock), found from the workspace."""
     lock = read_lock(model)
     if not lock or not _lock_is_live(lock):
         return None
@@ -286,15 +298,17 @@ def active_job(model: str) -> dict[str, Any] | None:
         return None  # an in-process retrain (e.g. a simulation) holds the lock without a job folder
 
 
-def latest_job(model: str) -> dict[str, Any] | None:
-    jobs = list_jobs(model)
+def latest_job(model: str, kind: str | None = RETRAIN) -> dict[str, Any] | None:
+    """The newest job of `model` of one kind (default: retrain, what the Retrain page reports)."""
+    jobs = list_jobs(model, kind)
     return jobs[0] if jobs else None
 
 
 # -- starting, waiting, cancelling -----------------------------------------------------------
 
-def _new_job_id(model: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(model)}-{secrets.token_hex(3)}"
+def _new_job_id(model: str, kind: str) -> str:
+    label = "" if kind == RETRAIN else f"-{kind}"  # retrain ids keep their historical shape
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(model)}{label}-{secrets.token_hex(3)}"
 
 
 def start_retrain(
@@ -313,16 +327,32 @@ def start_retrain(
     """
     from models import store
 
-    store.current_version(model)  # refuses an unknown model before anything is written
+    store.current_version(model)  # an unknown model is named before any unknown setting
     _check_overrides(config_overrides or {})
-    job_id = _new_job_id(model)
+    return start(RETRAIN, model, created_by=created_by, dataset=dataset, split=split, quick=quick,
+                 config=dict(config_overrides or {}), ledger_url=ledger_url)
+
+
+def start(kind: str, model: str, *, created_by: str = "cli", **params: Any) -> str:
+    """Start a job of `kind` that writes a version of `model`, in a new process; return its id at once.
+
+    `params` go into the spec for the kind's runner (JSON values only). Raises WorkbenchError
+    for an unknown kind or model, or naming the running job if `model` already has one.
+    """
+    from models import store
+
+    if kind not in KINDS:
+        raise WorkbenchError(f"unknown job kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    store.current_version(model)  # refuses an unknown model before anything is written
+    job_id = _new_job_id(model, kind)
     acquire_lock(model, job_id, created_by=created_by)
     try:
         folder = job_dir(job_id)
-        (folder / "tensorboard").mkdir(parents=True)
-        spec = {"kind": "retrain", "job_id": job_id, "model": model, "dataset": dataset, "split": split,
-                "quick": quick, "config": dict(config_overrides or {}), "created_by": created_by,
-                "ledger_url": ledger_url, "workspace": str(config.workspace_dir())}
+        folder.mkdir(parents=True)
+        if kind == RETRAIN:
+            (folder / "tensorboard").mkdir()
+        spec = {**params, "kind": kind, "job_id": job_id, "model": model, "created_by": created_by,
+                "workspace": str(config.workspace_dir())}
         _write_json(folder / "spec.json", spec)
         child = _spawn(folder)
     except BaseException:
@@ -364,7 +394,8 @@ def _initial_status(spec: dict[str, Any], pid: int) -> dict[str, Any]:
         "stage": "starting", "pid": pid, "pid_start": process_start_time(pid), "created_by": spec["created_by"],
         "created_at": _now(), "updated_at": _now(), "epoch": 0, "total_epochs": None, "loss": None,
         "val_accuracy": None, "history": [], "eta_seconds": None, "result": None, "error": None,
-        "log": str(folder / "log.txt"), "tensorboard": str(folder / "tensorboard"),
+        "log": str(folder / "log.txt"),
+        "tensorboard": str(folder / "tensorboard") if (folder / "tensorboard").is_dir() else None,
     }
 
 
@@ -512,6 +543,19 @@ def _await_lock(model: str, job_id: str) -> None:
     raise WorkbenchError(f"job {job_id} never received the lock of {model!r}; start it again.")
 
 
+def _total_epochs(cfg: Any) -> int:
+    return cfg.head_epochs + (cfg.finetune_epochs if cfg.unfreeze_top > 0 else 0)
+
+
+def _stage_logger(status: _StatusFile) -> Callable[[str], None]:
+    """A `log` for the work itself: each message goes to log.txt and becomes the job's stage."""
+    def log(message: str) -> None:
+        print(message, flush=True)
+        status.update(stage=message)
+
+    return log
+
+
 def _run_retrain(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dict[str, Any]:
     import keras
 
@@ -519,16 +563,39 @@ def _run_retrain(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dic
     from workbench import retrain
 
     cfg = _train_config(spec)
-    total = cfg.head_epochs + (cfg.finetune_epochs if cfg.unfreeze_top > 0 else 0)
-    callbacks = [progress_callback(status.update, total),
+    callbacks = [progress_callback(status.update, _total_epochs(cfg)),
                  keras.callbacks.TensorBoard(log_dir=str(folder / "tensorboard"), write_graph=False)]
     result = retrain.retrain(
         spec["model"], dataset=spec.get("dataset"), split=spec.get("split"), config=cfg,
         created_by=spec.get("created_by") or "cli", ledger=Ledger(spec.get("ledger_url")),
-        callbacks=callbacks, log=lambda message: (print(message, flush=True), status.update(stage=message)),
-        publishing=_defer_cancel,
+        callbacks=callbacks, log=_stage_logger(status), publishing=_defer_cancel,
     )
     return dict(result.summary(), job_id=spec["job_id"], tensorboard=str(folder / "tensorboard"))
+
+
+def _run_lesson_fix(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dict[str, Any]:
+    from workbench import lessons, samples
+
+    cfg = samples.quick_config() if spec.get("quick") else samples.recipe_config(lessons.SHORTCUT_MODEL)
+    # The job already holds the model's lock, so it runs the unlocked part of the fix.
+    return lessons.retrain_on_cleaned_data(
+        config=cfg, log=_stage_logger(status), created_by=spec.get("created_by") or "learn page",
+        callbacks=[progress_callback(status.update, _total_epochs(cfg))], publishing=_defer_cancel,
+    )
+
+
+# What each kind runs inside the job process: (spec, status file, job folder) -> result.
+_RUNNERS: dict[str, Callable[[dict[str, Any], _StatusFile, Path], dict[str, Any]]] = {
+    RETRAIN: _run_retrain,
+    LESSON_FIX_SHORTCUT: _run_lesson_fix,
+}
+
+
+def _runner(spec: dict[str, Any]) -> Callable[[dict[str, Any], _StatusFile, Path], dict[str, Any]]:
+    kind = _kind_of(spec)
+    if kind not in _RUNNERS:
+        raise WorkbenchError(f"job {spec.get('job_id')} has an unknown kind {kind!r}.")
+    return _RUNNERS[kind]
 
 
 def _finish(folder: Path, status: _StatusFile | None, **changes: Any) -> None:
@@ -551,7 +618,7 @@ def run(folder: Path) -> int:
         status = _StatusFile(folder)  # the starter wrote it before handing the lock over
         status.update(state=RUNNING, stage="loading", pid=os.getpid(), pid_start=process_start_time(os.getpid()),
                       started_at=_now())
-        result = _run_retrain(spec, status, folder)
+        result = _runner(spec)(spec, status, folder)
         _finish(folder, status, state=DONE, stage="done", result=result, eta_seconds=0,
                 cancel_ignored=_cancel_state["requested"])
         return 0

@@ -3,26 +3,28 @@
 Every lesson function runs the actual model (or explainer) and returns a small dataclass
 the page draws; nothing here imports streamlit, so a notebook can use the same lessons.
 
-    python -m workbench.lessons fix-shortcut     # retrain shapes-shortcut on cleaned data
+    python -m workbench.lessons fix-shortcut     # retrain shapes-shortcut on cleaned data, in the foreground
+
+The Learn page runs the same fix in the background through `workbench.jobs` (one runner for
+every background job: status, progress, lock, cancel and kill safety come from there).
 """
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
 from itertools import combinations
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 
 from explainers import metrics
+from foundation.errors import WorkbenchError
 from foundation.types import Explanation
+from workbench import jobs
 
 SHORTCUT_MODEL = "shapes-shortcut"
 SHORTCUT_DATASET = "shapes-shortcut"
@@ -486,44 +488,58 @@ def fix_shortcut(
     *, config: Any = None, log: Callable[[str], None] = lambda _: None, created_by: str = "learn page",
     callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
+    """Retrain the shortcut model on cleaned data in this process, holding the model's lock.
+
+    The foreground form (notebooks, `python -m workbench.lessons fix-shortcut`); the Learn page
+    runs the same work as a background job (`start_fix_job`).
+    """
+    with jobs.holding_lock(SHORTCUT_MODEL, "lesson-fix", created_by=created_by):
+        return retrain_on_cleaned_data(config=config, log=log, created_by=created_by, callbacks=callbacks)
+
+
+def retrain_on_cleaned_data(
+    *, config: Any = None, log: Callable[[str], None] = lambda _: None, created_by: str = "learn page",
+    callbacks: Sequence[Any] = (), publishing: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+) -> dict[str, Any]:
     """Retrain the shortcut model's recipe on training data with the mark painted over.
 
     Same recipe and configuration as the shipped model (`samples.recipe_config`: the digits
     backbone, a new head, fine-tuning), only the data is cleaned. Publishes a *candidate*
     version (not made current) and returns its accuracy on test and test_nocue next to
-    the parent's.
+    the parent's. The caller holds the model's lock; `publishing` wraps the final write (a
+    job defers cancellation there, so the version is all there or not at all).
     """
     import keras
     import tensorflow as tf
 
     from models import store, training
-    from workbench import datasets, jobs, samples
+    from workbench import datasets, samples
 
     config = config or samples.recipe_config(SHORTCUT_MODEL)
     started = time.perf_counter()
     parent = store.current_version(SHORTCUT_MODEL)
     parent_manifest = store.read_manifest(SHORTCUT_MODEL, parent)
-    with jobs.holding_lock(SHORTCUT_MODEL, "lesson-fix", created_by=created_by):
-        log("cleaning the training data (painting over the corner mark) ...")
-        train = training._limited(cleaned(datasets.load(SHORTCUT_DATASET, "train")), config.limit)
-        val = cleaned(datasets.load(SHORTCUT_DATASET, "val"))
-        digits_file = store.version_path("digits", store.current_version("digits")) / "model.keras"
-        backbone, preprocessing = training.digits_backbone(digits_file)
-        log(f"retraining on {len(train)} cleaned images ...")
-        model = training.transfer_image_model(backbone, preprocessing, train, val, config, callbacks)
-        after = {s: training.evaluate(model, datasets.load(SHORTCUT_DATASET, s)) for s in ("test", "test_nocue")}
-        before = {s: parent_manifest.get("metrics", {}).get(s, {}) for s in ("test", "test_nocue")}
-        manifest = {k: parent_manifest[k] for k in ("modality", "classes", "input", "dataset", "recipe",
-                                                   "intended_use", "gradcam_layer") if k in parent_manifest}
-        manifest.update(
-            parent=parent, metrics=after, parent_metrics=before, created_by=created_by, created_at=store.now_iso(),
-            created_as="candidate", labels_changed=0,
-            **{LESSON_FIX_KEY: "training images cleaned: the corner mark painted over (OpenCV inpainting)"},
-            training={"recipe": "transfer (digits backbone) on cleaned data", "config": training.config_dict(config),
-                      "seconds": round(time.perf_counter() - started, 1),
-                      "command": "python -m workbench.lessons fix-shortcut"},
-            software={"keras": keras.__version__, "tensorflow": tf.__version__},
-        )
+    log("cleaning the training data (painting over the corner mark) ...")
+    train = training._limited(cleaned(datasets.load(SHORTCUT_DATASET, "train")), config.limit)
+    val = cleaned(datasets.load(SHORTCUT_DATASET, "val"))
+    digits_file = store.version_path("digits", store.current_version("digits")) / "model.keras"
+    backbone, preprocessing = training.digits_backbone(digits_file)
+    log(f"retraining on {len(train)} cleaned images ...")
+    model = training.transfer_image_model(backbone, preprocessing, train, val, config, callbacks)
+    after = {s: training.evaluate(model, datasets.load(SHORTCUT_DATASET, s)) for s in ("test", "test_nocue")}
+    before = {s: parent_manifest.get("metrics", {}).get(s, {}) for s in ("test", "test_nocue")}
+    manifest = {k: parent_manifest[k] for k in ("modality", "classes", "input", "dataset", "recipe",
+                                               "intended_use", "gradcam_layer") if k in parent_manifest}
+    manifest.update(
+        parent=parent, metrics=after, parent_metrics=before, created_by=created_by, created_at=store.now_iso(),
+        created_as="candidate", labels_changed=0,
+        **{LESSON_FIX_KEY: "training images cleaned: the corner mark painted over (OpenCV inpainting)"},
+        training={"recipe": "transfer (digits backbone) on cleaned data", "config": training.config_dict(config),
+                  "seconds": round(time.perf_counter() - started, 1),
+                  "command": "python -m workbench.lessons fix-shortcut"},
+        software={"keras": keras.__version__, "tensorflow": tf.__version__},
+    )
+    with publishing():
         info = store.publish_version(SHORTCUT_MODEL, model, manifest)
     log(f"published candidate {SHORTCUT_MODEL} {info.version}")
     return {"model": SHORTCUT_MODEL, "candidate": info.version, "parent": parent,
@@ -532,83 +548,32 @@ def fix_shortcut(
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-# The fix processes this process started, polled so finished ones are reaped (no zombies).
-_CHILDREN: list[subprocess.Popen] = []
+# --- the shortcut fix as a background job (workbench.jobs runs it) ------------------------------
+
+# The Learn page knows three states; the job runner's queued and cancelled map onto them.
+_FIX_STATES = {jobs.QUEUED: "running", jobs.RUNNING: "running", jobs.DONE: "done", jobs.FAILED: "failed",
+               jobs.CANCELLED: "failed"}
 
 
-def _fix_status_path() -> Path:
-    from foundation import config
-
-    return config.workspace_subdir("lessons") / "fix-shortcut.json"
+def fix_status_view(status: dict[str, Any]) -> dict[str, Any]:
+    """A fix job's status as the Learn page reads it: state running, done or failed."""
+    return dict(status, state=_FIX_STATES.get(status.get("state"), "failed"))
 
 
 def read_fix_status() -> dict[str, Any] | None:
-    """The last shortcut-fix run's status ({"state": running|done|failed, ...}), None if never run."""
-    from workbench import jobs
-
-    _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
-    path = _fix_status_path()
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    if status.get("state") == "running" and not jobs.pid_alive(status.get("pid"), status.get("pid_start")):
-        status = dict(status, state="failed", error="the retraining process ended without reporting.")
-    return status
+    """The last shortcut-fix job's status ({"state": running|done|failed, ...}), None if never run."""
+    latest = jobs.latest_job(SHORTCUT_MODEL, jobs.LESSON_FIX_SHORTCUT)
+    return None if latest is None else fix_status_view(latest)
 
 
-def start_fix_job(quick: bool = False) -> dict[str, Any]:
-    """Start fix_shortcut in its own process (training never runs in the page's thread)."""
-    from foundation import config
-    from foundation.atomic import write_json_atomic
-    from foundation.errors import WorkbenchError
-    from workbench import jobs
-
-    current = read_fix_status()
-    if current and current.get("state") == "running":
-        raise WorkbenchError("the shortcut model is already being retrained; wait for it to finish.")
-    path = _fix_status_path()
-    log = path.with_suffix(".log")
-    env = dict(os.environ, WORKBENCH_HOME=str(config.workspace_dir()), TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(config.REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "workbench.lessons", "fix-shortcut"] + (["--quick"] if quick else [])
-    with open(log, "wb") as handle:
-        child = subprocess.Popen(command, cwd=config.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-    _CHILDREN.append(child)
-    status = {"state": "running", "stage": "starting", "pid": child.pid, "pid_start": jobs.process_start_time(child.pid),
-              "started_at": time.time(), "log": str(log)}
-    write_json_atomic(path, status)
-    return status
-
-
-def _run_fix(quick: bool) -> int:
-    from foundation.atomic import write_json_atomic
-    from workbench import jobs, samples
-
-    path = _fix_status_path()
-    status = read_fix_status() or {}
-    status.update(state="running", pid=os.getpid())
-
-    def update(**changes: Any) -> None:
-        status.update(changes)
-        write_json_atomic(path, status)
-
-    def report(stage: str) -> None:
-        print(stage, flush=True)
-        update(stage=stage)
-
-    config = samples.quick_config() if quick else samples.recipe_config(SHORTCUT_MODEL)
-    total = config.head_epochs + (config.finetune_epochs if config.unfreeze_top > 0 else 0)
-    try:
-        result = fix_shortcut(config=config, log=report, callbacks=[jobs.progress_callback(update, total)])
-    except Exception as exc:  # noqa: BLE001 - the page must learn how the run ended
-        status.update(state="failed", error=f"{type(exc).__name__}: {exc}")
-        write_json_atomic(path, status)
-        raise
-    status.update(state="done", stage="done", result=result)
-    write_json_atomic(path, status)
-    return 0
+def start_fix_job(quick: bool = False, *, created_by: str = "learn page") -> dict[str, Any]:
+    """Start the shortcut fix as a background job (training never runs in the page's thread)."""
+    running = jobs.active_job(SHORTCUT_MODEL)
+    if running is not None:
+        raise WorkbenchError(f"the shortcut model is already being retrained (job {running['job_id']}); "
+                             "wait for it to finish.")
+    job_id = jobs.start(jobs.LESSON_FIX_SHORTCUT, SHORTCUT_MODEL, created_by=created_by, quick=quick)
+    return fix_status_view(jobs.read_status(job_id))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -617,7 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     fix = sub.add_parser("fix-shortcut", help="retrain shapes-shortcut on data with the mark painted over")
     fix.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
     args = parser.parse_args(argv)
-    return _run_fix(args.quick)
+    from workbench import samples
+
+    config = samples.quick_config() if args.quick else samples.recipe_config(SHORTCUT_MODEL)
+    fix_shortcut(config=config, log=lambda message: print(message, flush=True))
+    return 0
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     from workbench import jobs
 
-    rows = [{key: s.get(key) for key in ("job_id", "model", "state", "epoch", "total_epochs", "val_accuracy",
-                                          "created_at", "created_by", "error")} for s in jobs.list_jobs(args.model)]
+    keys = ("job_id", "kind", "model", "state", "epoch", "total_epochs", "val_accuracy", "created_at", "created_by",
+            "error")
+    rows = [{key: s.get(key) for key in keys} for s in jobs.list_jobs(args.model)]
     if args.json:
         print(json.dumps(rows))
     else:

@@ -140,6 +140,21 @@ def test_retrain_command_prints_progress_and_json(workspace):
     assert "epoch 1/2" in done.stderr and "epoch 2/2" in done.stderr
 
 
+def test_unknown_kind_is_refused_before_starting(workspace):
+    with pytest.raises(WorkbenchError, match="unknown job kind 'nap'"):
+        jobs.start("nap", "digits")
+    assert jobs.list_jobs() == [] and not jobs.lock_path("digits").exists()
+    assert set(jobs.KINDS) == set(jobs._RUNNERS)  # every kind a starter accepts has a runner
+
+
+def test_the_runner_dispatches_on_kind():
+    assert jobs._runner({"kind": jobs.RETRAIN}) is jobs._run_retrain
+    assert jobs._runner({}) is jobs._run_retrain  # a spec from before kinds existed
+    assert jobs._runner({"kind": jobs.LESSON_FIX_SHORTCUT}) is jobs._run_lesson_fix
+    with pytest.raises(WorkbenchError, match="unknown kind 'nap'"):
+        jobs._runner({"kind": "nap", "job_id": "odd"})
+
+
 def test_jobs_cli_lists_and_reports(workspace, capsys):
     assert cli.main(["jobs", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []

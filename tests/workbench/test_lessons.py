@@ -1,11 +1,14 @@
 """The Learn page's lesson data: exact Shapley games, guess scores, the cue remover, the shortcut fix."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
+from foundation.errors import WorkbenchError
 from models import store
-from workbench import lessons
+from workbench import jobs, lessons
 
 
 def test_exact_shapley_values_add_up_and_split_fairly():
@@ -79,10 +82,41 @@ def test_fix_shortcut_publishes_a_candidate_version(workspace):
     assert set(result["after"]) == {"test", "test_nocue"}
 
 
+def test_fix_status_view_maps_the_job_states_onto_the_pages_three():
+    assert lessons.fix_status_view({"state": jobs.QUEUED, "stage": "starting"}) == {"state": "running",
+                                                                                    "stage": "starting"}
+    assert lessons.fix_status_view({"state": jobs.RUNNING})["state"] == "running"
+    assert lessons.fix_status_view({"state": jobs.DONE, "result": {"candidate": "v2"}})["result"] == {"candidate": "v2"}
+    cancelled = lessons.fix_status_view({"state": jobs.CANCELLED, "error": "cancelled by the user"})
+    assert cancelled == {"state": "failed", "error": "cancelled by the user"}
+    assert lessons.fix_status_view({"state": jobs.FAILED})["state"] == "failed"
+
+
+def test_fix_job_is_a_job_of_the_one_runner_and_can_be_cancelled(workspace):
+    if "shapes-shortcut" not in store.model_names():
+        pytest.skip("the shapes-shortcut sample model is not in models/zoo")
+    assert lessons.read_fix_status() is None
+    started = lessons.start_fix_job(quick=True)
+    job_id = started["job_id"]
+    assert started["state"] == "running" and started["kind"] == jobs.LESSON_FIX_SHORTCUT
+    assert jobs.active_job("shapes-shortcut")["job_id"] == job_id  # it holds the model's lock
+    assert [j["job_id"] for j in jobs.list_jobs(kind=jobs.LESSON_FIX_SHORTCUT)] == [job_id]
+    assert jobs.latest_job("shapes-shortcut") is None  # the Retrain page's last retrain: there is none
+    with pytest.raises(WorkbenchError, match=f"already running \\(job {job_id}"):
+        jobs.start_retrain("shapes-shortcut", quick=True)
+    deadline = time.monotonic() + 120
+    while jobs.read_status(job_id)["state"] != jobs.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    jobs.cancel(job_id)
+    assert jobs.wait(job_id, timeout=60)["state"] == jobs.CANCELLED
+    status = lessons.read_fix_status()
+    assert status["job_id"] == job_id and status["state"] == "failed" and "cancelled" in status["error"]
+    assert not jobs.lock_path("shapes-shortcut").exists()
+    assert lessons.fixed_versions() == []
+
+
 @pytest.mark.slow
 def test_fix_job_runs_in_the_background_and_reports(workspace):
-    import time
-
     if "shapes-shortcut" not in store.model_names():
         pytest.skip("the shapes-shortcut sample model is not in models/zoo")
     started = lessons.start_fix_job(quick=True)
