@@ -33,45 +33,20 @@ _NON_WHITESPACE = re.compile(r"\S+")
 
 
 def rgb_images(model: "LoadedModel", inputs: Sequence[Any]) -> np.ndarray:
-    """uint8 RGB images at the model's input size, N x H x W x 3.
-
-    Grey images are repeated over three channels and an alpha channel is dropped (LIME
-    and SHAP must see exactly the three channels the model reads). Images of another
-    size are resized the way `LoadedModel.to_model_input` resizes them.
-    """
-    import cv2
-
-    height, width = model.image_size
-    batch = np.empty((len(inputs), height, width, 3), dtype=np.uint8)
-    for i, image in enumerate(inputs):
-        image = np.asarray(image)
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] < 3:
-            raise ValueError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
-        image = np.clip(image[:, :, :3], 0, 255).astype(np.uint8)
-        if image.shape[:2] != (height, width):
-            interp = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
-            image = cv2.resize(image, (width, height), interpolation=interp)
-        batch[i] = image
-    return batch
+    """uint8 RGB images at the model's input size, N x H x W x 3: `LoadedModel.prepare_images`
+    (kept as a name the explainers import; the preparing itself lives with the model)."""
+    return model.prepare_images(inputs)
 
 
 def prepare_images(model: "LoadedModel", images: np.ndarray) -> np.ndarray:
-    """Float images in 0..255 at the model's size -> the float32 batch `forward` expects.
-
-    Same result as `LoadedModel.to_model_input` for model-sized images, without its
-    per-image loop (perturbation batches hold a thousand images).
-    """
-    batch = np.asarray(images, dtype=np.float32)
+    """Images in 0..255 -> the float32 batch `forward` expects: `LoadedModel.image_tensor` for
+    model-sized images (variants of a perturbation method), otherwise `to_model_input`."""
+    batch = np.asarray(images)
     if batch.ndim == 3:
         batch = batch[None]
-    height, width = model.image_size
-    if batch.shape[1:] != (height, width, 3):
+    if batch.shape[1:] != (*model.image_size, 3):
         return model.to_model_input(list(batch))
-    if not model.input_spec.get("rescales_inputs", True):
-        batch = batch / np.float32(255.0)  # a new array: the caller's images stay untouched
-    return batch
+    return model.image_tensor(batch)
 
 
 def prepare_texts(texts: Any) -> np.ndarray:

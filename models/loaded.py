@@ -57,23 +57,48 @@ class LoadedModel:
         limit = self.sequence_length
         return tokens[:limit] if limit else tokens
 
+    def prepare_images(self, images: Sequence[Any]) -> np.ndarray:
+        """Images of any size and colour layout -> uint8 RGB at the model's input size, N x H x W x 3.
+
+        THE one place an image is brought to the model (the core, explainers, trust metrics and
+        pages all come through here), so every method explains exactly the pixels the model reads.
+        """
+        height, width = self.image_size
+        batch = np.empty((len(images), height, width, 3), dtype=np.uint8)
+        for i, image in enumerate(images):
+            batch[i] = fit_image(image, height, width)
+        return batch
+
+    def prepare_inputs(self, inputs: Sequence[Any]) -> np.ndarray | list[str]:
+        """What explainers take: model-sized uint8 RGB images (prepare_images), or the texts as strings."""
+        if self.modality is Modality.TEXT:
+            return [str(t) for t in inputs]
+        return self.prepare_images(inputs)
+
+    def image_tensor(self, images: Any) -> np.ndarray:
+        """Model-sized images with values in 0..255 (uint8, or float variants from a perturbation
+        method) -> the float32 batch the Keras model receives: the only place that tensor is made.
+
+        Models that do not rescale inputs themselves get 0..1 pixels; the caller's images are
+        never changed in place.
+        """
+        batch = np.asarray(images, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[None]
+        height, width = self.image_size
+        if batch.shape[1:] != (height, width, 3):
+            raise ValueError(f"expected images of {height} x {width} x 3 (use prepare_images first), "
+                             f"got {batch.shape[1:]}")
+        if not self.input_spec.get("rescales_inputs", True):
+            batch = batch / np.float32(255.0)  # a new array, never in place
+        return batch
+
     def to_model_input(self, inputs: Sequence[Any]) -> np.ndarray:
-        """Images (uint8 RGB, any size) -> float32 batch at input size; texts -> string array."""
+        """Raw inputs -> what `forward` takes: images (any size) as the float32 image_tensor of
+        prepare_images; texts as an N x 1 string array."""
         if self.modality is Modality.TEXT:
             return np.asarray([str(t) for t in inputs], dtype=object).reshape(-1, 1)
-        import cv2
-
-        height, width = self.image_size
-        batch = np.empty((len(inputs), height, width, 3), dtype=np.float32)
-        for i, image in enumerate(inputs):
-            image = np.asarray(image)
-            if image.shape[:2] != (height, width):
-                interp = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
-                image = cv2.resize(image, (width, height), interpolation=interp)
-            batch[i] = image
-        if not self.input_spec.get("rescales_inputs", True):
-            batch /= 255.0
-        return batch
+        return self.image_tensor(self.prepare_images(inputs))
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities for a prepared batch through a compiled forward pass."""
@@ -97,3 +122,26 @@ class LoadedModel:
         for start in range(0, len(inputs), batch_size):
             outputs.append(self.forward(self.to_model_input(inputs[start : start + batch_size])))
         return np.concatenate(outputs, axis=0)
+
+
+def fit_image(image: Any, height: int, width: int) -> np.ndarray:
+    """One image (grey H x W, H x W x 1, RGB or RGBA; uint8 or 0..255 floats) -> uint8 RGB at
+    height x width. Grey is repeated over three channels and alpha is dropped: explainers must
+    see exactly the three channels the model reads. Float values are rounded, not truncated."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an H x W grey, RGB or RGBA image, got shape {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    if image.shape[:2] != (height, width):
+        # Shrinking averages (no aliasing); enlarging interpolates.
+        interpolation = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
+        image = cv2.resize(image, (width, height), interpolation=interpolation)
+    return np.ascontiguousarray(image)

@@ -8,10 +8,30 @@ import numpy as np
 
 from explainers import registry
 from foundation.errors import WorkbenchError
-from foundation.types import Explanation, Modality
+from foundation.types import Modality
 from models import store
 from models.loaded import LoadedModel
-from workbench import cache
+# Explaining (one input or a batch, trust, comparison) lives in workbench.explaining; the API re-exports it.
+from workbench.explaining import (
+    Comparison,
+    ExplainedInput,
+    GroundTruth,
+    MethodTab,
+    PairAgreement,
+    compare,
+    explain,
+    explain_input,
+    measure_trust,
+    method_tabs,
+    prepare_images,
+    prepare_input,
+)
+
+__all__ = [
+    "Comparison", "ExplainedInput", "GroundTruth", "MethodTab", "PairAgreement", "compare", "explain",
+    "explain_input", "gradcam_layer", "load_model", "measure_trust", "method_tabs", "model_summaries", "predict",
+    "prepare_images", "prepare_input", "rank_correlation", "read_inputs", "top_predictions",
+]
 
 
 def load_model(name: str, version: str | None = None) -> LoadedModel:
@@ -50,57 +70,6 @@ def predict(model: LoadedModel, inputs: Sequence[Any]) -> np.ndarray:
 def top_predictions(model: LoadedModel, probabilities: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
     order = np.argsort(-probabilities)[:k]
     return [(model.classes[i], float(probabilities[i])) for i in order]
-
-
-def prepare_images(model: LoadedModel, images: Sequence[np.ndarray]) -> np.ndarray:
-    """Images resized to the model's input size, as uint8 (what explainers take)."""
-    height, width = model.image_size
-    if all(isinstance(i, np.ndarray) and i.dtype == np.uint8 and i.shape == (height, width, 3) for i in images):
-        return np.stack(images) if len(images) else np.zeros((0, height, width, 3), np.uint8)
-    batch = model.to_model_input(images)
-    if not model.input_spec.get("rescales_inputs", True):
-        batch = batch * 255.0
-    return np.clip(np.rint(batch), 0, 255).astype(np.uint8)
-
-
-def explain(
-    model: LoadedModel,
-    method: str,
-    inputs: Sequence[Any],
-    targets: Sequence[int] | None = None,
-    *,
-    seed: int = 0,
-    use_cache: bool = True,
-    **params: Any,
-) -> list[Explanation]:
-    """Explain a batch with a registered method (images are resized to the model's input).
-
-    `use_cache=False` computes afresh and leaves target choice to the method itself: what the
-    benchmarks time, so they measure the method and not the cache.
-    """
-    try:
-        cls = registry.get(method)
-    except KeyError as exc:
-        raise WorkbenchError(str(exc.args[0]) + ".") from None
-    if not cls.supports(model):
-        raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
-    if model.modality is Modality.IMAGE:
-        inputs = list(prepare_images(model, inputs))
-    if not use_cache:
-        return cls(model, **params).explain(list(inputs), targets, seed=seed)
-    if targets is None:
-        targets = [int(i) for i in model.predict_proba(inputs).argmax(axis=1)]
-    targets = [int(t) for t in targets]
-    keys = [
-        cache.result_key(model.name, model.version, item, method, dict(params, target=t, seed=seed))
-        for item, t in zip(inputs, targets)
-    ]
-
-    def compute(indices: list[int]) -> list[Explanation]:
-        explainer = cls(model, **params)
-        return explainer.explain([inputs[i] for i in indices], [targets[i] for i in indices], seed=seed)
-
-    return cache.EXPLANATIONS.get_or_compute_batch(keys, compute)
 
 
 def read_inputs(model: LoadedModel, raw: Sequence[str]) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Results computed once per (model version, input, method, parameters) key."""
+"""Results computed once: explanations per (model version, input, method, parameters) key,
+trust reports per (model version, explanation, input, ground truth)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,25 @@ def input_digest(item: Any) -> str:
         array = np.ascontiguousarray(item)
         digest.update(f"array:{array.dtype}:{array.shape}:".encode())
         digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _truth_digest(ground_truth: Any) -> str:
+    """What is known to matter (None, or an object with mask / cue_mask / rationale) as a digest."""
+    if ground_truth is None:
+        return "none"
+    parts = [getattr(ground_truth, name, None) for name in ("mask", "cue_mask", "rationale")]
+    return "|".join("-" if p is None else input_digest(p if isinstance(p, np.ndarray) else repr(p)) for p in parts)
+
+
+def trust_key(model_name: str, version: str, explanation: Any, item: Any, ground_truth: Any) -> str:
+    """The key of one explanation's trust figures: the same map of the same input, judged against
+    the same ground truth, always measures the same."""
+    digest = hashlib.sha256()
+    digest.update(f"{model_name}|{version}|{explanation.method}|{explanation.target}".encode())
+    digest.update(np.ascontiguousarray(explanation.values).tobytes())
+    digest.update(input_digest(item).encode())
+    digest.update(_truth_digest(ground_truth).encode())
     return digest.hexdigest()
 
 
@@ -66,3 +86,5 @@ class ResultCache:
 
 
 EXPLANATIONS = ResultCache()
+# Trust reports hold their curves (a few kilobytes each); a page shows one per explanation.
+TRUST = ResultCache(max_items=64)

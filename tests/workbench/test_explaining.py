@@ -1,0 +1,77 @@
+"""The core's one call for "explain this input": a typed result with the explanation, the
+model-sized input it explained, its trust figures on request and its report sections."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tests.explainers import tiny_models
+from workbench import api, cache, explaining
+
+SIZE = tiny_models.IMAGE_SIZE
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_models.loaded_image_model()
+
+
+def test_explain_input_prepares_once_and_returns_a_frozen_result(model):
+    big = np.kron(tiny_models.random_images(1, seed=4)[0], np.ones((3, 3, 1), np.uint8))  # 24 x 24
+    result = api.explain_input(model, "gradcam", big, target=1)
+    assert isinstance(result, explaining.ExplainedInput)
+    assert result.model_input.shape == (SIZE, SIZE, 3) and result.model_input.dtype == np.uint8
+    np.testing.assert_array_equal(result.model_input, api.prepare_input(model, big))
+    assert result.explanation.target == 1 and result.explanation.values.shape == (SIZE, SIZE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.wall_seconds = 0.0  # type: ignore[misc]
+    again = api.explain_input(model, "gradcam", big, target=1)
+    assert again.from_cache and "from cache" in again.caption()
+
+
+def test_trust_is_measured_on_request_once(model):
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[:4, :4] = True
+    result = api.explain_input(model, "gradcam", tiny_models.random_images(1, seed=5)[0], ground_truth=mask)
+    cache.TRUST.clear()
+    first = result.trust()
+    assert "mask_mass" in first.figures and first.method == "gradcam"
+    assert result.trust() is first  # the core's cache, not a second measurement
+
+
+def test_report_sections_carry_the_model_the_map_and_trust_when_given(model):
+    result = api.explain_input(model, "gradcam", tiny_models.random_images(1, seed=6)[0])
+    titles = [s.title for s in result.report_sections()]
+    assert titles[0].startswith("Model tiny-image") and len(titles) == 2
+    with_trust = result.report_sections(result.trust())
+    assert with_trust[-1].title == "Trust figures" and "deletion_auc" in with_trust[-1].facts
+    assert result.report_title == "gradcam explanation of tiny-image v1"
+
+
+def test_rationale_words_become_ground_truth():
+    truth = explaining.as_ground_truth(["good", "movie"])
+    assert truth.rationale == ("good", "movie") and truth.mask is None
+    assert explaining.as_ground_truth(None) is None
+
+
+def test_compare_puts_methods_side_by_side_with_agreement(model):
+    image = tiny_models.random_images(1, seed=7)[0]
+    a = api.explain_input(model, "gradcam", image, target=0)
+    b = api.explain_input(model, "gradcam++", image, target=0)
+    comparison = api.compare([a, b], ["Grad-CAM", "Grad-CAM++"])
+    [pair] = comparison.agreements
+    assert (pair.first, pair.second) == ("Grad-CAM", "Grad-CAM++") and -1 <= pair.rank_correlation <= 1
+    titles = [s.title for s in comparison.report_sections()]
+    assert titles[1:] == ["Grad-CAM", "Grad-CAM++", "Agreement between methods"]
+    with pytest.raises(ValueError):
+        api.compare([], [])
+
+
+def test_method_tabs_come_from_the_registry_with_short_unique_titles(model):
+    tabs = api.method_tabs(model)
+    names = [t.method for t in tabs]
+    assert names[0] == "gradcam" and "gradcam++" not in names and "shap-gradient" not in names
+    assert [t.title for t in tabs] == ["Grad-CAM", "SHAP", "LIME"]
+    assert [t.title for t in api.method_tabs(tiny_models.loaded_text_model())] == ["Grad-CAM", "SHAP", "LIME"]

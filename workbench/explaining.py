@@ -1,0 +1,266 @@
+"""Explain one input with one method, and everything that belongs with it, as one typed result.
+
+Pages used to chain explain -> trust -> report themselves, each preparing the input again.
+Here the core does it once: `explain_input` prepares the input for the model, explains it
+(cached per model version, input, method, parameters, class and seed) and returns a frozen
+`ExplainedInput` that carries the explanation, the model-sized input it explained, its trust
+figures (measured on request, so a page can show the map first and the figures after) and its
+report sections. `compare` does the same for several methods on one input. Pages only render.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Sequence
+
+import numpy as np
+
+from explainers import metrics, registry
+from foundation.errors import WorkbenchError
+from foundation.types import Explanation, Modality
+from models.loaded import LoadedModel
+from workbench import cache, reports
+
+GroundTruth = metrics.GroundTruth  # what is known to matter in an input (mask, planted cue, rationale)
+TrustReport = metrics.TrustReport
+SANITY_THRESHOLD = metrics.SANITY_THRESHOLD  # a map that keeps this rank correlation with a scrambled model is flagged
+
+# Agreement looks at the top share of each map: a tenth of the pixels, a fifth of the (few) words.
+IMAGE_TOP_FRACTION = 0.1
+TEXT_TOP_FRACTION = 0.2
+# Variants shown inside another method's tab (the tab's settings choose between them).
+VARIANT_OF = {"gradcam++": "gradcam"}
+# Registered but not offered on the Explain pages: SHAP's model-agnostic Partition method is the
+# pages' SHAP (DESIGN.md: the robust default); its gradient variant serves the CLI and benchmarks.
+NOT_ON_PAGES = frozenset({"shap-gradient"})
+
+
+# --- preparing inputs -----------------------------------------------------------------------------
+
+
+def prepare_images(model: LoadedModel, images: Sequence[Any]) -> np.ndarray:
+    """Images of any size and colour layout at the model's input size, uint8 RGB (what explainers take)."""
+    return model.prepare_images(images)
+
+
+def prepare_input(model: LoadedModel, item: Any) -> Any:
+    """One input as the model reads it: a model-sized uint8 RGB image, or the text as a string."""
+    return model.prepare_inputs([item])[0]
+
+
+# --- explaining -----------------------------------------------------------------------------------
+
+
+def explain(
+    model: LoadedModel,
+    method: str,
+    inputs: Sequence[Any],
+    targets: Sequence[int] | None = None,
+    *,
+    seed: int = 0,
+    use_cache: bool = True,
+    **params: Any,
+) -> list[Explanation]:
+    """Explain a batch with a registered method (images are brought to the model's input first).
+
+    `use_cache=False` computes afresh and leaves target choice to the method itself: what the
+    benchmarks time, so they measure the method and not the cache.
+    """
+    try:
+        cls = registry.get(method)
+    except KeyError as exc:
+        raise WorkbenchError(str(exc.args[0]) + ".") from None
+    if not cls.supports(model):
+        raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
+    if model.modality is Modality.IMAGE:
+        inputs = list(prepare_images(model, inputs))
+    if not use_cache:
+        return cls(model, **params).explain(list(inputs), targets, seed=seed)
+    if targets is None:
+        targets = [int(i) for i in model.predict_proba(inputs).argmax(axis=1)]
+    targets = [int(t) for t in targets]
+    keys = [
+        cache.result_key(model.name, model.version, item, method, dict(params, target=t, seed=seed))
+        for item, t in zip(inputs, targets)
+    ]
+
+    def compute(indices: list[int]) -> list[Explanation]:
+        explainer = cls(model, **params)
+        return explainer.explain([inputs[i] for i in indices], [targets[i] for i in indices], seed=seed)
+
+    return cache.EXPLANATIONS.get_or_compute_batch(keys, compute)
+
+
+def as_ground_truth(ground_truth: Any) -> GroundTruth | None:
+    """A GroundTruth from one, from an object mask (H x W array) or from rationale words."""
+    if ground_truth is None or isinstance(ground_truth, GroundTruth):
+        return ground_truth
+    if isinstance(ground_truth, np.ndarray):
+        return GroundTruth(mask=ground_truth)
+    return GroundTruth(rationale=tuple(str(word) for word in ground_truth))
+
+
+def measure_trust(model: LoadedModel, explanation: Explanation, model_input: Any,
+                  ground_truth: Any = None) -> TrustReport:
+    """metrics.trust_summary of one explanation, computed once per (model version, explanation, input, truth)."""
+    truth = as_ground_truth(ground_truth)
+    key = cache.trust_key(model.name, model.version, explanation, model_input, truth)
+    report = cache.TRUST.get(key)
+    if report is None:
+        report = metrics.trust_summary(model, explanation, model_input, truth)
+        cache.TRUST.put(key, report)
+    return report
+
+
+@dataclass(frozen=True)
+class ExplainedInput:
+    """One input explained by one method: what a page shows under "why"."""
+
+    model: LoadedModel
+    explanation: Explanation
+    model_input: Any  # exactly what was explained: the model-sized uint8 RGB image, or the text
+    ground_truth: GroundTruth | None = None  # what is known to matter in the input, for the trust figures
+    wall_seconds: float = 0.0  # time of this call: near zero when the explanation came from the cache
+
+    @property
+    def from_cache(self) -> bool:
+        return self.wall_seconds < 0.25 * self.explanation.seconds or self.wall_seconds < 0.005
+
+    def caption(self) -> str:
+        """'computed in 0.42 s', or '0.42 s · from cache'."""
+        if self.from_cache:
+            return f"{self.explanation.seconds:.2f} s · from cache"
+        return f"computed in {self.wall_seconds:.2f} s"
+
+    def trust(self) -> TrustReport:
+        """The trust figures: measured on the first request (about a second), cached after."""
+        return measure_trust(self.model, self.explanation, self.model_input, self.ground_truth)
+
+    @property
+    def report_title(self) -> str:
+        return f"{self.explanation.method} explanation of {self.model.name} {self.model.version}"
+
+    def report_sections(self, trust: TrustReport | None = None) -> tuple[reports.Section, ...]:
+        """The model, the explanation and (when measured) its trust figures, for one HTML report."""
+        sections = [reports.model_section(self.model), reports.explanation_section(self.explanation, self.model_input)]
+        if trust is not None:
+            sections.append(trust_report_section(trust))
+        return tuple(sections)
+
+
+def trust_report_section(trust: TrustReport) -> reports.Section:
+    return reports.trust_section({k: round(float(v), 4) for k, v in trust.figures.items()}, text=trust.verdict)
+
+
+def explain_input(
+    model: LoadedModel,
+    method: str,
+    item: Any,
+    target: int | None = None,
+    *,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    ground_truth: Any = None,
+) -> ExplainedInput:
+    """Explain one input (an image at any size, or a cleaned text) with one method for one class
+    (the predicted one when None)."""
+    model_input = prepare_input(model, item)
+    started = time.perf_counter()
+    explanation = explain(model, method, [model_input], None if target is None else [int(target)], seed=seed,
+                          **(params or {}))[0]
+    return ExplainedInput(model, explanation, model_input, as_ground_truth(ground_truth),
+                          time.perf_counter() - started)
+
+
+# --- comparing methods ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    first: str
+    second: str
+    rank_correlation: float
+    top_overlap: float  # intersection over union of the two top sets
+    top_k: int  # positions in each top set
+
+    @property
+    def shared(self) -> int:
+        """How many positions the two top sets have in common (from the IoU: s / (2k - s))."""
+        return int(round(self.top_overlap * 2 * self.top_k / (1.0 + self.top_overlap)))
+
+
+def agreements(explanations: Sequence[Explanation], titles: Sequence[str]) -> list[PairAgreement]:
+    """Agreement of every pair of explanations (same input, same class)."""
+    rows = []
+    for (a, title_a), (b, title_b) in combinations(zip(explanations, titles), 2):
+        fraction = TEXT_TOP_FRACTION if a.modality is Modality.TEXT else IMAGE_TOP_FRACTION
+        scores = metrics.agreement(a.values, b.values, top_fraction=fraction)
+        k = max(1, int(round(fraction * a.values.size)))
+        rows.append(PairAgreement(title_a, title_b, scores["rank_correlation"], scores["top_overlap"], k))
+    return rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several methods' explanations of one input for one class, and how far each pair agrees."""
+
+    results: tuple[ExplainedInput, ...]
+    titles: tuple[str, ...]
+    agreements: tuple[PairAgreement, ...]
+
+    @property
+    def explanations(self) -> list[Explanation]:
+        return [r.explanation for r in self.results]
+
+    @property
+    def report_title(self) -> str:
+        model = self.results[0].model
+        target = self.results[0].explanation.target_label
+        return f"Comparison of explanations for {target} ({model.name} {model.version})"
+
+    def report_sections(self) -> tuple[reports.Section, ...]:
+        """The model, every method's map and the agreement table, for one HTML report."""
+        first = self.results[0]
+        sections = [reports.model_section(first.model)]
+        sections += [reports.explanation_section(r.explanation, r.model_input, title=t)
+                     for r, t in zip(self.results, self.titles)]
+        if self.agreements:
+            sections.append(reports.table_section("Agreement between methods", [
+                {"pair": f"{row.first} vs {row.second}", "rank correlation": round(float(row.rank_correlation), 3),
+                 "top overlap (IoU)": round(float(row.top_overlap), 3)} for row in self.agreements]))
+        return tuple(sections)
+
+
+def compare(results: Sequence[ExplainedInput], titles: Sequence[str]) -> Comparison:
+    """Put explanations of the same input side by side (at least one)."""
+    if not results:
+        raise ValueError("compare needs at least one explanation")
+    explanations = [r.explanation for r in results]
+    return Comparison(tuple(results), tuple(titles), tuple(agreements(explanations, titles)))
+
+
+# --- which methods a page offers --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodTab:
+    method: str  # the registry name; variants (VARIANT_OF) are chosen inside this tab
+    title: str
+
+
+def method_tabs(model: LoadedModel) -> list[MethodTab]:
+    """One tab per method that applies to the model, in registry order, titled from its class.
+
+    A qualifier in brackets is dropped ("SHAP (Partition)" -> "SHAP") unless an earlier tab
+    already has the short title, so titles stay short and unique.
+    """
+    tabs: list[MethodTab] = []
+    for name, cls in registry.available(model).items():
+        if name in VARIANT_OF or name in NOT_ON_PAGES:
+            continue
+        short = cls.title.split(" (")[0]
+        title = short if short not in {t.title for t in tabs} else cls.title
+        tabs.append(MethodTab(name, title))
+    return tabs
+
