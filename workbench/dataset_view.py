@@ -17,7 +17,6 @@ Everything else here (metrics, confusion cells, slices) is cheap and recomputed 
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -49,11 +48,8 @@ BRIGHTNESS_QUANTILES = 4
 LENGTH_QUANTILES = 4
 NEGATION_WORDS = ("not", "less", "than", "despite", "but")
 
-LARGE_SHAPES_NAME = "shapes-20k"
-LARGE_SHAPES_SPLIT = "test"
-LARGE_SHAPES_COUNT = 20_000
-# Not the seed of the shipped shapes data: these 20,000 images were never trained on.
-LARGE_SHAPES_SEED = 20_000_777
+# The scale-check dataset's name, for the page's help text; the catalogue owns the entry.
+LARGE_SHAPES_NAME = datasets.LARGE_SHAPES
 
 Progress = Callable[[str, float], None]
 
@@ -61,71 +57,26 @@ Progress = Callable[[str, float], None]
 COMPUTE_COUNT = 0
 
 
-# --- the scale-check dataset ------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def large_shapes_dataset() -> Dataset:
-    """20,000 freshly generated shapes (classes as the `shapes` dataset), split "test".
-
-    Deterministic (fixed seed) and generated on first use (~7 s), then kept for the process.
-    No masks are kept: at this size they would cost 80 MB for nothing the page shows.
-    """
-    from sample_data import generate_shapes
-    from sample_data.shapes import CLASSES
-
-    x, y, _ = generate_shapes(LARGE_SHAPES_COUNT, LARGE_SHAPES_SEED)
-    x.setflags(write=False)
-    y.setflags(write=False)
-    ids = tuple(f"{LARGE_SHAPES_NAME}-{i:05d}" for i in range(LARGE_SHAPES_COUNT))
-    return Dataset(name=LARGE_SHAPES_NAME, split=LARGE_SHAPES_SPLIT, modality=Modality.IMAGE,
-                   classes=tuple(CLASSES), ids=ids, x=x, y=y)
-
-
-def _large_registered() -> bool:
-    return LARGE_SHAPES_NAME in datasets.names()
-
-
-def dataset_names() -> list[str]:
-    """Every dataset the view can show: the registry's, plus the 20k shapes split."""
-    names = datasets.names()
-    return names if LARGE_SHAPES_NAME in names else names + [LARGE_SHAPES_NAME]
+# --- which datasets to offer: everything comes from the one catalogue, workbench.datasets -------
+# split_names and load_split only delegate; the Dataset page's widgets still call them by these names.
 
 
 def split_names(name: str) -> tuple[str, ...]:
-    if name == LARGE_SHAPES_NAME and not _large_registered():
-        return (LARGE_SHAPES_SPLIT,)
-    return tuple(datasets.splits(name))
+    """The dataset's splits: `datasets.splits`."""
+    return datasets.splits(name)
 
 
 def load_split(name: str, split: str) -> Dataset:
-    if name == LARGE_SHAPES_NAME and not _large_registered():
-        if split != LARGE_SHAPES_SPLIT:
-            raise WorkbenchError(f"dataset {name!r} has only the split {LARGE_SHAPES_SPLIT!r}.")
-        return large_shapes_dataset()
+    """One split of a dataset: `datasets.load`."""
     return datasets.load(name, split)
-
-
-def _classes_of(name: str) -> tuple[str, ...]:
-    if name == LARGE_SHAPES_NAME and not _large_registered():
-        from sample_data.shapes import CLASSES
-
-        return tuple(CLASSES)
-    return tuple(datasets.classes(name))
-
-
-def _modality_of(name: str) -> Modality:
-    if name == LARGE_SHAPES_NAME and not _large_registered():
-        return Modality.IMAGE
-    return datasets.modality(name)
 
 
 def compatible_datasets(model: Any) -> list[str]:
     """Datasets with the model's modality and classes; the one it was trained on first."""
     found = []
-    for name in dataset_names():
+    for name in datasets.names():
         try:
-            if _modality_of(name) is model.modality and set(_classes_of(name)) == set(model.classes):
+            if datasets.modality(name) is model.modality and set(datasets.classes(name)) == set(model.classes):
                 found.append(name)
         except WorkbenchError:
             continue  # an import being removed while we look

@@ -184,3 +184,20 @@ def test_unknown_names_and_splits_raise_helpful_key_errors() -> None:
         sample_data.load("shapes", "test_nocue")
     assert sample_data.splits("shapes-shortcut")[-1] == "test_nocue"
     assert sample_data.DATASET_NAMES == ("digits", "shapes", "shapes-shortcut", "headlines")
+
+
+def test_the_large_shapes_set_is_fresh_deterministic_and_read_only(monkeypatch) -> None:
+    from sample_data import shapes
+
+    monkeypatch.setattr(shapes, "LARGE_COUNT", 8)
+    first, again = shapes.build_large(), shapes.build_large()
+    np.testing.assert_array_equal(first.x, again.x)
+    np.testing.assert_array_equal(first.y, again.y)
+    assert (first.name, first.split, first.modality) == ("shapes-20k", "test", Modality.IMAGE)
+    assert first.classes == SHAPE_CLASSES and first.ids == tuple(f"shapes-20k-{i:05d}" for i in range(8))
+    x, y, _ = generate_shapes(8, shapes.LARGE_SEED)  # its own seed: never the shipped images
+    np.testing.assert_array_equal(first.x, x)
+    np.testing.assert_array_equal(first.y, y)
+    assert shapes.LARGE_SEED != shapes.SEED
+    assert first.masks is None and not first.x.flags.writeable and not first.y.flags.writeable
+    assert "shapes-20k" not in sample_data.DATASET_NAMES  # not a sample: no training splits, no model
