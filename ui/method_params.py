@@ -1,5 +1,10 @@
-"""Parameter widgets for the slow methods (SHAP, LIME), shared by the Explain pages,
-and running one method with visible progress.
+"""Settings widgets for every explanation method, built from the methods' declared
+parameters (`explainers.params`), shared by the Explain pages, and running one method with
+visible progress.
+
+Why generic: each method declares its parameters once (bounds, step, choices, labels, help,
+the modality they apply to), so a new method or parameter appears on the pages without a
+page edit. Parameters declared as not shown keep their defaults here (CLI and API only).
 
 The method tabs render only when open (lazy tabs), and Streamlit forgets the state of a
 widget that was not rendered in a run. `keep_state` re-asserts every parameter key at the
@@ -7,44 +12,34 @@ top of the page, so a budget chosen in the SHAP tab survives a visit to the Comp
 and the Compare tab can read every method's current parameters (`choice`) without
 rendering their widgets. Widgets get their defaults from session state (`keep_state`),
 never from a `value=` argument, which would clash with that.
+
+Session-state keys: `{page}_{method}_{parameter}` (e.g. "image_shap_max_evals"),
+`{page}_{method}_seed` for seeded methods; the Grad-CAM variant keeps "cam_method".
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import streamlit as st
 
+from explainers import registry
+from explainers.params import MethodParams, Spec, describe
 from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
 from workbench import api
 
 TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "shap": "SHAP", "lime": "LIME"}
-IMAGE_MASKERS = {"blur": "Blur", "inpaint": "Inpaint (Telea)"}
-SEGMENTATIONS = {"slic": "SLIC", "quickshift": "Quickshift"}
+SEED_HELP = "The same seed, input and budget always give the same map."
+MAX_SEED = 2**31 - 1
 
-# Defaults per page (prefix) and parameter: small enough to answer in about a second here.
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "image": {
-        "cam_method": "gradcam",
-        "colormap": "jet",
-        "shap_max_evals": 500,
-        "shap_masker": "blur",
-        "shap_seed": 0,
-        "lime_num_samples": 1000,
-        "lime_segmentation": "slic",
-        "lime_n_segments": 50,
-        "lime_seed": 0,
-    },
-    "text": {
-        "cam_method": "gradcam",
-        "shap_max_evals": 500,
-        "shap_seed": 0,
-        "lime_num_samples": 5000,
-        "lime_seed": 0,
-    },
-}
+# Page settings that belong to no method's parameters.
+_PAGE_DEFAULTS: dict[str, dict[str, Any]] = {"image": {"colormap": "jet"}, "text": {}}
+# The setting that picks between a method and its variants (Grad-CAM's keeps its old name).
+_VARIANT_SETTINGS = {"gradcam": "cam_method"}
+_VARIANT_LABELS = {"image": "Method", "text": "Variant"}
 # The Grad-CAM widgets of the image page keep the keys they had before the other methods came.
 _PLAIN_KEYS = {("image", "cam_method"): "cam_method", ("image", "colormap"): "colormap"}
 
@@ -54,15 +49,60 @@ def key(prefix: str, name: str) -> str:
     return _PLAIN_KEYS.get((prefix, name), f"{prefix}_{name}")
 
 
+def _modality(prefix: str) -> Modality:
+    return Modality(prefix)
+
+
+def _params_class(method: str) -> type[MethodParams]:
+    try:
+        return registry.params_class(method)
+    except KeyError:
+        raise ValueError(f"no parameters known for method {method!r}") from None
+
+
+def _shown(method: str, modality: Modality) -> dict[str, Spec]:
+    """The parameters a page offers for a method: declared as shown, and applying to its modality."""
+    return {name: spec for name, spec in _params_class(method).specs().items()
+            if spec.shown and spec.applies_to(modality)}
+
+
+def _variant_setting(method: str) -> str:
+    return _VARIANT_SETTINGS.get(method, f"{method}_variant")
+
+
+def variants(prefix: str, method: str) -> list[str]:
+    """A method and the registered methods offered as its variants on this page (e.g. Grad-CAM++)."""
+    modality = _modality(prefix)
+    return [method] + sorted(name for name, cls in registry.all_methods().items()
+                             if cls.variant_of == method and modality in cls.modalities)
+
+
+@functools.cache
+def _defaults(prefix: str) -> dict[str, Any]:
+    """Every setting of the page with its default: from the declarations of the methods that apply."""
+    modality = _modality(prefix)
+    defaults = dict(_PAGE_DEFAULTS[prefix])
+    for name, cls in registry.all_methods().items():
+        if modality not in cls.modalities:
+            continue
+        if cls.variant_of is None and len(variants(prefix, name)) > 1:
+            defaults[_variant_setting(name)] = name
+        declared = cls.Params.defaults(modality)
+        defaults.update({f"{name}_{field}": declared[field] for field in _shown(name, modality)})
+        if cls.Params.seeded:
+            defaults[f"{name}_seed"] = 0
+    return defaults
+
+
 def keep_state(prefix: str) -> None:
     """Give every parameter of the page its default once, and keep the state of widgets in hidden tabs."""
-    for name, default in _DEFAULTS[prefix].items():
+    for name, default in _defaults(prefix).items():
         k = key(prefix, name)
         st.session_state[k] = st.session_state.get(k, default)
 
 
 def value(prefix: str, name: str) -> Any:
-    return st.session_state.get(key(prefix, name), _DEFAULTS[prefix][name])
+    return st.session_state.get(key(prefix, name), _defaults(prefix)[name])
 
 
 @dataclass(frozen=True)
@@ -75,44 +115,30 @@ class MethodChoice:
 
     @property
     def title(self) -> str:
-        return TITLES.get(self.method, self.method)
+        return TITLES.get(self.method) or registry.get(self.method).title
 
     def describe(self) -> str:
         """e.g. 'SHAP · 500 evaluations · blur masker · seed 0'."""
-        p = self.params
-        parts = [self.title]
-        if "max_evals" in p:
-            parts.append(f"{p['max_evals']:,} evaluations")
-        if "masker" in p:
-            parts.append(f"{p['masker']} masker")
-        if "num_samples" in p:
-            parts.append(f"{p['num_samples']:,} samples")
-        if p.get("segmentation") == "slic":
-            parts.append(f"SLIC, about {p['n_segments']} segments")
-        elif p.get("segmentation") == "quickshift":
-            parts.append("quickshift segments")
-        if self.method in {"shap", "lime"}:
+        params_class = _params_class(self.method)
+        parts = [self.title, *describe(params_class, self.params)]
+        if params_class.seeded:
             parts.append(f"seed {self.seed}")
         return " · ".join(parts)
 
 
+def _applies(spec: Spec, values: Mapping[str, Any]) -> bool:
+    return all(values.get(other) == wanted for other, wanted in spec.when.items())
+
+
 def choice(prefix: str, method: str) -> MethodChoice:
     """The current parameters of a method from session state (no widgets rendered)."""
-    image = prefix == "image"
-    if method == "shap":
-        params: dict[str, Any] = {"max_evals": int(value(prefix, "shap_max_evals"))}
-        if image:
-            params["masker"] = value(prefix, "shap_masker")
-        return MethodChoice("shap", params, int(value(prefix, "shap_seed")))
-    if method == "lime":
-        params = {"num_samples": int(value(prefix, "lime_num_samples"))}
-        if image:
-            params["segmentation"] = value(prefix, "lime_segmentation")
-            params["n_segments"] = int(value(prefix, "lime_n_segments"))
-        return MethodChoice("lime", params, int(value(prefix, "lime_seed")))
-    if method in {"gradcam", "gradcam++"}:
-        return MethodChoice(method, {}, 0)
-    raise ValueError(f"no parameters known for method {method!r}")
+    params_class = _params_class(method)
+    shown = _shown(method, _modality(prefix))
+    values = {name: spec.check(name, value(prefix, f"{method}_{name}")) for name, spec in shown.items()}
+    # Only what matters for these values (no SLIC segment count with quickshift), as the result records.
+    params = {name: v for name, v in values.items() if _applies(shown[name], values)}
+    seed = int(value(prefix, f"{method}_seed")) if params_class.seeded else 0
+    return MethodChoice(method, params, seed)
 
 
 def follow_prediction(state_key: str, model: LoadedModel, item: Any, predicted: Any) -> None:
@@ -133,59 +159,55 @@ def follow_prediction(state_key: str, model: LoadedModel, item: Any, predicted: 
 def widgets(prefix: str, method: str) -> MethodChoice:
     """Render one method's settings on a page ("image" or "text") and return the choice they make.
 
-    For Grad-CAM the settings are its variant (Grad-CAM or Grad-CAM++), so the returned
-    choice names the variant the user picked.
+    First the choice between the method and its variants (Grad-CAM or Grad-CAM++), then the
+    chosen method's shown parameters and its seed, in rows of two (they sit in a narrow column).
     """
-    if method in {"gradcam", "gradcam++"}:
-        label = "Method" if prefix == "image" else "Variant"
-        st.radio(label, ["gradcam", "gradcam++"], horizontal=True, key=key(prefix, "cam_method"),
-                 format_func=TITLES.get)
-        return choice(prefix, value(prefix, "cam_method"))
-    if method == "shap":
-        return shap_widgets(prefix)
-    if method == "lime":
-        return lime_widgets(prefix)
-    raise ValueError(f"no settings known for method {method!r}")
+    options = variants(prefix, method)
+    if len(options) > 1:
+        st.radio(_VARIANT_LABELS[prefix], options, horizontal=True, key=key(prefix, _variant_setting(method)),
+                 format_func=lambda name: TITLES.get(name) or registry.get(name).title)
+        method = value(prefix, _variant_setting(method))
+    cells = [(name, spec) for name, spec in _shown(method, _modality(prefix)).items()]
+    if _params_class(method).seeded:
+        # The seed sits next to the first setting (the budget), as people look for them together.
+        cells.insert(min(1, len(cells)), ("seed", None))
+    for row in range(0, len(cells), 2):
+        for column, (name, spec) in zip(st.columns(2), cells[row : row + 2]):
+            _render_field(column, prefix, method, name, spec)
+    return choice(prefix, method)
+
+
+def _render_field(column: Any, prefix: str, method: str, name: str, spec: Spec | None) -> None:
+    """One parameter's widget: a radio for choices, a number input within the offered range, or text."""
+    state_key = key(prefix, f"{method}_{name}")
+    if spec is None:
+        column.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key=state_key, help=SEED_HELP)
+        return
+    current = {other: value(prefix, f"{method}_{other}") for other in spec.when}
+    disabled = not _applies(spec, current)
+    if spec.choices is not None:
+        column.radio(spec.label, list(spec.choices), format_func=spec.choices.get, horizontal=True,
+                     key=state_key, help=spec.help, disabled=disabled)
+    elif spec.kind in (int, float):
+        low, high = spec.widget_range()
+        convert = spec.kind
+        column.number_input(
+            spec.label, key=state_key, help=spec.help, disabled=disabled,
+            min_value=None if low is None else convert(low), max_value=None if high is None else convert(high),
+            step=None if spec.step is None else convert(spec.step),
+        )
+    else:
+        column.text_input(spec.label, key=state_key, help=spec.help, disabled=disabled)
 
 
 def shap_widgets(prefix: str) -> MethodChoice:
-    """SHAP's settings in rows of two (they sit in a narrow column next to the map)."""
-    first, second = st.columns(2)
-    first.number_input(
-        "Evaluations (max_evals)", min_value=50, max_value=5000, step=50, key=key(prefix, "shap_max_evals"),
-        help="How many masked copies of the input the model sees. More = finer map, slower.",
-    )
-    second.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(prefix, "shap_seed"),
-                        help="The same seed, input and budget always give the same map.")
-    if prefix == "image":
-        st.radio(
-            "Masker", list(IMAGE_MASKERS), format_func=IMAGE_MASKERS.get, horizontal=True,
-            key=key(prefix, "shap_masker"),
-            help="What a hidden region becomes: a blurred copy of itself, or paint filled in from around it.",
-        )
-    return choice(prefix, "shap")
+    """SHAP's settings (kept for the pages that call it by name; same as widgets(prefix, "shap"))."""
+    return widgets(prefix, "shap")
 
 
 def lime_widgets(prefix: str) -> MethodChoice:
-    """LIME's settings in rows of two."""
-    first, second = st.columns(2)
-    first.number_input(
-        "Samples (num_samples)", min_value=100, max_value=10000, step=100, key=key(prefix, "lime_num_samples"),
-        help="How many perturbed copies the linear surrogate is fitted on. More = steadier weights, slower.",
-    )
-    second.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key(prefix, "lime_seed"),
-                        help="The same seed, input and budget always give the same map.")
-    if prefix == "image":
-        first, second = st.columns(2)
-        first.radio("Segmentation", list(SEGMENTATIONS), format_func=SEGMENTATIONS.get, horizontal=True,
-                    key=key(prefix, "lime_segmentation"),
-                    help="How the image is cut into superpixels, the pieces LIME switches on and off.")
-        second.number_input(
-            "Segments (SLIC)", min_value=5, max_value=300, step=5, key=key(prefix, "lime_n_segments"),
-            disabled=value(prefix, "lime_segmentation") != "slic",
-            help="About how many superpixels SLIC makes (quickshift chooses its own number).",
-        )
-    return choice(prefix, "lime")
+    """LIME's settings (kept for the pages that call it by name; same as widgets(prefix, "lime"))."""
+    return widgets(prefix, "lime")
 
 
 # --- running a method ----------------------------------------------------------------------------
