@@ -6,6 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from commandline.method_options import (
+    PARAMETERS_EPILOG,
+    ParametersHelpFormatter,
+    add_param_argument,
+    method_params,
+)
 from foundation.errors import WorkbenchError
 
 
@@ -72,6 +78,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from workbench import api, exporting
 
     model = api.load_model(args.model)
+    params = method_params(args.method, args.param, model.modality)
     inputs = api.read_inputs(model, args.inputs)
     targets = None
     if args.target is not None:
@@ -80,7 +87,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         targets = [model.classes.index(args.target)] * len(inputs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    explanations = api.explain(model, args.method, inputs, targets, seed=args.seed)
+    explanations = api.explain(model, args.method, inputs, targets, seed=args.seed, **params)
     for index, (raw, item, explanation) in enumerate(zip(args.inputs, inputs, explanations)):
         path = exporting.write_explanation_file(out, index, raw, item, explanation, model)
         row = {"input": raw, "method": explanation.method, "target": explanation.target_label,
@@ -112,9 +119,11 @@ def register(sub) -> None:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(func=cmd_predict)
 
-    explain = sub.add_parser("explain", help="explain predictions and write overlays")
+    explain = sub.add_parser("explain", help="explain predictions and write overlays",
+                             formatter_class=ParametersHelpFormatter, epilog=PARAMETERS_EPILOG)
     explain.add_argument("--model", required=True)
     explain.add_argument("--method", default="gradcam")
+    add_param_argument(explain)
     explain.add_argument("--target", default=None, help="class to explain (default: the predicted class)")
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--out", default="explanations")

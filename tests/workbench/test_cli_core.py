@@ -74,6 +74,14 @@ def test_explain_text_writes_escaped_html(tmp_path, capsys):
         (["explain", "--model", "digits", "--target", "cat", str(EXAMPLES / "digit_3.png")], "not one of"),
         (["predict", "--model", "headlines", "   "], ""),
         (["frobnicate"], "invalid choice"),
+        (["explain", "--model", "shapes", "--method", "shap", "--param", "max_evals=0", str(EXAMPLES / "shape_star.png")],
+         "max_evals must be at least 1"),
+        (["explain", "--model", "shapes", "--method", "lime", "--param", "colour=red", str(EXAMPLES / "shape_star.png")],
+         "unknown parameter 'colour'"),
+        (["explain", "--model", "shapes", "--method", "lime", "--param", "num_samples", str(EXAMPLES / "shape_star.png")],
+         "name=value"),
+        (["explain", "--model", "headlines", "--method", "shap", "--param", "masker=blur", "Acme shares soar"],
+         "applies to image models only"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(argv, fragment, capsys):
@@ -93,3 +101,33 @@ def test_console_script_refuses_garbage_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_explain_passes_declared_parameters_to_the_method(tmp_path, capsys, monkeypatch):
+    from workbench import api
+
+    calls = []
+    real_explain = api.explain
+
+    def recording_explain(*args, **kwargs):
+        calls.append(kwargs)
+        return real_explain(*args, **kwargs)
+
+    monkeypatch.setattr(api, "explain", recording_explain)
+    image = str(EXAMPLES / "shape_star.png")
+    argv = ["explain", "--model", "shapes", "--method", "lime", "--param", "num_samples=150",
+            "--param", "segmentation=quickshift", "--seed", "3", image, "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    (row,) = _json_lines(capsys.readouterr().out)
+    assert row["method"] == "lime" and Path(row["overlay"]).is_file()
+    assert calls == [{"seed": 3, "num_samples": 150, "segmentation": "quickshift"}]
+
+
+def test_explain_help_lists_every_method_parameter(capsys):
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    out = capsys.readouterr().out
+    assert "--param NAME=VALUE" in out
+    for fragment in ("shap (SHAP (Partition))", "max_evals", "blur | inpaint", "num_samples",
+                     "slic | quickshift", "gradcam (Grad-CAM)", "layer"):
+        assert fragment in out
