@@ -1,10 +1,10 @@
 """Name -> explainer class, and which of them apply to a given model."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from explainers.base import Explainer
-from explainers.params import MethodParams
+from explainers.params import MethodParams, labelled
 
 if TYPE_CHECKING:  # pragma: no cover
     from models.loaded import LoadedModel
@@ -44,6 +44,14 @@ def get(name: str) -> type[Explainer]:
 def params_class(name: str) -> type[MethodParams]:
     """The declared parameters of a method (KeyError for an unknown method, as `get`)."""
     return get(name).Params
+
+
+def labelled_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded parameters keyed by their declared labels (names kept for an unknown method or name)."""
+    try:
+        return labelled(params_class(method), params)
+    except KeyError:
+        return dict(params)
 
 
 def available(model: "LoadedModel") -> dict[str, type[Explainer]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from explainers import render
+from explainers import registry, render
 from foundation.types import Explanation, Modality
 
 MAX_TABLE_ROWS = 500
@@ -278,9 +278,12 @@ def explanation_section(explanation: Explanation, item: Any = None, *, title: st
     elif explanation.modality is Modality.TEXT:
         tokens = (Tokens(tuple(explanation.tokens or ()), tuple(float(v) for v in explanation.values),
                          f"{explanation.method}: orange = evidence for “{explanation.target_label}”, blue = against"),)
+    facts = explanation_facts(explanation)
+    labelled = registry.labelled_params(explanation.method, explanation.params)
+    if labelled:  # the recorded parameters as their declarations name them, for a reader
+        facts["settings"] = " · ".join(f"{label}: {value}" for label, value in labelled.items())
     return Section(title or f"{explanation.method} · {explanation.target_label}",
-                   paragraphs=(text,) if text else (), facts=explanation_facts(explanation),
-                   figures=figures, tokens=tokens)
+                   paragraphs=(text,) if text else (), facts=facts, figures=figures, tokens=tokens)
 
 
 def trust_section(trust: Mapping[str, Any], title: str = "Trust figures", text: str = "") -> Section:
