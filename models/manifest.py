@@ -173,25 +173,22 @@ class InputSpec:
 class ClassMetrics:
     """One class's row of the per-class table."""
 
-    precision: float
-    recall: float
-    f1: float
-    support: int
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    support: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def _read(cls, r: _Reader) -> ClassMetrics:
-        values = {key: r.number(key) for key in ("precision", "recall", "f1")}
-        support = r.whole("support")
-        missing = [key for key, value in {**values, "support": support}.items() if value is None]
-        if missing:
-            r.get(missing[0], required=True)  # raises, naming the field
-        return cls(precision=values["precision"], recall=values["recall"], f1=values["f1"],  # type: ignore[arg-type]
-                   support=support, extra=r.extra())  # type: ignore[arg-type]
+        return cls(precision=r.number("precision"), recall=r.number("recall"), f1=r.number("f1"),
+                   support=r.whole("support"), extra=r.extra())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "support": self.support,
-                **copy.deepcopy(self.extra)}
+        out: dict[str, Any] = {}
+        for key in ("precision", "recall", "f1", "support"):
+            _put(out, key, getattr(self, key))
+        return {**out, **copy.deepcopy(self.extra)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -297,6 +294,10 @@ class Training:
     seconds: float | None = None
     command: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = DEFAULT_WHERE, path: str = "training") -> Training:
+        return cls._read(_Reader(data, path, where))
 
     @classmethod
     def _read(cls, r: _Reader) -> Training:

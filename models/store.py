@@ -4,20 +4,23 @@ Shipped sample models live read-only in `models/zoo/<name>/` and are version `v1
 New versions live in the workspace: `models/<name>/versions/<version>/` (immutable once
 written: model.keras + manifest.json) and `models/<name>/current.json` points at the one in use.
 Writes are atomic: a version folder appears by a single rename, the pointer by `os.replace`.
+Manifests are read through `manifest(name, version)` as a typed `models.manifest.Manifest`;
+`read_manifest` still returns the raw dict for callers not converted yet.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from foundation import config
 from foundation.atomic import fsync_dir, write_json_atomic
 from foundation.errors import ModelError
+from models.manifest import Manifest, as_manifest
 from models.safe_load import load_keras_model, sha256_file
 
 MODEL_FILE = "model.keras"
@@ -30,8 +33,13 @@ class VersionInfo:
     name: str
     version: str
     path: Path
-    manifest: dict[str, Any]
+    info: Manifest
     is_current: bool
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest as the raw dict, for callers not converted to `info` yet."""
+        return self.info.to_dict()
 
 
 def _zoo_dir(name: str) -> Path:
@@ -109,16 +117,29 @@ def all_version_ids(name: str) -> list[str]:
 
 
 def read_manifest(name: str, version: str | None = None) -> dict[str, Any]:
+    """The raw manifest dict (unchecked); prefer the typed `manifest`."""
     version = version or current_version(name)
     return read_json(version_path(name, version) / MANIFEST_FILE)
 
 
+def manifest(name: str, version: str | None = None) -> Manifest:
+    """The typed manifest of a version (default: current); a damaged one raises ModelError."""
+    version = version or current_version(name)
+    return read_manifest_file(version_path(name, version) / MANIFEST_FILE, name, version)
+
+
+def read_manifest_file(path: Path, name: str, version: str) -> Manifest:
+    where = f"the manifest of model {name!r} {version}"
+    try:
+        data = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError(f"{where} is damaged: it is not valid JSON; restore the file or register the model again.") from None
+    return Manifest.from_dict(data, where)
+
+
 def list_versions(name: str) -> list[VersionInfo]:
     current = current_version(name)
-    return [
-        VersionInfo(name, v, version_path(name, v), read_manifest(name, v), v == current)
-        for v in all_version_ids(name)
-    ]
+    return [VersionInfo(name, v, version_path(name, v), manifest(name, v), v == current) for v in all_version_ids(name)]
 
 
 def set_current(name: str, version: str) -> None:
@@ -135,19 +156,19 @@ def load(name: str, version: str | None = None):
 
     version = version or current_version(name)
     folder = version_path(name, version)
-    manifest = read_json(folder / MANIFEST_FILE)
-    model_file = folder / manifest.get("file", MODEL_FILE)
+    info = read_manifest_file(folder / MANIFEST_FILE, name, version)
+    model_file = folder / (info.file or MODEL_FILE)
     if not model_file.is_file():
         raise ModelError(f"model {name} {version} is missing its file {model_file.name}; restore it or roll back.")
     digest = sha256_file(model_file)
-    if manifest.get("sha256") and digest != manifest["sha256"]:
+    if info.lineage.sha256 and digest != info.lineage.sha256:
         raise ModelError(
             f"model {name} {version} does not match its recorded sha256 (the file changed); restore it or roll back."
         )
-    return LoadedModel(name=name, version=version, manifest=manifest, keras_model=load_keras_model(model_file))
+    return LoadedModel(name=name, version=version, manifest=info.to_dict(), keras_model=load_keras_model(model_file))
 
 
-def save_model_folder(keras_model: Any, manifest: dict[str, Any], folder: Path) -> dict[str, Any]:
+def save_model_folder(keras_model: Any, manifest: Manifest, folder: Path) -> Manifest:
     """Write model.keras + manifest.json (with the file's sha256) into an existing folder."""
     model_file = folder / MODEL_FILE
     # Optimizer state would double the file and is not needed: fine-tuning starts a fresh one.
@@ -155,9 +176,14 @@ def save_model_folder(keras_model: Any, manifest: dict[str, Any], folder: Path) 
     keras_model.save(str(model_file))
     with open(model_file, "rb+") as handle:
         os.fsync(handle.fileno())
-    manifest = dict(manifest, file=MODEL_FILE, sha256=sha256_file(model_file))
-    write_json_atomic(folder / MANIFEST_FILE, manifest)
-    return manifest
+    written = replace(manifest, file=MODEL_FILE, lineage=replace(manifest.lineage, sha256=sha256_file(model_file)))
+    write_manifest(folder, written)
+    return written
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """manifest.json in `folder`, written atomically in today's format (`Manifest.to_dict`)."""
+    write_json_atomic(folder / MANIFEST_FILE, manifest.to_dict())
 
 
 def _published_log(name: str) -> Path:
@@ -184,15 +210,19 @@ def next_version_id(name: str) -> str:
     return f"v{max(numbers, default=0) + 1}"
 
 
-def publish_version(name: str, keras_model: Any, manifest: dict[str, Any]) -> VersionInfo:
-    """Write a new immutable version. It becomes visible only once complete (one rename)."""
+def publish_version(name: str, keras_model: Any, manifest: Manifest | Mapping[str, Any]) -> VersionInfo:
+    """Write a new immutable version. It becomes visible only once complete (one rename).
+
+    `manifest` may still be the raw dict from callers not converted yet; it is checked first.
+    """
+    manifest = as_manifest(manifest, f"the manifest for a new version of model {name!r}")
     root = _versions_dir(name)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
     try:
         while True:
             version = next_version_id(name)
-            full = save_model_folder(keras_model, dict(manifest, name=name, version=version), staging)
+            full = save_model_folder(keras_model, replace(manifest, name=name, version=version), staging)
             target = root / version
             try:
                 os.rename(staging, target)  # atomic; fails if another writer took this id

@@ -17,6 +17,7 @@ import numpy as np
 from foundation.dataset import Dataset
 from foundation.types import Modality
 from models import architectures
+from models.manifest import InputSpec
 from models.metrics import classification_metrics
 
 
@@ -213,27 +214,23 @@ def train_text(train: Dataset, val: Dataset, config: TrainConfig, callbacks: Seq
     return model
 
 
-def pixel_scale_for(input_spec: dict[str, Any]) -> float:
-    """What to multiply 0..255 pixels by for a model with this input spec."""
-    return 1.0 if input_spec.get("rescales_inputs", True) else 1.0 / 255.0
-
-
-def input_spec(modality: Modality, model: Any) -> dict[str, Any]:
+def input_spec(modality: Modality, model: Any) -> InputSpec:
+    """The manifest's input entry for a model built by these recipes."""
     if modality is Modality.TEXT:
         vectorize = model.get_layer("vectorize")
-        return {
-            "type": "text",
-            "sequence_length": int(vectorize.get_config()["output_sequence_length"]),
-            "tokenization": "lowercase, strip punctuation, split on whitespace",
-        }
-    return {
-        "type": "image",
-        "height": architectures.IMAGE_SIZE,
-        "width": architectures.IMAGE_SIZE,
-        "channels": 3,
-        "rescales_inputs": True,
-        "value_range": [0, 255],
-    }
+        return InputSpec(
+            type="text",
+            sequence_length=int(vectorize.get_config()["output_sequence_length"]),
+            tokenization="lowercase, strip punctuation, split on whitespace",
+        )
+    return InputSpec(
+        type="image",
+        height=architectures.IMAGE_SIZE,
+        width=architectures.IMAGE_SIZE,
+        channels=3,
+        rescales_inputs=True,
+        value_range=(0, 255),
+    )
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from foundation import config
 from foundation.errors import ModelError, WorkbenchError
 from models import store
+from models.manifest import Manifest, as_manifest
 from models.safe_load import sha256_file
 
 LOG_FILE = "promotions.jsonl"
@@ -82,8 +83,7 @@ def status(name: str, version: str) -> str:
     current = store.current_version(name)
     if version == current:
         return CURRENT
-    manifest = store.read_manifest(name, version)
-    if manifest.get("created_as") == "candidate" and version not in _ever_current(name):
+    if store.manifest(name, version).created_as == "candidate" and version not in _ever_current(name):
         return CANDIDATE
     if version == store.ZOO_VERSION and store.version_path(name, version).parent == config.ZOO_DIR:
         return SHIPPED
@@ -104,19 +104,18 @@ def describe(name: str) -> list[dict[str, Any]]:
     """One row per version: status, lineage, data, headline metrics, integrity."""
     rows = []
     for version in store.all_version_ids(name):
-        manifest = store.read_manifest(name, version)
-        metrics = manifest.get("metrics", {})
+        info = store.manifest(name, version)
         rows.append({
             "version": version,
             "status": status(name, version),
-            "parent": manifest.get("parent"),
-            "created_at": manifest.get("created_at"),
-            "created_by": manifest.get("created_by"),
-            "labels_changed": manifest.get("labels_changed", 0),
-            "data_snapshot_hash": manifest.get("data_snapshot_hash"),
-            "test_accuracy": metrics.get("test", {}).get("accuracy"),
-            "val_accuracy": metrics.get("val", {}).get("accuracy"),
-            "sha256": manifest.get("sha256"),
+            "parent": info.lineage.parent,
+            "created_at": info.created_at,
+            "created_by": info.created_by,
+            "labels_changed": info.lineage.labels_changed or 0,
+            "data_snapshot_hash": info.lineage.data_snapshot_hash,
+            "test_accuracy": info.metrics.test.accuracy,
+            "val_accuracy": info.metrics.val.accuracy,
+            "sha256": info.lineage.sha256,
         })
     return rows
 
@@ -125,9 +124,10 @@ def describe(name: str) -> list[dict[str, Any]]:
 
 def _verify_file(name: str, version: str) -> None:
     folder = store.version_path(name, version)
-    manifest = store.read_manifest(name, version)
-    model_file = folder / manifest.get("file", store.MODEL_FILE)
-    if not model_file.is_file() or (manifest.get("sha256") and sha256_file(model_file) != manifest["sha256"]):
+    recorded = store.manifest(name, version)
+    model_file = folder / (recorded.file or store.MODEL_FILE)
+    sha256 = recorded.lineage.sha256
+    if not model_file.is_file() or (sha256 and sha256_file(model_file) != sha256):
         raise ModelError(f"model {name} {version} does not match its recorded sha256; it cannot be put in use.")
 
 
@@ -164,11 +164,11 @@ def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
                 "only candidates can be discarded (roll back instead)."
             )
         children = [v for v in store.all_version_ids(name) if v != version
-                    and store.read_manifest(name, v).get("parent") == version]
+                    and store.manifest(name, v).lineage.parent == version]
         if children:
             raise WorkbenchError(f"{name} {', '.join(children)} was fine-tuned from {version}; discard that first.")
         folder = store.version_path(name, version)
-        sha = store.read_manifest(name, version).get("sha256")
+        sha = store.manifest(name, version).lineage.sha256
         trash = folder.parent / f".trash-{version}-{secrets.token_hex(4)}"
         os.rename(folder, trash)
         fd = os.open(folder.parent, os.O_RDONLY)
@@ -182,24 +182,31 @@ def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
 
 # -- comparing two versions ------------------------------------------------------------------
 
-def metrics_table(old: dict[str, Any], new: dict[str, Any], split: str = "test") -> list[dict[str, Any]]:
+def _class_metric(manifest: Manifest, split: str, cls: str, metric: str) -> float | None:
+    row = manifest.metrics.get(split).per_class.get(cls)
+    return None if row is None else getattr(row, metric)
+
+
+def metrics_table(old: Manifest | Mapping[str, Any], new: Manifest | Mapping[str, Any],
+                  split: str = "test") -> list[dict[str, Any]]:
     """Overall and per-class metrics of two manifests side by side, with the change."""
-    a, b = old.get("metrics", {}).get(split, {}), new.get("metrics", {}).get(split, {})
-    rows = [{"class": "(overall)", "metric": "accuracy", "old": a.get("accuracy"), "new": b.get("accuracy")}]
-    for cls in new.get("classes", []):
+    old, new = as_manifest(old), as_manifest(new)
+    rows = [{"class": "(overall)", "metric": "accuracy",
+             "old": old.metrics.get(split).accuracy, "new": new.metrics.get(split).accuracy}]
+    for cls in new.classes:
         for metric in ("precision", "recall", "f1"):
             rows.append({"class": cls, "metric": metric,
-                         "old": a.get("per_class", {}).get(cls, {}).get(metric),
-                         "new": b.get("per_class", {}).get(cls, {}).get(metric)})
+                         "old": _class_metric(old, split, cls, metric), "new": _class_metric(new, split, cls, metric)})
     for row in rows:
         row["change"] = None if row["old"] is None or row["new"] is None else round(row["new"] - row["old"], 4)
     return rows
 
 
-def confusion_difference(old: dict[str, Any], new: dict[str, Any], split: str = "test") -> np.ndarray | None:
+def confusion_difference(old: Manifest | Mapping[str, Any], new: Manifest | Mapping[str, Any],
+                         split: str = "test") -> np.ndarray | None:
     """new minus old confusion matrix (rows = truth); None if either manifest lacks one."""
-    a = old.get("metrics", {}).get(split, {}).get("confusion")
-    b = new.get("metrics", {}).get(split, {}).get("confusion")
+    a = as_manifest(old).metrics.get(split).confusion
+    b = as_manifest(new).metrics.get(split).confusion
     if a is None or b is None or np.shape(a) != np.shape(b):
         return None
     return np.asarray(b, dtype=int) - np.asarray(a, dtype=int)

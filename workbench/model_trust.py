@@ -31,7 +31,7 @@ def saved_trust(name: str, version: str) -> dict[str, Any] | None:
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
     # A discarded version's id can be given to a new version later: its figures must not carry over.
-    return saved if saved.get("sha256") == store.read_manifest(name, version).get("sha256") else None
+    return saved if saved.get("sha256") == store.manifest(name, version).lineage.sha256 else None
 
 
 def _mean(values: Any) -> float:
@@ -60,7 +60,7 @@ def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str = "gradcam
     Returns {"trust": {...}, "sanity": {...}} for `model_card(trust=..., sanity=...)`, and
     stores it in the workspace so the card shows it from then on.
     """
-    dataset = model.manifest.get("dataset")
+    dataset = model.info.dataset
     if not dataset:
         raise WorkbenchError(f"{model.name} {model.version} does not record its dataset, so there is nothing to measure on.")
     data = datasets.load(dataset, "test")
@@ -83,7 +83,7 @@ def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str = "gradcam
     sanity = {"method": method, "layers randomised": ", ".join(check.layers),
               "mean rank correlation with the randomised model": round(check.mean_rank_correlation, 4),
               "verdict": f"the explanation {check.verdict}"}
-    result = {"trust": trust, "sanity": sanity, "sha256": model.manifest.get("sha256")}
+    result = {"trust": trust, "sanity": sanity, "sha256": model.info.lineage.sha256}
     write_json_atomic(trust_path(model.name, model.version), result)
     return result
 
@@ -91,5 +91,5 @@ def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str = "gradcam
 def card_for(name: str, version: str, status: str | None = None) -> str:
     """The card of a stored version, with its trust figures once they were measured."""
     measured = saved_trust(name, version) or {}
-    return model_card.model_card(store.read_manifest(name, version), status=status, trust=measured.get("trust"),
-                      sanity=measured.get("sanity"))
+    return model_card.model_card(store.manifest(name, version), status=status, trust=measured.get("trust"),
+                                 sanity=measured.get("sanity"))

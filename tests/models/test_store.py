@@ -60,3 +60,23 @@ def test_a_discarded_version_id_is_never_reused(workspace):
     second = store.publish_version("toy", _model(), MANIFEST)
     shutil.rmtree(second.path)
     assert store.publish_version("toy", _model(), MANIFEST).version == "v3"
+
+
+def test_typed_reader_and_the_written_manifest_agree(workspace):
+    info = store.publish_version("toy", _model(), dict(MANIFEST, parent=None))
+    typed = store.manifest("toy", info.version)
+    assert typed == info.info and typed.to_dict() == store.read_manifest("toy", info.version)
+    assert typed.input.height == 4 and typed.lineage.sha256 == store.read_manifest("toy", "v1")["sha256"]
+    assert store.load("toy").info.classes == ("a", "b")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("{not json", "not valid JSON"),
+    ('{"modality": "image", "classes": ["a", "b"], "input": {"height": "4"}}', "input.height should be a whole number"),
+])
+def test_a_damaged_manifest_is_one_model_error(workspace, text, says):
+    info = store.publish_version("toy", _model(), MANIFEST)
+    (info.path / store.MANIFEST_FILE).write_text(text)
+    for read in (lambda: store.manifest("toy", "v1"), lambda: store.load("toy", "v1")):
+        with pytest.raises(ModelError, match=f"the manifest of model 'toy' v1 is damaged: .*{says}"):
+            read()

@@ -85,10 +85,11 @@ def test_zoo_models_are_registered_as_version_one():
 
 def test_models_expecting_unit_pixels_are_trained_on_unit_pixels():
     from models import training
+    from models.manifest import InputSpec
 
     data = sample_data.load("digits", "val")
-    assert training.pixel_scale_for({"rescales_inputs": True}) == 1.0
-    scale = training.pixel_scale_for({"rescales_inputs": False})
+    assert InputSpec(rescales_inputs=True).pixel_scale == 1.0
+    scale = InputSpec(rescales_inputs=False).pixel_scale
     assert scale == 1.0 / 255.0
     x = training.as_model_input(data, scale)
     assert x.max() <= 1.0 and x.max() > 0.5  # the digits use the full byte range

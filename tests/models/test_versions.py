@@ -11,6 +11,7 @@ from commandline import cli
 from foundation import config
 from foundation.errors import WorkbenchError
 from models import model_card, store, versions
+from models.manifest import Manifest
 from tests.models.toy import MANIFEST
 from tests.models.toy import toy_model as _model
 from workbench import model_trust
@@ -105,10 +106,10 @@ def test_promotion_log_is_append_only_json_lines(toy, workspace):
 
 
 def test_comparison_helpers_by_hand():
-    old = {"classes": ["a", "b"], "metrics": {"test": {"accuracy": 0.5, "confusion": [[2, 2], [0, 4]],
+    old = {"modality": "image", "classes": ["a", "b"], "metrics": {"test": {"accuracy": 0.5, "confusion": [[2, 2], [0, 4]],
                                                         "per_class": {"a": {"precision": 1.0, "recall": 0.5, "f1": 0.6667},
                                                                       "b": {"precision": 0.6667, "recall": 1.0, "f1": 0.8}}}}}
-    new = {"classes": ["a", "b"], "metrics": {"test": {"accuracy": 0.75, "confusion": [[4, 0], [1, 3]],
+    new = {"modality": "image", "classes": ["a", "b"], "metrics": {"test": {"accuracy": 0.75, "confusion": [[4, 0], [1, 3]],
                                                         "per_class": {"a": {"precision": 0.8, "recall": 1.0, "f1": 0.8889},
                                                                       "b": {"precision": 1.0, "recall": 0.75, "f1": 0.8571}}}}}
     np.testing.assert_array_equal(versions.confusion_difference(old, new), [[2, -2], [1, -1]])
@@ -132,7 +133,7 @@ def test_model_card_reports_metrics_weaknesses_and_escapes_names():
                                                                 "support": 4}}},
                     "val": {"accuracy": 0.8}},
     }
-    card = model_card.model_card(manifest, status="candidate", trust={"gradcam deletion AUC": 0.125})
+    card = model_card.model_card(Manifest.from_dict(manifest), status="candidate", trust={"gradcam deletion AUC": 0.125})
     assert "# Model card: toy v2" in card and "**Parent version**: v1" in card
     assert "**Labels changed by corrections**: 3" in card
     assert "75.0%" in card and "80.0%" in card
