@@ -531,8 +531,8 @@ def run(
 
     images_model = api.load_model(image_model)
     texts_model = api.load_model(text_model)
-    image_data = datasets.load(images_model.manifest.get("dataset", image_model), "test")
-    text_data = datasets.load(texts_model.manifest.get("dataset", text_model), "test")
+    image_data = datasets.load(images_model.info.dataset or image_model, "test")
+    text_data = datasets.load(texts_model.info.dataset or text_model, "test")
     images = api.prepare_images(images_model, list(image_data.x[: budgets.gradcam_images]))
     image = images[0]
     text = pick_benchmark_text(texts_model, [str(t) for t in text_data.x])
@@ -566,9 +566,9 @@ def run(
         "budgets": asdict(budgets),
         "models": {
             "image": {"name": images_model.name, "version": images_model.version,
-                      "sha256": images_model.manifest.get("sha256")},
+                      "sha256": images_model.info.lineage.sha256},
             "text": {"name": texts_model.name, "version": texts_model.version,
-                     "sha256": texts_model.manifest.get("sha256")},
+                     "sha256": texts_model.info.lineage.sha256},
         },
         "machine": _machine(load_at_start),
         "shap_warm_up_s": round(warm_up_seconds, 3),

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workbench import api, datasets
 
     model = api.load_model(args.model)
-    dataset_name = model.manifest.get("dataset", args.model)
+    dataset_name = model.info.dataset or args.model
     image = datasets.load(dataset_name, "test").x[0]
     api.predict(model, [image])
     api.explain(model, "gradcam", [image])

@@ -488,7 +488,7 @@ def _cache_key(*parts: Any) -> str:
 
 def _model_key(model: Any) -> str:
     # The sha256 pins the weights even if a user folder re-uses a version name.
-    return f"{model.name}@{model.version}#{model.manifest.get('sha256', '')}"
+    return f"{model.name}@{model.version}#{model.info.lineage.sha256 or ''}"
 
 
 def _dataset_digest(dataset: Any) -> str:

@@ -316,7 +316,7 @@ def throughput(model: Any, method: str = "gradcam", n: int = 512, *, batch_size:
     """
     from workbench import cache, datasets
 
-    name = model.manifest.get("dataset")
+    name = model.info.dataset
     if name not in datasets.names():
         raise WorkbenchError(f"model {model.name!r} names no dataset the workbench has; cannot measure throughput.")
     data = datasets.load(name, "test")

@@ -184,16 +184,16 @@ def model_target(model_name: str | None, modality: Modality) -> tuple[tuple[str,
 
     if model_name not in store.model_names():
         raise InputError(f"there is no model named '{shown_name(model_name)}'; choose one of {', '.join(store.model_names())} and retry.")
-    manifest = store.read_manifest(model_name)
-    if manifest["modality"] != modality.value:
+    manifest = store.manifest(model_name)
+    if manifest.modality is not modality:
         raise InputError(
-            f"model '{model_name}' is a {manifest['modality']} model, so it cannot check {modality.value} data; "
+            f"model '{model_name}' is a {manifest.modality.value} model, so it cannot check {modality.value} data; "
             "choose another model and retry."
         )
     size = None
     if modality is Modality.IMAGE:
-        size = (int(manifest["input"]["height"]), int(manifest["input"]["width"]))
-    return tuple(manifest["classes"]), size
+        size = (int(manifest.input.height), int(manifest.input.width))
+    return manifest.classes, size
 
 
 # --------------------------------------------------------------------------- labels

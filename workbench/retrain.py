@@ -12,15 +12,12 @@ import contextlib
 import platform
 import time
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Sequence
 
 from foundation.errors import WorkbenchError
 from models import store, training
+from models.manifest import Corrections, Lineage, Manifest, Metrics, Training, as_manifest
 from workbench import datasets, snapshots
-
-# Manifest fields a fine-tuned version inherits unchanged from its parent.
-_INHERITED = ("modality", "classes", "input", "dataset", "recipe", "intended_use", "gradcam_layer",
-              "vocabulary_size")
 DEFAULT_TRAIN_SPLIT = "train"
 NOISY_SPLIT = "train_noisy"
 
@@ -35,7 +32,7 @@ class RetrainResult:
     before: dict[str, Any]
     after: dict[str, Any]
     seconds: float
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     def summary(self) -> dict[str, Any]:
         """The JSON the CLI prints: names the new version and gives before/after test metrics."""
@@ -51,31 +48,43 @@ class RetrainResult:
         }
 
 
-def training_split(manifest: dict[str, Any]) -> str:
+def training_split(manifest: Manifest | Mapping[str, Any], dataset: str | None = None) -> str:
     """The split a version learns from, and the ledger's corrections are applied to.
 
     A retrained version records it; otherwise the shipped labels as the Review page shows
-    them first: `train_noisy` (flipped labels included) where the dataset has one.
+    them first: `train_noisy` (flipped labels included) where the dataset (default: the
+    version's own) has one. A raw manifest dict is still accepted from callers not converted yet.
     """
-    if manifest.get("train_split"):
-        return str(manifest["train_split"])
-    dataset = manifest.get("dataset")
+    manifest = as_manifest(manifest)
+    if manifest.lineage.train_split:
+        return manifest.lineage.train_split
+    dataset = dataset or manifest.dataset
     if dataset and NOISY_SPLIT in datasets.splits(dataset):
         return NOISY_SPLIT
     return DEFAULT_TRAIN_SPLIT
 
 
-def recipe_config(manifest: dict[str, Any]) -> training.TrainConfig:
+def recipe_config(manifest: Manifest | Mapping[str, Any] | None) -> training.TrainConfig:
     """The training configuration a version recorded ("same recipe as training"); defaults otherwise.
 
     Used whole except `limit`: a version trained on a subset is fine-tuned on all the data.
+    A raw manifest dict is still accepted from callers not converted yet; None gives the defaults.
     """
-    recorded = dict(manifest.get("training", {}).get("config") or {})
+    recorded_training = _recorded_training(manifest)
+    recorded = dict((recorded_training.config if recorded_training else None) or {})
     known = {f.name for f in fields(training.TrainConfig)}
     values = {key: value for key, value in recorded.items() if key in known and key != "limit"}
     if "image_filters" in values:
         values["image_filters"] = tuple(values["image_filters"])
     return replace(training.TrainConfig(), **values)
+
+
+def _recorded_training(manifest: Manifest | Mapping[str, Any] | None) -> Training | None:
+    if manifest is None or isinstance(manifest, Manifest):
+        return None if manifest is None else manifest.training
+    # A raw dict from a caller not converted yet: only its training record is needed (and checked).
+    section = manifest.get("training")
+    return None if section is None else Training.from_dict(section)
 
 
 def evaluation_splits(dataset: str) -> list[str]:
@@ -113,16 +122,16 @@ def retrain(
 
     started = time.perf_counter()
     parent = parent or store.current_version(name)
-    parent_manifest = store.read_manifest(name, parent)
+    parent_manifest = store.manifest(name, parent)
     config = config or recipe_config(parent_manifest)
     # A user model that expects 0..1 pixels is trained and measured on 0..1 pixels.
-    config = replace(config, pixel_scale=training.pixel_scale_for(parent_manifest.get("input", {})))
-    dataset = dataset or parent_manifest.get("dataset")
+    config = replace(config, pixel_scale=parent_manifest.input.pixel_scale)
+    dataset = dataset or parent_manifest.dataset
     if not dataset:
         raise WorkbenchError(f"model {name!r} does not record its dataset; pass --dataset.")
-    if list(datasets.load(dataset, "val").classes) != list(parent_manifest["classes"]):
+    if tuple(datasets.load(dataset, "val").classes) != parent_manifest.classes:
         raise WorkbenchError(f"the classes of dataset {dataset!r} differ from those of model {name!r}.")
-    split = split or training_split(dict(parent_manifest, dataset=dataset))
+    split = split or training_split(parent_manifest, dataset)
 
     log(f"snapshot of {dataset}/{split} with the ledger's corrections ...")
     snapshot = snapshots.take_snapshot(dataset, split, ledger or Ledger())
@@ -138,35 +147,34 @@ def retrain(
     log(f"fine-tuned: test accuracy {after['test']['accuracy']:.4f}")
 
     seconds = round(time.perf_counter() - started, 1)
-    manifest = {key: parent_manifest[key] for key in _INHERITED if key in parent_manifest}
-    manifest.update(
-        parent=parent,
+    manifest = Manifest(
+        # Inherited unchanged from the parent:
+        modality=parent_manifest.modality, classes=parent_manifest.classes, input=parent_manifest.input,
+        recipe=parent_manifest.recipe, intended_use=parent_manifest.intended_use,
+        gradcam_layer=parent_manifest.gradcam_layer, vocabulary_size=parent_manifest.vocabulary_size,
+        # What this fine-tuning did:
         dataset=dataset,
-        train_split=split,
-        data_snapshot_hash=snapshot.hash,
-        data_hash=snapshot.hash,
-        labels_changed=snapshot.labels_changed,
-        corrections={"ledger_event_id": snapshot.ledger_event_id, "snapshot_size": snapshot.size},
-        metrics=after,
-        parent_metrics=before,
-        training={
-            "recipe": "fine_tune",
-            "config": training.config_dict(config),
-            "seconds": seconds,
-            "command": f"workbench retrain --model {name}",
-        },
+        lineage=Lineage(
+            parent=parent, train_split=split, data_snapshot_hash=snapshot.hash, data_hash=snapshot.hash,
+            labels_changed=snapshot.labels_changed,
+            corrections=Corrections(ledger_event_id=snapshot.ledger_event_id, snapshot_size=snapshot.size),
+        ),
+        metrics=Metrics.from_dict(after),
+        parent_metrics=Metrics.from_dict(before, path="parent_metrics"),
+        training=Training(recipe="fine_tune", config=training.config_dict(config), seconds=seconds,
+                          command=f"workbench retrain --model {name}"),
         created_by=created_by,
         created_at=store.now_iso(),
         created_as="candidate",
         software={"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
     )
     with publishing():
-        info = store.publish_version(name, model, manifest)
-    log(f"published candidate {name} {info.version}")
+        published = store.publish_version(name, model, manifest)
+    log(f"published candidate {name} {published.version}")
     return RetrainResult(
-        model=name, candidate=info.version, parent=parent, labels_changed=snapshot.labels_changed,
+        model=name, candidate=published.version, parent=parent, labels_changed=snapshot.labels_changed,
         data_snapshot_hash=snapshot.hash, before=before["test"], after=after["test"], seconds=seconds,
-        manifest=info.manifest,
+        manifest=published.info,
     )
 
 
@@ -179,12 +187,12 @@ def pending_corrections(name: str, ledger: Any = None) -> dict[str, Any]:
     from labels import Ledger
 
     version = store.current_version(name)
-    manifest = store.read_manifest(name, version)
-    dataset, split = manifest.get("dataset"), training_split(manifest)
+    manifest = store.manifest(name, version)
+    dataset, split = manifest.dataset, training_split(manifest)
     if not dataset:
         return {"version": version, "dataset": None, "split": split, "labels_changed": 0, "not_in_current": 0}
     now = {c.example_id: c.current for c in snapshots.label_changes(datasets.load(dataset, split), ledger or Ledger())}
-    trained_snapshot = snapshots.find_snapshot(dataset, manifest.get("data_snapshot_hash", ""))
+    trained_snapshot = snapshots.find_snapshot(dataset, manifest.lineage.data_snapshot_hash or "")
     trained = trained_snapshot.changed_labels() if trained_snapshot else {}
     differing = {eid for eid in set(now) | set(trained) if now.get(eid) != trained.get(eid)}
     return {"version": version, "dataset": dataset, "split": split, "labels_changed": len(now),

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from foundation.types import Modality
 from models import training
+from models.manifest import Lineage, Manifest, Metrics, Training
 from models.store import now_iso, save_model_folder
 
 SAMPLE_MODELS = {
@@ -73,51 +74,39 @@ def train_sample(
     model, info = _build(name, config, out_root, backbone_path, list(callbacks or []))
     test = sample_data.load(info["dataset"], "test")
     modality = sample_data.modality(info["dataset"])
-    manifest: dict[str, Any] = {
-        "name": name,
-        "version": "v1",
-        "parent": None,
-        "modality": modality.value,
-        "classes": list(test.classes),
-        "input": training.input_spec(modality, model),
-        "dataset": info["dataset"],
-        "data_hash": sample_data.dataset_hash(info["train"]),
-        "recipe": info["recipe"],
-        "intended_use": INTENDED_USE[name],
-        "metrics": {
-            "test": training.evaluate(model, test),
-            "val": training.evaluate(model, info["val"]),
-        },
-        "training": {
-            "config": training.config_dict(config),
-            "seconds": round(time.perf_counter() - start, 1),
-            "command": f"workbench train {name}",
-        },
-        "labels_changed": 0,
-        "created_at": now_iso(),
-        "created_by": "workbench train",
-        "software": {
-            "keras": keras.__version__,
-            "tensorflow": tf.__version__,
-            "python": platform.python_version(),
-        },
-    }
-    if modality is Modality.TEXT:
-        manifest["vocabulary_size"] = len(model.get_layer("vectorize").get_vocabulary())
-    else:
-        manifest["gradcam_layer"] = "backbone/" + model.get_layer("backbone").layers[-1].name
+    vectorize = model.get_layer("vectorize") if modality is Modality.TEXT else None
+    measured = {"test": training.evaluate(model, test), "val": training.evaluate(model, info["val"])}
+    seconds = round(time.perf_counter() - start, 1)  # training and the clean test/val evaluation
     if name == "shapes-shortcut":
-        manifest["metrics"]["test_nocue"] = training.evaluate(model, sample_data.load(info["dataset"], "test_nocue"))
+        measured["test_nocue"] = training.evaluate(model, sample_data.load(info["dataset"], "test_nocue"))
+    manifest = Manifest(
+        name=name,
+        version="v1",
+        modality=modality,
+        classes=tuple(test.classes),
+        input=training.input_spec(modality, model),
+        dataset=info["dataset"],
+        lineage=Lineage(parent=None, data_hash=sample_data.dataset_hash(info["train"]), labels_changed=0),
+        recipe=info["recipe"],
+        intended_use=INTENDED_USE[name],
+        metrics=Metrics.from_dict(measured),
+        training=Training(config=training.config_dict(config), seconds=seconds, command=f"workbench train {name}"),
+        created_at=now_iso(),
+        created_by="workbench train",
+        software={"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
+        vocabulary_size=None if vectorize is None else len(vectorize.get_vocabulary()),
+        gradcam_layer=None if vectorize is not None else "backbone/" + model.get_layer("backbone").layers[-1].name,
+    )
     folder = out_root / name
     folder.mkdir(parents=True, exist_ok=True)
-    if modality is Modality.TEXT:
+    if vectorize is not None:
         from foundation.atomic import write_json_atomic
 
-        write_json_atomic(folder / "vocabulary.json", model.get_layer("vectorize").get_vocabulary())
+        write_json_atomic(folder / "vocabulary.json", vectorize.get_vocabulary())
     manifest = save_model_folder(model, manifest, folder)
-    log(f"{name}: test accuracy {manifest['metrics']['test']['accuracy']:.4f} "
-        f"({manifest['training']['seconds']} s)")
-    return manifest
+    log(f"{name}: test accuracy {manifest.metrics.test.accuracy:.4f} ({manifest.training.seconds} s)")
+    # Callers print and compare the manifest as the JSON written to disk.
+    return manifest.to_dict()
 
 
 def recipe_config(name: str) -> training.TrainConfig:

@@ -197,8 +197,8 @@ def load_snapshot(snapshot: Snapshot) -> Dataset:
 def corrections_between(name: str, old: str, new: str) -> dict[str, str]:
     """Labels corrected in the data of `new` and not in that of `old`: example id -> new label."""
     def changed(version: str) -> dict[str, str]:
-        manifest = store.read_manifest(name, version)
-        snap = find_snapshot(manifest.get("dataset", ""), manifest.get("data_snapshot_hash", ""))
+        manifest = store.manifest(name, version)
+        snap = find_snapshot(manifest.dataset or "", manifest.lineage.data_snapshot_hash or "")
         return snap.changed_labels() if snap else {}
 
     before = changed(old)

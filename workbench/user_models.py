@@ -17,7 +17,7 @@ import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -25,6 +25,7 @@ from foundation import config
 from foundation.errors import ModelError, WorkbenchError
 from models import store
 from models.inspect import InferredSpec, check_name, inspect_model, missing_sentence, suggest_name
+from models.manifest import InputSpec, Lineage, Manifest, Metrics, Source
 from models.safe_load import MAX_MODEL_BYTES, inspect_keras_archive, load_keras_model, sha256_file
 
 CREATED_BY = "models add"
@@ -41,10 +42,10 @@ def registered_sha256() -> dict[str, str]:
     for name in store.model_names():
         for version in store.all_version_ids(name):
             try:
-                manifest = store.read_manifest(name, version)
+                lineage = store.manifest(name, version).lineage
             except (OSError, ValueError, ModelError):
                 continue  # a damaged version is not a match; the store reports it where it is used
-            for digest in (manifest.get("sha256"), (manifest.get("source") or {}).get("sha256")):
+            for digest in (lineage.sha256, lineage.source.sha256 if lineage.source else None):
                 if digest:
                     known.setdefault(digest, name)
     return known
@@ -58,7 +59,12 @@ def inspect_file(
     return inspect_model(load_keras_model(path), path, classes=classes, overrides=overrides)
 
 
-def register_model(
+def register_model(path: Path | str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`register`, returning the manifest as the JSON written to disk (for callers that print or show it)."""
+    return register(path, *args, **kwargs).to_dict()
+
+
+def register(
     path: Path | str,
     classes: Sequence[str] | Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -67,7 +73,7 @@ def register_model(
     dataset: str | None = None,
     created_by: str = CREATED_BY,
     source_label: str | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Register a `.keras` file as version v1 of a new model and return its manifest.
 
     `classes` is a list of names or a JSON file; without it `<stem>.classes.json` or
@@ -95,9 +101,9 @@ def register_model(
         name = _free_name(check_name(name or suggest_name(path)))
         manifest = _manifest(name, spec, digest, source_label or str(path), created_by)
         if dataset:
-            manifest["dataset"] = dataset
-            manifest["metrics"] = _check_dataset_and_measure(name, manifest, keras_model, dataset)
-        store.write_json_atomic(staging / store.MANIFEST_FILE, manifest)
+            manifest = replace(manifest, dataset=dataset,
+                               metrics=_check_dataset_and_measure(name, manifest, keras_model, dataset))
+        store.write_manifest(staging, manifest)
         _publish(staging, name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -166,32 +172,31 @@ def _free_name(name: str) -> str:
     return name
 
 
-def _manifest(name: str, spec: InferredSpec, digest: str, source: str, created_by: str) -> dict[str, Any]:
+def _manifest(name: str, spec: InferredSpec, digest: str, source: str, created_by: str) -> Manifest:
     import keras
     import tensorflow as tf
 
-    manifest: dict[str, Any] = {
-        "name": name,
-        "version": store.ZOO_VERSION,
-        "parent": None,
-        **spec.manifest_fields(),
-        "dataset": None,
-        "file": store.MODEL_FILE,
-        "sha256": digest,
-        "source": {"path": source, "sha256": digest},
-        "inferred": dict(spec.sources),
-        "notes": list(spec.notes),
-        "intended_use": f"A model registered by a user from {Path(source).name}.",
-        "metrics": {},
-        "labels_changed": 0,
-        "created_at": store.now_iso(),
-        "created_by": created_by,
-        "software": {"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
-    }
-    return manifest
+    return Manifest(
+        name=name,
+        version=store.ZOO_VERSION,
+        modality=spec.modality,
+        classes=tuple(spec.classes or ()),
+        input=InputSpec.from_dict(spec.input),
+        gradcam_layer=spec.gradcam_layer or None,
+        dataset=None,
+        file=store.MODEL_FILE,
+        lineage=Lineage(parent=None, sha256=digest, source=Source(path=source, sha256=digest), labels_changed=0),
+        inferred=dict(spec.sources),
+        notes=tuple(spec.notes),
+        intended_use=f"A model registered by a user from {Path(source).name}.",
+        metrics=Metrics(),
+        created_at=store.now_iso(),
+        created_by=created_by,
+        software={"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
+    )
 
 
-def _check_dataset_and_measure(name: str, manifest: dict[str, Any], keras_model: Any, dataset: str) -> dict[str, Any]:
+def _check_dataset_and_measure(name: str, manifest: Manifest, keras_model: Any, dataset: str) -> Metrics:
     """The dataset must match the model's modality and classes; measure test accuracy on it."""
     from models.loaded import LoadedModel
     from models.metrics import classification_metrics
@@ -201,16 +206,16 @@ def _check_dataset_and_measure(name: str, manifest: dict[str, Any], keras_model:
         test = datasets.load(dataset, "test")
     except WorkbenchError as exc:
         raise ModelError(str(exc)) from None
-    if test.modality.value != manifest["modality"]:
-        raise ModelError(f"dataset {dataset!r} holds {test.modality.value}s but the model is a {manifest['modality']} model.")
-    if list(test.classes) != list(manifest["classes"]):
+    if test.modality is not manifest.modality:
+        raise ModelError(f"dataset {dataset!r} holds {test.modality.value}s but the model is a {manifest.modality.value} model.")
+    if tuple(test.classes) != manifest.classes:
         raise ModelError(
             f"dataset {dataset!r} has classes {', '.join(test.classes)} but the model has "
-            f"{', '.join(manifest['classes'])}; import the data for this model so the classes match."
+            f"{', '.join(manifest.classes)}; import the data for this model so the classes match."
         )
-    loaded = LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest, keras_model=keras_model)
+    loaded = LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest.to_dict(), keras_model=keras_model)
     probabilities = loaded.predict_proba(list(test.x))
-    return {"test": classification_metrics(test.y, probabilities.argmax(axis=1), test.classes)}
+    return Metrics.from_dict({"test": classification_metrics(test.y, probabilities.argmax(axis=1), test.classes)})
 
 
 def _publish(staging: Path, name: str) -> None:
@@ -235,16 +240,16 @@ def link_dataset(name: str, dataset: str) -> dict[str, Any]:
     and test metrics are filled in, atomically. Sample models and models that already
     name a dataset are refused.
     """
-    manifest = store.read_manifest(name, store.ZOO_VERSION)
-    if manifest.get("created_by") == "workbench train" or (config.ZOO_DIR / name).is_dir():
+    manifest = store.manifest(name, store.ZOO_VERSION)
+    if manifest.created_by == "workbench train" or (config.ZOO_DIR / name).is_dir():
         raise ModelError(f"{name!r} is a sample model; its dataset cannot be changed.")
-    if manifest.get("dataset"):
-        raise ModelError(f"model {name!r} already uses dataset {manifest['dataset']!r}; register the model again to change it.")
+    if manifest.dataset:
+        raise ModelError(f"model {name!r} already uses dataset {manifest.dataset!r}; register the model again to change it.")
     model = store.load(name, store.ZOO_VERSION)
     metrics = _check_dataset_and_measure(name, manifest, model.keras_model, dataset)
-    manifest = dict(manifest, dataset=dataset, metrics=metrics)
-    store.write_json_atomic(store.version_path(name, store.ZOO_VERSION) / store.MANIFEST_FILE, manifest)
-    return manifest
+    manifest = replace(manifest, dataset=dataset, metrics=metrics)
+    store.write_manifest(store.version_path(name, store.ZOO_VERSION), manifest)
+    return manifest.to_dict()
 
 
 # --------------------------------------------------------------- the models folder
@@ -287,8 +292,8 @@ def scan_models_dir() -> list[ScanResult]:
             if known:
                 results.append(ScanResult(path, "already registered", known, f"already registered as {known!r}"))
                 continue
-            manifest = register_model(path, name=_unused_name(suggest_name(path)), created_by="models scan")
-            results.append(ScanResult(path, "registered", manifest["name"], f"registered as {manifest['name']!r}"))
+            name = register(path, name=_unused_name(suggest_name(path)), created_by="models scan").name
+            results.append(ScanResult(path, "registered", name, f"registered as {name!r}"))
         except WorkbenchError as exc:
             results.append(ScanResult(path, "refused", None, str(exc)))
         except OSError as exc:

@@ -17,7 +17,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise WorkbenchError("--top must be 0 or more.")
     model = api.load_model(args.model)
-    dataset_name = args.dataset or model.manifest.get("dataset")
+    dataset_name = args.dataset or model.info.dataset
     if not dataset_name:
         raise WorkbenchError(f"model {args.model!r} names no dataset; pass --dataset.")
     dataset = datasets.load(dataset_name, args.split)

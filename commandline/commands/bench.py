@@ -17,7 +17,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name, modality in ((args.image_model, "image"), (args.text_model, "text")):
         if name not in store.model_names():
             raise WorkbenchError(f"there is no model named {name!r}; run `make zoo` to train the sample models.")
-        if store.read_manifest(name).get("modality") != modality:
+        if store.manifest(name).modality.value != modality:
             article = "an" if modality == "image" else "a"
             raise WorkbenchError(f"{name!r} is not {article} {modality} model; pass one with --{modality}-model.")
     log = (lambda message: print(f"bench: {message}", file=sys.stderr, flush=True))

@@ -22,7 +22,7 @@ def cmd_models_add(args: argparse.Namespace) -> int:
     overrides = {"rescales_inputs": _yes_no(args.rescales_inputs), "gradcam_layer": args.gradcam_layer}
     if args.height or args.width:
         overrides.update(height=args.height, width=args.width)
-    manifest = user_models.register_model(
+    info = user_models.register(
         Path(args.path),
         classes=Path(args.classes) if args.classes else None,
         overrides={k: v for k, v in overrides.items() if v is not None},
@@ -30,12 +30,12 @@ def cmd_models_add(args: argparse.Namespace) -> int:
         dataset=args.dataset,
     )
     if args.json:
-        print(json.dumps(manifest, indent=2, default=str))
+        print(json.dumps(info.to_dict(), indent=2, default=str))
     else:
-        size = manifest["input"]
-        shape = f"{size['width']}x{size['height']} RGB" if manifest["modality"] == "image" else f"{size['sequence_length']} tokens"
-        print(f"registered {manifest['name']} v1: {manifest['modality']} model, {shape}, classes {', '.join(manifest['classes'])}")
-        print(f"Grad-CAM layer: {manifest.get('gradcam_layer') or 'none'}; sha256 {manifest['sha256'][:12]}…")
+        size, modality = info.input, info.modality.value
+        shape = f"{size.width}x{size.height} RGB" if modality == "image" else f"{size.sequence_length} tokens"
+        print(f"registered {info.name} v1: {modality} model, {shape}, classes {', '.join(info.classes)}")
+        print(f"Grad-CAM layer: {info.gradcam_layer or 'none'}; sha256 {info.lineage.sha256[:12]}…")
     return 0
 
 

@@ -49,18 +49,19 @@ def _train_from_recipe(recipe: str, train: Any, val: Any, config: Any) -> Any:
 def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[str, str]:
     """`<source>-noisy` at a version trained on the noisy labels with this config (reused if present)."""
     from models import store, training
+    from models.manifest import Lineage, Manifest, Metrics, Training
     from workbench import datasets
 
     name = f"{source}-noisy"
     wanted = training.config_dict(config)
     if name in store.model_names():
         for version in store.all_version_ids(name):
-            simulation = store.read_manifest(name, version).get("simulation", {})
+            simulation = store.manifest(name, version).simulation or {}  # this command's own record
             if simulation.get("role") == "noisy-base" and simulation.get("config") == wanted:
                 log(f"reusing {name} {version} (trained on the noisy labels)")
                 return name, version
-    parent = store.read_manifest(source, store.ZOO_VERSION)
-    dataset, recipe = parent["dataset"], parent.get("recipe", "scratch")
+    parent = store.manifest(source, store.ZOO_VERSION)
+    dataset, recipe = parent.dataset, parent.recipe or "scratch"
     train = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
     val = datasets.load(dataset, "val")
     log(f"training {name} on {len(train)} examples with ~5% flipped labels ...")
@@ -68,21 +69,23 @@ def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[s
     model = _train_from_recipe(recipe, train, val, config)
     from workbench.retrain import evaluate_all
 
-    manifest = {key: parent[key] for key in ("modality", "classes", "input", "dataset", "recipe",
-                                            "gradcam_layer", "vocabulary_size") if key in parent}
-    manifest.update(
-        parent=None, train_split=NOISY_SPLIT, labels_changed=0, metrics=evaluate_all(model, dataset),
+    metrics = Metrics.from_dict(evaluate_all(model, dataset))
+    import sample_data
+
+    manifest = Manifest(
+        # Inherited from the shipped model:
+        modality=parent.modality, classes=parent.classes, input=parent.input, dataset=parent.dataset,
+        recipe=parent.recipe, gradcam_layer=parent.gradcam_layer, vocabulary_size=parent.vocabulary_size,
+        lineage=Lineage(parent=None, train_split=NOISY_SPLIT, labels_changed=0,
+                        data_hash=sample_data.dataset_hash(train)),
+        metrics=metrics,
         intended_use=f"Simulation only: {source}'s recipe trained on the flipped-label copy of {dataset}.",
-        training={"recipe": recipe, "config": wanted, "seconds": round(time.perf_counter() - started, 1),
-                  "command": f"workbench simulate-review --model {source}"},
+        training=Training(recipe=recipe, config=wanted, seconds=round(time.perf_counter() - started, 1),
+                          command=f"workbench simulate-review --model {source}"),
         simulation={"role": "noisy-base", "config": wanted, "source": source},
         created_by=REVIEWER, created_at=store.now_iso(),
     )
-    import sample_data
-
-    manifest["data_hash"] = sample_data.dataset_hash(train)
-    info = store.publish_version(name, model, manifest)
-    return name, info.version
+    return name, store.publish_version(name, model, manifest).version
 
 
 # -- ranking ---------------------------------------------------------------------------------
@@ -188,7 +191,7 @@ def simulate_review(
     started = time.perf_counter()
     config = config or _sample_recipe(source)
     name, base = noisy_model(source, config, log)
-    dataset = store.read_manifest(name, base)["dataset"]
+    dataset = store.manifest(name, base).dataset
     noisy = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
     clean = training._limited(datasets.load(dataset, "train"), config.limit)
     model = store.load(name, base)
@@ -241,8 +244,8 @@ def _sample_recipe(name: str) -> Any:
     from workbench.retrain import recipe_config
 
     if name in store.model_names() and store.ZOO_VERSION in store.all_version_ids(name):
-        return recipe_config(store.read_manifest(name, store.ZOO_VERSION))
-    return recipe_config({})  # simulate_review refuses the name with a clear message
+        return recipe_config(store.manifest(name, store.ZOO_VERSION))
+    return recipe_config(None)  # simulate_review refuses the name with a clear message
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
