@@ -36,6 +36,8 @@ def ledger(db_url: str) -> Ledger:
 def _postgres_schema_url() -> Iterator[str]:
     base = os.environ.get(POSTGRES_ENV)
     if not base:
+        if os.environ.get("CI") == "true":  # in CI a missing server is a failure, never a silent skip
+            pytest.fail(f"{POSTGRES_ENV} is not set in CI: .ci/run must start PostgreSQL")
         pytest.skip(f"{POSTGRES_ENV} is not set (run .ci/postgres.sh)")
     schema = f"labels_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
