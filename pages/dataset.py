@@ -2,8 +2,7 @@
 import streamlit as st
 
 from ui import dataset_widgets as dw
-from ui import sidebar
-from ui.report_button import report_download_button
+from ui import kit, sidebar
 from workbench import dataset_view
 
 st.title("📊 Dataset")
@@ -35,7 +34,7 @@ index, explanation = dw.example_panel(model, dataset, outputs)
 st.subheader("Where the model fails most")
 slices, table = dw.failure_slices(dataset, outputs, result)
 
-report_download_button(
+kit.report_button(
     f"Dataset report: {model.name} {model.version} on {dataset.name} {dataset.split}",
     dw.report_sections(model, dataset, outputs, result, table, index, explanation),
     key="dataset_report",

@@ -8,24 +8,24 @@ different units (Grad-CAM is unitless and never negative, SHAP is probability pe
 LIME probability per superpixel), so a shared absolute scale would only show whose numbers
 happen to be larger; the shared relative scale compares *where* each method puts its evidence.
 
-Agreement (explainers.metrics.agreement): the rank correlation of the two maps over all
+Agreement (measured in the core, `workbench.explaining.agreements`): the rank correlation of the two maps over all
 pixels (or words), and the overlap of their top regions: of the positions either method
 ranks in its top 10% (top 20% of words for text), the share ranked there by both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import combinations
 from typing import Sequence
 
 import numpy as np
 import streamlit as st
 
-from explainers import metrics, render
-from foundation.types import Explanation, Modality
+from explainers import render
+from ui.kit.overlay import grey_underlay
+from workbench.explaining import Comparison, PairAgreement, agreements
 
-IMAGE_TOP_FRACTION = 0.1
-TEXT_TOP_FRACTION = 0.2
+__all__ = ["PairAgreement", "agreement_sentence", "agreement_table", "agreements", "grey_underlay", "image_comparison",
+           "legend", "normalised", "shared_scale_overlay"]
+
 LEGEND = ("against the class", "for the class")
 
 
@@ -36,48 +36,12 @@ def normalised(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else np.zeros_like(values)
 
 
-def grey_underlay(image: np.ndarray) -> np.ndarray:
-    """A grey copy of an RGB image (luminance in all three channels).
-
-    Signed maps are drawn over it so that orange and blue read as the map's colours, not
-    the picture's (a pink shape under orange is otherwise hard to tell from evidence).
-    """
-    image = np.asarray(image, dtype=np.uint8)
-    luminance = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    return np.repeat(np.clip(np.round(luminance), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-
-
 def shared_scale_overlay(image: np.ndarray, values: np.ndarray, alpha: float) -> np.ndarray:
     """The grey image blended with the map drawn on the shared diverging scale [-1, 1]."""
     image = grey_underlay(image)
     colours = render.heatmap_to_rgb(normalised(values), image.shape[:2], signed=True, max_abs=1.0)
     blended = (1.0 - alpha) * image.astype(np.float64) + alpha * colours.astype(np.float64)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class PairAgreement:
-    first: str
-    second: str
-    rank_correlation: float
-    top_overlap: float  # intersection over union of the two top sets
-    top_k: int  # positions in each top set
-
-    @property
-    def shared(self) -> int:
-        """How many positions the two top sets have in common (from the IoU: s / (2k - s))."""
-        return int(round(self.top_overlap * 2 * self.top_k / (1.0 + self.top_overlap)))
-
-
-def agreements(explanations: Sequence[Explanation], titles: Sequence[str]) -> list[PairAgreement]:
-    """Agreement of every pair of explanations (same input, same class)."""
-    rows = []
-    for (a, title_a), (b, title_b) in combinations(zip(explanations, titles), 2):
-        fraction = TEXT_TOP_FRACTION if a.modality is Modality.TEXT else IMAGE_TOP_FRACTION
-        scores = metrics.agreement(a.values, b.values, top_fraction=fraction)
-        k = max(1, int(round(fraction * a.values.size)))
-        rows.append(PairAgreement(title_a, title_b, scores["rank_correlation"], scores["top_overlap"], k))
-    return rows
 
 
 def _strength(rho: float) -> str:
@@ -136,16 +100,15 @@ def agreement_table(pairs: Sequence[PairAgreement], unit: str) -> None:
         st.markdown(f"- {agreement_sentence(pair, unit)}")
 
 
-def image_comparison(display: np.ndarray, explanations: Sequence[Explanation], titles: Sequence[str],
-                     captions: Sequence[str], alpha: float) -> None:
+def image_comparison(display: np.ndarray, comparison: Comparison, alpha: float) -> None:
     """The maps side by side on the shared scale, the legend, and the agreement table."""
-    columns = st.columns(len(explanations))
-    for column, explanation, title, caption in zip(columns, explanations, titles, captions):
-        column.image(shared_scale_overlay(display, explanation.values, alpha), caption=f"{title} · {caption}",
-                     width="stretch")
+    columns = st.columns(len(comparison.results))
+    for column, result, title in zip(columns, comparison.results, comparison.titles):
+        column.image(shared_scale_overlay(display, result.explanation.values, alpha),
+                     caption=f"{title} · {result.caption()}", width="stretch")
     legend()
     st.caption("Each map is divided by its own largest |value|, so all of them share one colour scale from "
                "−1 (blue, strongest evidence against the class) to +1 (orange, strongest evidence for it), "
                "drawn over a grey copy of the image. Grad-CAM has no negative side. The colours compare where "
                "each method puts its evidence, not how much: the methods measure in different units.")
-    agreement_table(agreements(explanations, titles), "pixels")
+    agreement_table(comparison.agreements, "pixels")

@@ -20,6 +20,7 @@ from explainers import registry, render
 from foundation.dataset import Dataset
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
+from ui import kit
 from workbench import api, dataset_view, reports
 
 DATASET_KEY = "dataset_view_name"
@@ -354,19 +355,16 @@ def example_panel(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOu
     st.markdown(f"`{dataset.ids[index]}` · true label **{truth}** · the model says "
                 f"**{dataset.classes[predicted]}** ({outputs_.confidence[index]:.1%}) · {verdict}")
     if dataset.modality is Modality.IMAGE:
-        display = render.upscale_for_display(np.asarray(item), 256)
         left, right = st.columns(2)
-        left.image(display, caption="Input", width=256)
+        left.image(kit.display_image(item, 256), caption="Input", width=256)
         if explanation is not None:
-            overlay_base = render.upscale_for_display(api.prepare_images(model, [item])[0], 256)
-            right.image(render.overlay_heatmap(overlay_base, explanation.values),
-                        caption=f"{explanation.method} for “{explanation.target_label}”", width=256)
+            kit.show_attribution(explanation, api.prepare_input(model, item), width=256, where=right,
+                                 caption=f"{explanation.method} for “{explanation.target_label}”")
     else:
         st.text(str(item))
         if explanation is not None:
-            # token_html escapes every token; the colours are the evidence for the predicted class.
-            st.html(render.token_html(explanation.tokens, explanation.values))
-            st.html(render.diverging_legend_html(f"against {explanation.target_label}", f"for {explanation.target_label}"))
+            # The colours are the evidence for the predicted class.
+            kit.show_tokens(explanation, legend=True)
     if method is None:
         st.info("No explanation method applies to this model.")
     return index, explanation
@@ -431,7 +429,7 @@ def report_sections(model: Any, dataset: Dataset, outputs_: dataset_view.Dataset
     ]
     if explanation is not None:
         sections.append(reports.explanation_section(
-            explanation, api.prepare_images(model, [dataset.x[index]])[0] if dataset.modality is Modality.IMAGE else None,
+            explanation, api.prepare_input(model, dataset.x[index]) if dataset.modality is Modality.IMAGE else None,
             title=f"Example {dataset.ids[index]} (true label {dataset.classes[int(dataset.y[index])]})",
             text=str(dataset.x[index]) if dataset.modality is Modality.TEXT else ""))
     return sections

@@ -9,9 +9,9 @@ import streamlit as st
 
 from foundation.errors import InputError
 from models.loaded import LoadedModel
+from foundation.escaping import markdown_literal
 from ui import loaders
-from ui.text_views import markdown_literal
-from workbench import inputs
+from workbench import api, datasets, inputs
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
 
@@ -21,19 +21,15 @@ class ChosenImage:
     pixels: np.ndarray  # uint8 RGB, original size
     caption: str  # Markdown, with every user- or dataset-supplied part escaped
     true_label: str | None = None
-    ground_truth: Any = None  # explainers.metrics.GroundTruth for samples with known masks
+    ground_truth: api.GroundTruth | None = None  # for samples with known masks
 
 
 def _sample_dataset_name(model: LoadedModel) -> str | None:
-    from workbench import datasets
-
-    name = model.manifest.get("dataset")
+    name = model.info.dataset
     return name if name in datasets.names() else None
 
 
 def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
-    from workbench import datasets
-
     available = datasets.splits(dataset_name)
     options = [s for s in ("test", "test_nocue", "val", "train", "train_noisy") if s in available]
     split = st.selectbox("Split", options, key=f"split_{dataset_name}",
@@ -51,15 +47,13 @@ def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
     return ChosenImage(np.asarray(data.x[index]), caption, label, _ground_truth(data, index))
 
 
-def _ground_truth(data: Any, index: int) -> Any:
-    from explainers.metrics import GroundTruth
-
+def _ground_truth(data: Any, index: int) -> api.GroundTruth | None:
     mask = data.masks[index] if data.masks is not None else None
     cue = data.cue_masks[index] if data.cue_masks is not None else None
     if mask is None and cue is None:
         return None
     # A cue mask with nothing marked (an image without the mark) tells nothing.
-    return GroundTruth(mask=mask, cue_mask=cue if cue is not None and cue.any() else None)
+    return api.GroundTruth(mask=mask, cue_mask=cue if cue is not None and cue.any() else None)
 
 
 def _choose_upload() -> ChosenImage | None:

@@ -1,21 +1,21 @@
-"""The method tabs of the Explain image page: Grad-CAM, SHAP, LIME and Compare.
+"""The method tabs of the Explain image page: one per method the registry offers, and Compare.
 
 Each tab body is a fragment: changing a method's settings reruns that tab alone, not the
-prediction above it or the other methods. Results come from `workbench.api.explain`, cached
-per (model version, input, method, parameters, class, seed), so a repeat is instant.
+prediction above it or the other methods. Results come from the core (`api.explain_input`),
+cached per (model version, input, method, parameters, class, seed), so a repeat is instant.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import streamlit as st
 
 from explainers import render
 from models.loaded import LoadedModel
-from ui import compare_views, method_params, text_views
-from ui.explanation_footer import comparison_report_button, explanation_footer
+from ui import compare_views, kit, method_params, text_views
+from workbench import api
 
 HOW_IT_WORKS = {
     "gradcam": "Warm colours mark the regions that raised the score of the chosen class most. Grad-CAM is "
@@ -26,6 +26,8 @@ HOW_IT_WORKS = {
     "lime": "LIME switches superpixels on and off at random, fits a weighted linear model to the model's answers "
             "and shows its weights. Orange superpixels raised the probability, blue ones lowered it.",
 }
+# Maps that are never negative (evidence for the class only): drawn in a colour map over the picture.
+UNSIGNED_METHODS = frozenset({"gradcam", "gradcam++"})
 
 
 @dataclass(frozen=True)
@@ -33,79 +35,59 @@ class ImageTask:
     """What every tab explains: one image, one class, shown at one size and opacity."""
 
     model: LoadedModel
-    pixels: np.ndarray  # the chosen image (uint8 RGB, any size; api.explain resizes it)
-    display: np.ndarray  # the same image enlarged for the screen
+    model_input: np.ndarray  # the image as the model reads it (prepared once per rerun)
+    display: np.ndarray  # the chosen image enlarged for the screen
     target: int
     target_md: str  # the class name, escaped for Markdown
     alpha: float
     ground_truth: Any = None  # object / cue masks of a sample image, for the trust panel
 
-    def compute(self, chosen: method_params.MethodChoice, spinner: bool = True) -> method_params.Computed:
-        run = method_params.compute_with_spinner if spinner else method_params.compute
-        return run(self.model, chosen, self.pixels, self.target)
+    def explain(self, chosen: method_params.MethodChoice, spinner: bool = True) -> api.ExplainedInput:
+        return kit.explain(self.model, chosen, self.model_input, self.target, self.ground_truth, spinner=spinner)
 
 
-def gradcam_choice() -> method_params.MethodChoice:
-    return method_params.choice("image", method_params.value("image", "cam_method"))
+def _caption(task: ImageTask, chosen: method_params.MethodChoice, result: api.ExplainedInput) -> str:
+    # A colour-map caption starts with the method's name ("gradcam for …"): the browser tests find the overlay by it.
+    name = result.explanation.method if chosen.method in UNSIGNED_METHODS else chosen.title
+    return f"{name} for “{task.target_md}” · {result.caption()}"
 
 
 @st.fragment
-def gradcam_section(task: ImageTask) -> None:
+def method_section(task: ImageTask, method: str) -> None:
+    """One method's tab: its settings on the right, its map over the image on the left, trust and report below."""
+    signed = method not in UNSIGNED_METHODS
     picture, settings = st.columns([1, 1], gap="large")
     with settings:
-        st.radio("Method", ["gradcam", "gradcam++"], horizontal=True, key="cam_method",
-                 format_func=method_params.TITLES.get)
-        colormap = st.selectbox("Colour map", list(render.COLORMAPS), key="colormap")
-        st.caption(HOW_IT_WORKS["gradcam"])
+        chosen = method_params.widgets("image", method)
+        colormap = "jet" if signed else st.selectbox("Colour map", list(render.COLORMAPS), key="colormap")
+        st.caption(HOW_IT_WORKS.get(method, ""))
+        if signed:
+            st.html(text_views.legend_html())
     with picture:
-        result = task.compute(gradcam_choice())
-        overlay = render.overlay_heatmap(task.display, result.explanation.values, alpha=task.alpha, colormap=colormap)
-        # The caption starts with the method's name ("gradcam for …"): the browser tests find the overlay by it.
-        st.image(overlay, caption=f"{result.explanation.method} for “{task.target_md}” · {result.caption()}",
-                 width=360)
-    explanation_footer(task.model, result.explanation, task.pixels, task.ground_truth, key="trust_gradcam")
+        result = task.explain(chosen)
+        overlay = kit.overlay_image(task.display, result.explanation.values, alpha=task.alpha, signed=signed,
+                                    colormap=colormap)
+        st.image(overlay, caption=_caption(task, chosen, result), width=360)
+    if signed:
+        st.caption(f"Settings: {chosen.describe()}.")
+    kit.explanation_footer(result, key=f"trust_{method}")
 
 
 @st.fragment
-def perturbation_section(task: ImageTask, method: str) -> None:
-    """SHAP or LIME: settings on the right, the signed map on the left."""
-    picture, settings = st.columns([1, 1], gap="large")
-    with settings:
-        chosen = method_params.shap_widgets("image") if method == "shap" else method_params.lime_widgets("image")
-        st.caption(HOW_IT_WORKS[method])
-        st.html(text_views.legend_html())
-    with picture:
-        result = task.compute(chosen)
-        # Over a grey copy of the image, so orange and blue read as the map's colours, not the picture's.
-        overlay = render.overlay_heatmap(compare_views.grey_underlay(task.display), result.explanation.values,
-                                         alpha=task.alpha, signed=True)
-        st.image(overlay, caption=f"{chosen.title} for “{task.target_md}” · {result.caption()}", width=360)
-    st.caption(f"Settings: {chosen.describe()}.")
-    explanation_footer(task.model, result.explanation, task.pixels, task.ground_truth, key=f"trust_{method}")
-
-
-@st.fragment
-def compare_section(task: ImageTask, with_gradcam: bool) -> None:
+def compare_section(task: ImageTask, tabs: Sequence[api.MethodTab]) -> None:
     """Every method with its current settings, computed one after the other with progress."""
-    methods = ([gradcam_choice()] if with_gradcam else []) + [method_params.choice("image", m) for m in ("shap", "lime")]
-    results: list[Any] = []
-    with st.status(f"Explaining “{task.target_md}” with {len(methods)} methods…", expanded=True) as status:
+    choices = [kit.current_choice("image", tab.method) for tab in tabs]
+    results: list[api.ExplainedInput] = []
+    with st.status(f"Explaining “{task.target_md}” with {len(choices)} methods…", expanded=True) as status:
         progress = st.progress(0.0)
-        for i, method in enumerate(methods):
-            progress.progress(i / len(methods), text=f"{i + 1}/{len(methods)}: {method.describe()}…")
-            if method.method == "shap":
-                method_params.wait_for_shap_warm_up()
-            results.append(task.compute(method, spinner=False))
-            st.write(f"{method.title}: {results[-1].caption()}")
+        for i, chosen in enumerate(choices):
+            progress.progress(i / len(choices), text=f"{i + 1}/{len(choices)}: {chosen.describe()}…")
+            results.append(task.explain(chosen, spinner=False))
+            st.write(f"{chosen.title}: {results[-1].caption()}")
         progress.progress(1.0, text="done")
-        status.update(label=f"{len(methods)} explanations of “{task.target_md}” ready", state="complete",
+        status.update(label=f"{len(choices)} explanations of “{task.target_md}” ready", state="complete",
                       expanded=False)
-    compare_views.image_comparison(
-        task.display, [r.explanation for r in results], [m.title for m in methods],
-        [r.caption() for r in results], task.alpha,
-    )
-    st.caption("Settings: " + " · ".join(m.describe() for m in methods) + ". Change them in each method's tab.")
-    explanations = [r.explanation for r in results]
-    titles = [m.title for m in methods]
-    comparison_report_button(task.model, explanations, titles, task.pixels,
-                             compare_views.agreements(explanations, titles), key="image_compare_report")
+    comparison = api.compare(results, [c.title for c in choices])
+    compare_views.image_comparison(task.display, comparison, task.alpha)
+    st.caption("Settings: " + " · ".join(c.describe() for c in choices) + ". Change them in each method's tab.")
+    kit.comparison_report_button(comparison, key="image_compare_report")

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explainers import registry, render
+from explainers import registry
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from labels import Ledger, StaleEditError, queue
 from labels.decisions import CHOOSE, FLAG, KEEP, TAKE_MODEL, Decision, apply_decision
 from labels.queue import AuditResult
+from ui import kit
 from workbench import api, datasets
 
 PAGE_SIZE = 20
@@ -169,7 +170,7 @@ def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, 
     left, right = st.columns([1, 2], gap="large")
     with left:
         if model.modality is Modality.IMAGE:
-            st.image(render.upscale_for_display(np.asarray(item)), width=256)
+            st.image(kit.display_image(item), width=256)
         else:
             st.text(str(item))
     with right:
@@ -199,15 +200,12 @@ def _explanations(model: Any, item: Any, row: dict[str, Any]) -> None:
     with st.spinner("Computing Grad-CAM…"):
         explanations = api.explain(model, "gradcam", [item] * len(labels),
                                    [model.classes.index(label) for _, label in labels])
+    model_input = api.prepare_input(model, item)
     for column, (role, label), explanation in zip(st.columns(2), labels, explanations):
         with column:
             st.caption(f"Grad-CAM for the {role} label “{label}”")
-            if model.modality is Modality.IMAGE:
-                st.image(render.overlay_heatmap(render.upscale_for_display(np.asarray(item)),
-                                                explanation.values), width=256)
-            else:
-                # token_html escapes every token; Grad-CAM values are evidence for the label.
-                st.html(render.token_html(explanation.tokens, explanation.values))
+            # Grad-CAM values are evidence for the label; words are escaped by the kit.
+            kit.show_attribution(explanation, model_input, width=256)
 
 
 def _decision_buttons(result: AuditResult, row: dict[str, Any], context: dict[str, Any], annotator: str) -> None:

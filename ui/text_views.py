@@ -21,16 +21,17 @@ from explainers.perturb import model_token_spans
 from foundation.escaping import markdown_literal
 from foundation.types import Explanation
 from models.loaded import LoadedModel
-from ui import method_params
-from ui.compare_views import agreement_table, agreements, normalised
-from ui.explanation_footer import comparison_report_button, explanation_footer
+from ui import kit, method_params
+from ui.compare_views import agreement_table, normalised
 from ui.method_params import MethodChoice
+from workbench import api
 
 # Colour-blind-safe pair, the ends of render's diverging map: orange = for, blue = against.
 FOR_COLOUR = "#c4540a"
 AGAINST_COLOUR = "#2154a0"
 STRONGEST = 10
 LEGEND = ("against the class", "for the class")
+
 
 def display_words(model: LoadedModel, text: str, tokens: Sequence[str]) -> list[str]:
     """The words of the original text behind each model token (same order, same count), so
@@ -113,48 +114,36 @@ class TextTask:
     def target_md(self) -> str:
         return markdown_literal(self.model.classes[self.target])
 
-
-def _text_choice(method: str) -> MethodChoice:
-    return method_params.choice("text", method_params.value("text", "cam_method") if method == "gradcam" else method)
+    def explain(self, chosen: MethodChoice, spinner: bool = True) -> api.ExplainedInput:
+        return kit.explain(self.model, chosen, self.text, self.target, self.rationale, spinner=spinner)
 
 
 @st.fragment
 def method_section(task: TextTask, method: str) -> None:
-    """One method's settings, highlighted words and strongest-words chart."""
-    if method == "gradcam":
-        st.radio("Variant", ["gradcam", "gradcam++"], horizontal=True, key=method_params.key("text", "cam_method"),
-                 format_func=method_params.TITLES.get)
-        chosen = _text_choice("gradcam")
-    elif method == "shap":
-        chosen = method_params.shap_widgets("text")
-    else:
-        chosen = method_params.lime_widgets("text")
-    result = method_params.compute_with_spinner(task.model, chosen, task.text, task.target)
+    """One method's settings, highlighted words and strongest-words chart, trust and report below."""
+    chosen = method_params.widgets("text", method)
+    result = task.explain(chosen)
     show_token_explanation(result.explanation, task.words, key=f"text_bars_{method}")
     st.caption(f"{chosen.describe()} · for “{task.target_md}” · {result.caption()}. "
                "Orange words pushed the model towards this class, blue words away from it; "
                "hover a word for its value.")
-    explanation_footer(task.model, result.explanation, task.text, task.rationale, key=f"trust_text_{method}")
+    kit.explanation_footer(result, key=f"trust_text_{method}")
 
 
 @st.fragment
-def compare_section(task: TextTask, methods: Sequence[str]) -> None:
+def compare_section(task: TextTask, tabs: Sequence[api.MethodTab]) -> None:
     """Every method's highlighted words on one scale, then how far they agree."""
-    chosen = [_text_choice(m) for m in methods]
+    chosen = [kit.current_choice("text", tab.method) for tab in tabs]
     progress = st.progress(0.0, text="Explaining with every method…")
-    rows = []
+    results = []
     for i, choice in enumerate(chosen):
         progress.progress(i / len(chosen), text=f"Running {choice.describe()}…")
-        if choice.method == "shap":
-            method_params.wait_for_shap_warm_up()
-        result = method_params.compute(task.model, choice, task.text, task.target)
-        rows.append((choice.title, result.caption(), result.explanation))
+        results.append(task.explain(choice, spinner=False))
     progress.empty()
-    show_token_comparison(rows, task.words)
+    comparison = api.compare(results, [c.title for c in chosen])
+    show_token_comparison([(t, r.caption(), r.explanation) for t, r in zip(comparison.titles, results)], task.words)
     st.caption(f"Evidence for “{task.target_md}”. Each method's values are divided by its own largest |value|, "
                "so all share one colour scale. Change a method's settings in its own tab.")
-    pairs = agreements([r[2] for r in rows], [r[0] for r in rows]) if len(rows) > 1 else []
-    if pairs:
-        agreement_table(pairs, "words")
-    comparison_report_button(task.model, [r[2] for r in rows], [r[0] for r in rows], task.text, pairs,
-                             key="text_compare_report")
+    if comparison.agreements:
+        agreement_table(comparison.agreements, "words")
+    kit.comparison_report_button(comparison, key="text_compare_report")

@@ -12,7 +12,7 @@ from explainers import registry, render
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from models import model_card, store, versions
-from ui import loaders
+from ui import kit, loaders
 from workbench import api, jobs, model_trust, snapshots
 
 MAX_EXAMPLES = 12
@@ -328,12 +328,7 @@ def _attribution(model: Any, method: str, item: Any, target: int) -> Any:
 
 
 def _render_attribution(model: Any, explanation: Any, item: Any, column: Any, caption: str) -> None:
-    if explanation.modality is Modality.TEXT:
-        column.html(render.token_html(explanation.tokens, explanation.values))
-        column.caption(caption)
-    else:
-        display = render.upscale_for_display(api.prepare_images(model, [item])[0], 192)
-        column.image(render.overlay_heatmap(display, explanation.values), caption=caption, width=192)
+    kit.show_attribution(explanation, api.prepare_input(model, item), caption=caption, width=192, where=column)
 
 
 def evidence_pairs(name: str, old: str, new: str) -> None:
@@ -366,7 +361,6 @@ def version_report_button(name: str, old: str, new: str) -> None:
     """The comparison as one HTML report: both versions' facts, the metrics side by side, the
     correction notes annotators left."""
     from labels import Ledger
-    from ui.report_button import report_download_button
     from workbench import reports
 
     sections = []
@@ -386,4 +380,4 @@ def version_report_button(name: str, old: str, new: str) -> None:
     dataset = b.get("dataset")
     notes = [e.to_dict() for e in Ledger().history(dataset) if e.note] if dataset else []
     sections.append(reports.notes_section(notes))
-    report_download_button(f"{name} {new} vs {old}", sections, key="versions_report")
+    kit.report_button(f"{name} {new} vs {old}", sections, key="versions_report")

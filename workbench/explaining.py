@@ -34,6 +34,9 @@ VARIANT_OF = {"gradcam++": "gradcam"}
 # Registered but not offered on the Explain pages: SHAP's model-agnostic Partition method is the
 # pages' SHAP (DESIGN.md: the robust default); its gradient variant serves the CLI and benchmarks.
 NOT_ON_PAGES = frozenset({"shap-gradient"})
+# Tab order: the fastest method first. The registry's own order is the order modules happened to
+# be imported (the SHAP warm-up imports its module early), so it cannot be relied on.
+TAB_ORDER = ("gradcam", "shap", "lime")
 
 
 # --- preparing inputs -----------------------------------------------------------------------------
@@ -250,13 +253,16 @@ class MethodTab:
 
 
 def method_tabs(model: LoadedModel) -> list[MethodTab]:
-    """One tab per method that applies to the model, in registry order, titled from its class.
+    """One tab per method that applies to the model (TAB_ORDER first, others by name), titled from its class.
 
     A qualifier in brackets is dropped ("SHAP (Partition)" -> "SHAP") unless an earlier tab
     already has the short title, so titles stay short and unique.
     """
     tabs: list[MethodTab] = []
-    for name, cls in registry.available(model).items():
+    available = registry.available(model)
+    ordered = sorted(available, key=lambda n: (TAB_ORDER.index(n) if n in TAB_ORDER else len(TAB_ORDER), n))
+    for name in ordered:
+        cls = available[name]
         if name in VARIANT_OF or name in NOT_ON_PAGES:
             continue
         short = cls.title.split(" (")[0]

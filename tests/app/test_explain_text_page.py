@@ -45,7 +45,8 @@ def _type(at, text: str):
 def test_sample_headline_shows_prediction_and_aligned_words():
     at = _app()
     assert at.title[0].value.endswith("Explain text")
-    headline = at.selectbox(key="text_sample").value
+    sample = at.selectbox(key="text_sample")  # options are positions, shown as the headlines
+    headline = sample.options[sample.index]
     assert "The model says" in " ".join(m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) == 3  # class probabilities, strongest words, trust curves
     assert any("Can I trust this gradcam map?" in m.value for m in at.markdown)
@@ -104,3 +105,27 @@ def test_long_text_is_cut_to_the_models_length_with_a_notice():
     assert any("only the first 24" in info.value for info in at.info)
     [words] = _highlighted(at)
     assert len(words) == 24
+
+
+def _pick_duplicate_sample():
+    """A sample list whose two headlines read the same but carry different rationales."""
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from ui import text_inputs
+
+    data = SimpleNamespace(x=["Acme beats forecasts", "Acme beats forecasts"], rationales=(("beats",), ("forecasts",)))
+    text, position = text_inputs._choose_sample(data)
+    st.markdown(f"{text} | {position} | {' '.join(text_inputs.sample_rationale(data, position))}")
+
+
+def test_identical_headlines_keep_their_own_rationale():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_pick_duplicate_sample)
+    at.run()
+    assert at.markdown[0].value == "Acme beats forecasts | 0 | beats"
+    at.selectbox(key="text_sample").set_value(1).run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value == "Acme beats forecasts | 1 | forecasts"  # not the first row's words

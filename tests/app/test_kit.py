@@ -1,0 +1,55 @@
+"""The shared UI kit on its own (AppTest scripts): the prediction block, attributions drawn for
+either modality with the words escaped, and the footer's trust panel and report button."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def _prediction_and_words():
+    import numpy as np
+
+    from foundation.types import Explanation, Modality
+    from ui import kit
+
+    kit.prediction_block(["<b>cat</b>", "dog"], np.array([0.8, 0.2]), key="probs")
+    words = Explanation(method="gradcam", modality=Modality.TEXT, target=0, target_label="cat",
+                        values=np.array([0.5, -0.5], np.float32), model_name="m", model_version="v1",
+                        seconds=0.0, tokens=("<script>", "fine"))
+    kit.show_attribution(words, caption="words")
+    picture = Explanation(method="gradcam", modality=Modality.IMAGE, target=0, target_label="cat",
+                          values=np.ones((4, 4), np.float32), model_name="m", model_version="v1", seconds=0.0)
+    kit.show_attribution(picture, np.zeros((4, 4, 3), np.uint8), caption="map", width=64)
+
+
+def test_prediction_block_and_attributions():
+    at = AppTest.from_function(_prediction_and_words)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value == "The model says **&lt;b&gt;cat&lt;\\/b&gt;** (80.0%)."  # escaped, shown literally
+    assert len(at.get("plotly_chart")) == 1
+    [tokens] = [h.proto.body for h in at.get("html")]
+    assert "&lt;script&gt;" in tokens and "<script>" not in tokens
+    [image] = at.get("image")
+    assert image.captions == ["map"]
+
+
+def _footer():
+    from tests.explainers import tiny_models
+    from ui import kit
+    from workbench import api
+
+    model = tiny_models.loaded_image_model()
+    result = api.explain_input(model, "gradcam", tiny_models.random_images(1, seed=1)[0])
+    kit.explanation_footer(result, key="kit")
+
+
+def test_explanation_footer_shows_trust_then_the_report_button():
+    at = AppTest.from_function(_footer, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Can I trust this gradcam map?" in m.value for m in at.markdown)
+    [button] = at.get("download_button")
+    assert button.label.startswith("⬇️ Download report")
+    at.toggle(key="kit_on").set_value(False).run()  # trust off: the report still downloads
+    assert not any("Can I trust" in m.value for m in at.markdown)
+    assert len(at.get("download_button")) == 1

@@ -1,0 +1,73 @@
+"""Choosing the text to explain: a sample headline from the model's dataset, or typed text.
+
+A sample is chosen by its position in the list, never looked up by its words: two headlines
+can read the same and still carry different rationales (the words known to matter).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from foundation.errors import InputError
+from models.loaded import LoadedModel
+from ui import loaders, widgets
+from workbench import datasets, inputs
+
+SAMPLE_SOURCE = "Pick a sample headline"
+TYPED_SOURCE = "Type or paste text"
+MAX_SAMPLES = 200
+DEFAULT_TEXT = "Acme shares plunge after a surprise profit warning"
+
+
+@dataclass(frozen=True)
+class ChosenText:
+    text: str  # cleaned: what the model reads
+    rationale: tuple[str, ...] | None = None  # a sample's words that carry its sentiment, for the trust panel
+
+
+def sample_rationale(data: Any, position: int) -> tuple[str, ...] | None:
+    """The rationale of the example at `position` in the split (None when the split has none)."""
+    if data is None or data.rationales is None:
+        return None
+    return tuple(data.rationales[position])
+
+
+def _sample_split(model: LoadedModel) -> Any:
+    name = model.info.dataset
+    return loaders.dataset(name, "test") if name in datasets.names() else None
+
+
+def _choose_sample(data: Any) -> tuple[str, int]:
+    texts = [str(t) for t in data.x[:MAX_SAMPLES]]
+    position = st.selectbox("Sample (test split)", range(len(texts)), key="text_sample",
+                            format_func=lambda i: texts[i], help="Test examples were never seen in training.")
+    return texts[position], int(position)
+
+
+def _type_text() -> str:
+    st.session_state.setdefault("text_input", DEFAULT_TEXT)
+    return st.text_area("Your text", key="text_input", max_chars=5000, height=90,
+                        help="Lower-cased and stripped of punctuation by the model, like its training data.")
+
+
+def choose_text(model: LoadedModel) -> ChosenText | None:
+    """The source radio, the sample list or the text box; the cleaned text, or None after showing why not."""
+    data = _sample_split(model)
+    sources = ([SAMPLE_SOURCE] if data is not None and len(data) else []) + [TYPED_SOURCE]
+    source = st.radio("Text", sources, horizontal=True, key="text_source", label_visibility="collapsed")
+    rationale = None
+    if source == SAMPLE_SOURCE:
+        raw, position = _choose_sample(data)
+        rationale = sample_rationale(data, position)
+    else:
+        raw = _type_text()
+    try:
+        cleaned = inputs.clean_text(raw or "", max_tokens=model.sequence_length or None)
+    except InputError as exc:
+        widgets.show_error(str(exc))
+        return None
+    for notice in cleaned.notices:
+        st.info(notice, icon="ℹ️")
+    return ChosenText(cleaned.text, rationale)
