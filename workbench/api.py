@@ -13,7 +13,6 @@ from models import store
 from models.loaded import LoadedModel
 # Explaining (one input or a batch, trust, comparison) lives in workbench.explaining; the API re-exports it.
 from workbench.explaining import (
-    VARIANT_OF,
     Comparison,
     ExplainedInput,
     GroundTruth,
@@ -31,7 +30,7 @@ from workbench.explaining import (
 )
 
 __all__ = [
-    "VARIANT_OF", "Comparison", "ExplainedInput", "GroundTruth", "MethodTab", "PairAgreement", "TrustReport",
+    "Comparison", "ExplainedInput", "GroundTruth", "MethodTab", "PairAgreement", "TrustReport",
     "as_ground_truth", "compare", "explain", "explain_input", "gradcam_layer", "load_model", "measure_trust",
     "method_tabs", "model_summaries", "predict", "prepare_images", "prepare_input", "rank_correlation", "read_inputs",
     "top_predictions",

@@ -29,8 +29,6 @@ SANITY_THRESHOLD = metrics.SANITY_THRESHOLD  # a map that keeps this rank correl
 # Agreement looks at the top share of each map: a tenth of the pixels, a fifth of the (few) words.
 IMAGE_TOP_FRACTION = 0.1
 TEXT_TOP_FRACTION = 0.2
-# Variants shown inside another method's tab (the tab's settings choose between them).
-VARIANT_OF = {"gradcam++": "gradcam"}
 # Registered but not offered on the Explain pages: SHAP's model-agnostic Partition method is the
 # pages' SHAP (DESIGN.md: the robust default); its gradient variant serves the CLI and benchmarks.
 NOT_ON_PAGES = frozenset({"shap-gradient"})
@@ -248,7 +246,7 @@ def compare(results: Sequence[ExplainedInput], titles: Sequence[str]) -> Compari
 
 @dataclass(frozen=True)
 class MethodTab:
-    method: str  # the registry name; variants (VARIANT_OF) are chosen inside this tab
+    method: str  # the registry name; its variants (classes with variant_of = it) are chosen inside this tab
     title: str
 
 
@@ -263,8 +261,8 @@ def method_tabs(model: LoadedModel) -> list[MethodTab]:
     ordered = sorted(available, key=lambda n: (TAB_ORDER.index(n) if n in TAB_ORDER else len(TAB_ORDER), n))
     for name in ordered:
         cls = available[name]
-        if name in VARIANT_OF or name in NOT_ON_PAGES:
-            continue
+        if cls.variant_of is not None or name in NOT_ON_PAGES:
+            continue  # a variant is chosen inside its method's tab (Grad-CAM++ in Grad-CAM's)
         short = cls.title.split(" (")[0]
         title = short if short not in {t.title for t in tabs} else cls.title
         tabs.append(MethodTab(name, title))

@@ -14,8 +14,8 @@ from workbench import api
 def current_choice(prefix: str, method: str) -> method_params.MethodChoice:
     """A tab's method with its current settings, without rendering them: for a tab with variants
     (Grad-CAM's tab also offers Grad-CAM++) the variant the user picked there."""
-    if method in api.VARIANT_OF.values():
-        return method_params.choice(prefix, method_params.value(prefix, "cam_method"))
+    if len(method_params.variants(prefix, method)) > 1:
+        method = method_params.value(prefix, method_params._variant_setting(method))  # the variant picked there
     return method_params.choice(prefix, method)
 
 
