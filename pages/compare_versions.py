@@ -1,14 +1,13 @@
 """Compare versions: metrics, fixed and broken test examples, and the evidence before and after."""
 import streamlit as st
 
-from models import store
 from ui import versions_widgets as vw
 
 st.title("⚖️ Compare versions")
 name = st.session_state.get("any_model")
 if not name:
     st.stop()
-if len(store.all_version_ids(name)) < 2:
+if not vw.has_two_versions(name):
     st.info(f"{name} has a single version. Retrain it from your corrections to get a candidate to compare.")
     st.stop()
 

@@ -2,7 +2,6 @@
 import streamlit as st
 
 from foundation.errors import WorkbenchError
-from models.model_card import md
 from ui import versions_widgets as vw
 from workbench import jobs, retrain
 
@@ -20,8 +19,8 @@ if pending["dataset"] is None:
     st.info(f"{name} does not record the dataset it learned from, so it cannot be retrained from label "
             f"corrections here. From the command line: `workbench retrain --model {name} --dataset NAME`.")
     st.stop()
-st.markdown(f"**{md(name)}**, version in use **{pending['version']}**, learns from "
-            f"{md(pending['dataset'])} ({md(pending['split'])}).")
+st.markdown(f"**{vw.md(name)}**, version in use **{pending['version']}**, learns from "
+            f"{vw.md(pending['dataset'])} ({vw.md(pending['split'])}).")
 a, b = st.columns(2)
 a.metric("Labels corrected in the ledger", pending["labels_changed"])
 b.metric("Corrections the version in use has not learned", pending["not_in_current"])

@@ -1,7 +1,6 @@
 """Review labels: the queue of likely label errors, one example at a time or as an editable table."""
 import streamlit as st
 
-from labels import Ledger
 from ui import review_widgets as review
 from ui import sidebar
 from workbench import datasets
@@ -20,7 +19,7 @@ review.audit_caption(result)
 review.rerank_button()
 
 annotator = sidebar.annotator()
-ledger = Ledger()
+ledger = review.open_ledger()
 latest = ledger.latest_events(dataset.name)
 filters = review.queue_filters(result)
 review.show_progress(result, latest, filters)

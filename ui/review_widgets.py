@@ -163,6 +163,11 @@ def _current_row(result: AuditResult, full: pd.DataFrame) -> dict[str, Any] | No
     return _plain(row)
 
 
+def open_ledger() -> Ledger:
+    """The label ledger (the workspace's, or the database the settings name)."""
+    return Ledger()
+
+
 def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, Any]) -> None:
     item = dataset.x[int(row["index"])]
     # The label may have changed since the ranking: read its probability from the stored row.

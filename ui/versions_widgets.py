@@ -207,6 +207,14 @@ def card_view(name: str, version: str) -> None:
 
 # -- compare versions ------------------------------------------------------------------------
 
+md = model_card.md  # names and labels shown literally in Markdown
+
+
+def has_two_versions(name: str) -> bool:
+    """Whether there is anything to compare (a model with one version has no candidate)."""
+    return len(store.all_version_ids(name)) >= 2
+
+
 def default_pair(name: str) -> tuple[str, str]:
     """Current vs newest candidate; without a candidate, the version before the current one vs it."""
     ids = store.all_version_ids(name)
