@@ -17,19 +17,19 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from itertools import combinations
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Sequence
 
 import numpy as np
 
 from explainers import metrics
 from foundation.errors import WorkbenchError
 from foundation.types import Explanation
+from models.manifest import Lineage, Manifest, Metrics, Training
 from workbench import jobs
 
 SHORTCUT_MODEL = "shapes-shortcut"
 SHORTCUT_DATASET = "shapes-shortcut"
 CUE_CLASS = "circle"
-LESSON_FIX_KEY = "lesson_fix"  # manifest field marking the version retrained by the shortcut lesson
 # shap's image masker "blur(8,8)" (the SHAP explainer's default): the same "hidden" look here.
 SHAP_BLUR = 8
 
@@ -481,7 +481,7 @@ def fixed_versions(name: str = SHORTCUT_MODEL) -> list[str]:
     """Versions of the shortcut model that the lesson retrained on cleaned data, oldest first."""
     from models import store
 
-    return [v.version for v in store.list_versions(name) if v.manifest.get(LESSON_FIX_KEY)]
+    return [v.version for v in store.list_versions(name) if v.info.lesson_fix]
 
 
 def fix_shortcut(
@@ -509,16 +509,13 @@ def retrain_on_cleaned_data(
     the parent's. The caller holds the model's lock; `publishing` wraps the final write (a
     job defers cancellation there, so the version is all there or not at all).
     """
-    import keras
-    import tensorflow as tf
-
     from models import store, training
     from workbench import datasets, samples
 
     config = config or samples.recipe_config(SHORTCUT_MODEL)
     started = time.perf_counter()
     parent = store.current_version(SHORTCUT_MODEL)
-    parent_manifest = store.read_manifest(SHORTCUT_MODEL, parent)
+    parent_manifest = store.manifest(SHORTCUT_MODEL, parent)
     log("cleaning the training data (painting over the corner mark) ...")
     train = training._limited(cleaned(datasets.load(SHORTCUT_DATASET, "train")), config.limit)
     val = cleaned(datasets.load(SHORTCUT_DATASET, "val"))
@@ -527,25 +524,45 @@ def retrain_on_cleaned_data(
     log(f"retraining on {len(train)} cleaned images ...")
     model = training.transfer_image_model(backbone, preprocessing, train, val, config, callbacks)
     after = {s: training.evaluate(model, datasets.load(SHORTCUT_DATASET, s)) for s in ("test", "test_nocue")}
-    before = {s: parent_manifest.get("metrics", {}).get(s, {}) for s in ("test", "test_nocue")}
-    manifest = {k: parent_manifest[k] for k in ("modality", "classes", "input", "dataset", "recipe",
-                                               "intended_use", "gradcam_layer") if k in parent_manifest}
-    manifest.update(
-        parent=parent, metrics=after, parent_metrics=before, created_by=created_by, created_at=store.now_iso(),
-        created_as="candidate", labels_changed=0,
-        **{LESSON_FIX_KEY: "training images cleaned: the corner mark painted over (OpenCV inpainting)"},
-        training={"recipe": "transfer (digits backbone) on cleaned data", "config": training.config_dict(config),
-                  "seconds": round(time.perf_counter() - started, 1),
-                  "command": "python -m workbench.lessons fix-shortcut"},
-        software={"keras": keras.__version__, "tensorflow": tf.__version__},
-    )
+    seconds = round(time.perf_counter() - started, 1)
+    manifest = lesson_fix_manifest(parent_manifest, parent, after, training.config_dict(config), seconds, created_by)
     with publishing():
         info = store.publish_version(SHORTCUT_MODEL, model, manifest)
     log(f"published candidate {SHORTCUT_MODEL} {info.version}")
     return {"model": SHORTCUT_MODEL, "candidate": info.version, "parent": parent,
-            "before": {s: before[s].get("accuracy") for s in before},
+            "before": {s: values.accuracy for s, values in manifest.parent_metrics.items()},
             "after": {s: after[s]["accuracy"] for s in after},
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+def lesson_fix_manifest(
+    parent_manifest: Manifest, parent: str, after: Mapping[str, Any], config: Mapping[str, Any], seconds: float,
+    created_by: str,
+) -> Manifest:
+    """The manifest of the version the lesson retrained: the parent's model description, the
+    cleaned data's metrics next to the parent's on the same splits, and the `lesson_fix` mark
+    that `fixed_versions` looks for. `config` is the TrainConfig as recorded (`config_dict`)."""
+    import keras
+    import tensorflow as tf
+
+    from models import store
+
+    # The parent measured on the same splits; a split it never recorded stays unmeasured ({}).
+    before = Metrics({split: parent_manifest.metrics.get(split) for split in after})
+    return Manifest(
+        # Inherited unchanged from the parent:
+        modality=parent_manifest.modality, classes=parent_manifest.classes, input=parent_manifest.input,
+        dataset=parent_manifest.dataset, recipe=parent_manifest.recipe,
+        intended_use=parent_manifest.intended_use, gradcam_layer=parent_manifest.gradcam_layer,
+        # What the lesson's retraining did (same recipe, cleaned images, no label changed):
+        lineage=Lineage(parent=parent, labels_changed=0),
+        metrics=Metrics.from_dict(after), parent_metrics=before,
+        lesson_fix="training images cleaned: the corner mark painted over (OpenCV inpainting)",
+        training=Training(recipe="transfer (digits backbone) on cleaned data", config=dict(config), seconds=seconds,
+                          command="python -m workbench.lessons fix-shortcut"),
+        created_by=created_by, created_at=store.now_iso(), created_as="candidate",
+        software={"keras": keras.__version__, "tensorflow": tf.__version__},
+    )
 
 
 # --- the shortcut fix as a background job (workbench.jobs runs it) ------------------------------

@@ -84,6 +84,7 @@ def test_typed_reads():
     retrained = Manifest.from_dict(RETRAINED)
     assert retrained.lineage.parent == "v1" and retrained.lineage.corrections.snapshot_size == 96
     assert retrained.parent_metrics.test.accuracy == 0.5 and retrained.extra == {"from_a_newer_workbench": {"kept": True}}
+    assert retrained.lesson_fix == "training images cleaned" and user.lesson_fix is None
 
 
 def test_older_minimal_manifests_are_read_with_none_for_what_they_lack():

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from foundation.errors import WorkbenchError
+from foundation.types import Modality
 from models import store
+from models.manifest import InputSpec, Lineage, Manifest, Metrics, Training
 from workbench import jobs, lessons
 
 
@@ -77,9 +79,31 @@ def test_fix_shortcut_publishes_a_candidate_version(workspace):
     result = lessons.fix_shortcut(config=samples.quick_config())
     assert result["candidate"] in lessons.fixed_versions()
     assert store.current_version("shapes-shortcut") == current  # a candidate, not promoted
-    manifest = store.read_manifest("shapes-shortcut", result["candidate"])
-    assert manifest[lessons.LESSON_FIX_KEY] and manifest["parent"] == current
+    manifest = store.manifest("shapes-shortcut", result["candidate"])
+    assert manifest.lesson_fix and manifest.lineage.parent == current
     assert set(result["after"]) == {"test", "test_nocue"}
+
+
+def test_the_lesson_fix_manifest_keeps_the_parents_description_and_marks_the_fix():
+    parent = Manifest(
+        modality=Modality.IMAGE, classes=("circle", "square"), dataset="shapes-shortcut", recipe="transfer",
+        input=InputSpec(type="image", height=64, width=64, channels=3), intended_use="teaching",
+        gradcam_layer="backbone/conv4", metrics=Metrics.from_dict({"test": {"accuracy": 0.97}}),
+        lineage=Lineage(sha256="ab" * 32, data_hash="cd" * 32), training=Training(recipe="transfer"),
+    )
+    after = {"test": {"accuracy": 0.9, "n": 10}, "test_nocue": {"accuracy": 0.88, "n": 10}}
+    fixed = lessons.lesson_fix_manifest(parent, "v1", after, {"seed": 0}, 1.5, "alice")
+    written, inherited = fixed.to_dict(), parent.to_dict()
+    for key in ("modality", "classes", "input", "dataset", "recipe", "intended_use", "gradcam_layer"):
+        assert written[key] == inherited[key]
+    assert written["lesson_fix"] and (written["parent"], written["labels_changed"]) == ("v1", 0)
+    assert written["metrics"] == after
+    assert written["parent_metrics"] == {"test": {"accuracy": 0.97}, "test_nocue": {}}  # never measured: {}
+    assert (written["created_as"], written["created_by"]) == ("candidate", "alice")
+    assert written["training"] == {"recipe": "transfer (digits backbone) on cleaned data", "config": {"seed": 0},
+                                   "seconds": 1.5, "command": "python -m workbench.lessons fix-shortcut"}
+    assert "sha256" not in written and "data_hash" not in written  # the parent's file and data are not this one's
+    assert Manifest.from_dict(written) == fixed
 
 
 def test_fix_status_view_maps_the_job_states_onto_the_pages_three():
