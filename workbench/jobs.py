@@ -524,7 +524,7 @@ def _train_config(spec: dict[str, Any]) -> Any:
     if spec.get("quick"):
         base = samples.quick_config()
     else:  # the recipe the version in use was trained with
-        base = retrain.recipe_config(store.read_manifest(spec["model"]))
+        base = retrain.recipe_config(store.manifest(spec["model"]))
     overrides = dict(spec.get("config") or {})
     if "image_filters" in overrides:
         overrides["image_filters"] = tuple(overrides["image_filters"])

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from commandline import cli
 from foundation.errors import WorkbenchError
 from labels import Ledger
 from models import store
-from workbench import jobs
+from workbench import jobs, retrain
 
 # Long enough that the job is surely still training when the test acts on it.
 SLOW = {"head_epochs": 200, "finetune_epochs": 0, "patience": 200, "limit": 32}
@@ -115,8 +116,15 @@ def test_kill_9_mid_training_leaves_everything_intact(workspace):
     assert [row["epoch"] for row in final["history"]] == [1, 2] and final["total_epochs"] == 2
     assert all("val_accuracy" in row and "loss" in row for row in final["history"])
     assert any(Path(result["tensorboard"]).rglob("events.out.tfevents*"))
-    assert store.read_manifest("digits", "v2")["created_by"] == "bob"
+    assert store.manifest("digits", "v2").created_by == "bob"
     assert not jobs.lock_path("digits").exists()
+
+
+def test_a_retrain_job_starts_from_the_recipe_recorded_by_the_version_in_use(workspace):
+    recorded = retrain.recipe_config(store.manifest("digits"))
+    config = jobs._train_config({"model": "digits", "config": {"head_epochs": 1, "image_filters": [4, 8]}})
+    assert config == replace(recorded, head_epochs=1, image_filters=(4, 8))
+    assert config.finetune_epochs == store.manifest("digits").training.config["finetune_epochs"]
 
 
 def test_unknown_model_and_settings_are_refused_before_starting(workspace):
