@@ -222,7 +222,7 @@ class _GradCAMBase(Explainer):
         super().__init__(model, layer=layer)
         with model.lock:
             self.layer = find_last_conv_layer(
-                model.keras_model, layer or model.manifest.get("gradcam_layer"), modality=model.modality
+                model.keras_model, layer or model.info.gradcam_layer, modality=model.modality
             )
             self._activation_fn = build_activation_model(model.keras_model, self.layer)
         # Record the layer actually read, so the record reproduces it even if the card changes.
@@ -234,7 +234,7 @@ class _GradCAMBase(Explainer):
         if model.modality not in cls.modalities:
             return False
         try:
-            path = find_last_conv_layer(model.keras_model, model.manifest.get("gradcam_layer"), modality=model.modality)
+            path = find_last_conv_layer(model.keras_model, model.info.gradcam_layer, modality=model.modality)
             build_activation_model(model.keras_model, path)  # refuses e.g. subclassed models
         except ValueError:
             return False
@@ -316,7 +316,7 @@ def gradcam_parts(
     if variant not in WEIGHTINGS:
         raise ValueError(f"unknown Grad-CAM variant {variant!r}; choose one of {', '.join(WEIGHTINGS)}")
     with model.lock:
-        path = find_last_conv_layer(model.keras_model, layer or model.manifest.get("gradcam_layer"), modality=model.modality)
+        path = find_last_conv_layer(model.keras_model, layer or model.info.gradcam_layer, modality=model.modality)
         activation_fn = build_activation_model(model.keras_model, path)
     requested = _requested_targets(None if target is None else [target], 1, len(model.classes))
     result = _forward_backward(model, activation_fn, [image], requested)

@@ -608,7 +608,7 @@ def randomised_copy(model: "LoadedModel", layers: str | int | Sequence[str] = "t
     copy = LoadedModel(
         name=model.name,
         version=f"{model.version}+randomised",
-        manifest=dict(model.manifest),
+        manifest=model.info.to_dict(),
         keras_model=clone,
     )
     result = (copy, tuple(path for path, _ in chosen))

@@ -7,6 +7,8 @@ answer for where the evidence lies is known. Text: the tiny TextVectorization CN
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ from explainers.shap_explainer import SHAPExplainer, SHAPGradientExplainer, warm
 from foundation.tokens import tokenize
 from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
+from models.manifest import InputSpec, Manifest
 from tests.explainers import tiny_models
 
 REGION_SIZE = 32
@@ -78,8 +81,8 @@ def scored_text_model() -> LoadedModel:
     scores = np.linspace(-1.0, 1.0, len(SCORED_WORDS))
     embed.set_weights([np.concatenate([[0.0, 0.0], scores])[:, None].astype(np.float32)])  # pad, OOV, words
     dense.set_weights([np.array([[8.0, -8.0]], np.float32), np.zeros(2, np.float32)])
-    manifest = {"modality": "text", "classes": ["up", "down"], "input": {"sequence_length": SCORED_LENGTH}}
-    return LoadedModel(name="scored-words", version="v1", manifest=manifest, keras_model=model)
+    manifest = Manifest(modality=Modality.TEXT, classes=("up", "down"), input=InputSpec(sequence_length=SCORED_LENGTH))
+    return LoadedModel(name="scored-words", version="v1", manifest=manifest.to_dict(), keras_model=model)
 
 
 def _scored_text() -> tuple[str, np.ndarray]:
@@ -133,12 +136,11 @@ def region_model() -> LoadedModel:
     energy = float(np.asarray(feature_model(_textured_image()[None].astype(np.float32))).sum())
     slope = 5.0 / energy
     dense.set_weights([np.array([[slope, 0.0], [slope, 0.0]], np.float32), np.array([-2.0, 0.0], np.float32)])
-    manifest = {
-        "modality": "image",
-        "classes": ["textured", "flat"],
-        "input": {"height": REGION_SIZE, "width": REGION_SIZE, "channels": 3, "rescales_inputs": True},
-    }
-    return LoadedModel(name="top-left", version="v3", manifest=manifest, keras_model=model)
+    manifest = Manifest(
+        modality=Modality.IMAGE, classes=("textured", "flat"),
+        input=InputSpec(height=REGION_SIZE, width=REGION_SIZE, channels=3, rescales_inputs=True),
+    )
+    return LoadedModel(name="top-left", version="v3", manifest=manifest.to_dict(), keras_model=model)
 
 
 def _positive_share_top_left(values: np.ndarray) -> float:
@@ -170,8 +172,9 @@ def test_forward_fn_accepts_float_images_and_strings(image_model, text_model):
 
 
 def test_prepare_images_divides_by_255_only_for_models_without_rescaling(image_model):
-    manifest = {**image_model.manifest, "input": {**image_model.manifest["input"], "rescales_inputs": False}}
-    raw = LoadedModel(name="raw", version="v1", manifest=manifest, keras_model=image_model.keras_model)
+    info = image_model.info
+    manifest = replace(info, input=replace(info.input, rescales_inputs=False))
+    raw = LoadedModel(name="raw", version="v1", manifest=manifest.to_dict(), keras_model=image_model.keras_model)
     images = np.full((2, 8, 8, 3), 51.0, dtype=np.float32)
     assert prepare_images(image_model, images)[0, 0, 0, 0] == pytest.approx(51.0)
     assert prepare_images(raw, images)[0, 0, 0, 0] == pytest.approx(0.2)

@@ -20,7 +20,9 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from foundation.types import Modality
 from models.loaded import LoadedModel
+from models.manifest import InputSpec, Manifest
 
 IMAGE_SIZE = 8
 IMAGE_CLASSES = ["cat", "dog", "bird"]
@@ -225,14 +227,12 @@ def loaded_image_model(
     version: str = "v1",
 ) -> LoadedModel:
     """Wrap an image model (default: flat_image_cnn()) with an image manifest."""
-    manifest: dict[str, Any] = {
-        "modality": "image",
-        "classes": list(IMAGE_CLASSES),
-        "input": {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "channels": 3, "rescales_inputs": True},
-    }
-    if gradcam_layer is not None:
-        manifest["gradcam_layer"] = gradcam_layer
-    return LoadedModel(name=name, version=version, manifest=manifest, keras_model=keras_model or flat_image_cnn())
+    manifest = Manifest(
+        modality=Modality.IMAGE, classes=tuple(IMAGE_CLASSES), gradcam_layer=gradcam_layer,
+        input=InputSpec(height=IMAGE_SIZE, width=IMAGE_SIZE, channels=3, rescales_inputs=True),
+    )
+    return LoadedModel(name=name, version=version, manifest=manifest.to_dict(),
+                       keras_model=keras_model or flat_image_cnn())
 
 
 def loaded_text_model(
@@ -243,14 +243,9 @@ def loaded_text_model(
     version: str = "v1",
 ) -> LoadedModel:
     """Wrap a text model (default: text_cnn()) with a text manifest."""
-    manifest: dict[str, Any] = {
-        "modality": "text",
-        "classes": list(TEXT_CLASSES),
-        "input": {"sequence_length": SEQUENCE_LENGTH},
-    }
-    if gradcam_layer is not None:
-        manifest["gradcam_layer"] = gradcam_layer
-    return LoadedModel(name=name, version=version, manifest=manifest, keras_model=keras_model or text_cnn())
+    manifest = Manifest(modality=Modality.TEXT, classes=tuple(TEXT_CLASSES), gradcam_layer=gradcam_layer,
+                        input=InputSpec(sequence_length=SEQUENCE_LENGTH))
+    return LoadedModel(name=name, version=version, manifest=manifest.to_dict(), keras_model=keras_model or text_cnn())
 
 
 def random_images(n: int, seed: int = 0) -> np.ndarray:
