@@ -21,12 +21,14 @@ TEXT_DEFAULT = "headlines"
 # --- shared pieces -----------------------------------------------------------------------------
 
 
-def _models(modality: str) -> list[str]:
-    return [n for n in store.model_names() if store.read_manifest(n)["modality"] == modality]
+def _lesson_models(modality: str) -> list[str]:
+    """Models of this modality that record their dataset: a lesson draws its examples from it."""
+    manifests = ((name, store.manifest(name)) for name in store.model_names())
+    return [name for name, info in manifests if info.modality.value == modality and info.dataset]
 
 
 def _pick_model(modality: str, default: str, key: str) -> LoadedModel | None:
-    names = [n for n in _models(modality) if store.read_manifest(n).get("dataset")]
+    names = _lesson_models(modality)
     if not names:
         st.info("No sample model is available. Run `make zoo` to train them.")
         return None
@@ -37,7 +39,7 @@ def _pick_model(modality: str, default: str, key: str) -> LoadedModel | None:
 
 def _pick_example(model: LoadedModel, key: str, default: int = 0) -> tuple[Any, int]:
     """(input, index) from the model's test split; images come back at the model's size."""
-    data = loaders.dataset(model.manifest["dataset"], "test")
+    data = loaders.dataset(model.info.dataset, "test")
     st.session_state.setdefault(key, default)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     if right.button("🎲 Another", key=f"{key}_random", help="Pick a random test example"):

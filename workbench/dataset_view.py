@@ -123,7 +123,7 @@ def cache_dir() -> Path:
 def cache_key(model: Any, dataset: Dataset) -> str:
     from foundation.dataset import dataset_hash
 
-    parts = [CACHE_VERSION, model.name, model.version, model.manifest.get("sha256", ""),
+    parts = [CACHE_VERSION, model.name, model.version, model.info.lineage.sha256 or "",
              dataset.name, dataset.split, dataset_hash(dataset)]
     return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:32]
 

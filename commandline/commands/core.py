@@ -13,6 +13,7 @@ from commandline.method_options import (
     method_params,
 )
 from foundation.errors import WorkbenchError
+from models.manifest import Manifest
 
 
 def _print_json(data) -> None:
@@ -49,14 +50,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = replace(config, epochs=args.epochs)
     out = Path(args.out)
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
-    manifests = []
+    written = []  # the manifests as written to disk: what --json prints
     for name in names:
-        manifest = samples.train_sample(name, out, config, log=log)
-        manifests.append(manifest)
+        written.append(samples.train_sample(name, out, config, log=log))
         if not args.json:
-            print(f"{name}: test accuracy {manifest['metrics']['test']['accuracy']:.4f} -> {out / name}")
+            accuracy = Manifest.from_dict(written[-1]).metrics.test.accuracy
+            print(f"{name}: test accuracy {accuracy:.4f} -> {out / name}")
     if args.json:
-        _print_json(manifests if len(manifests) > 1 else manifests[0])
+        _print_json(written if len(written) > 1 else written[0])
     return 0
 
 

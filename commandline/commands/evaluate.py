@@ -53,7 +53,7 @@ def _round(value: float) -> float | None:
 def _dataset_for(model: Any, dataset_name: str | None, split: str):
     from workbench import datasets
 
-    name = dataset_name or model.manifest.get("dataset")
+    name = dataset_name or model.info.dataset
     if not name:
         raise WorkbenchError(f"model {model.name!r} does not say which dataset it was trained on; pass --dataset.")
     data = datasets.load(name, split)

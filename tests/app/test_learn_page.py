@@ -85,10 +85,10 @@ def test_guess_then_reveal_scores_picked_words(page):
 def lessons_dataset_image(model, index: int) -> np.ndarray:
     from workbench import datasets
 
-    return np.asarray(datasets.load(model.manifest["dataset"], "test").x[index])
+    return np.asarray(datasets.load(model.info.dataset, "test").x[index])
 
 
 def lessons_dataset_text(model, index: int) -> str:
     from workbench import datasets
 
-    return str(datasets.load(model.manifest["dataset"], "test").x[index])
+    return str(datasets.load(model.info.dataset, "test").x[index])
