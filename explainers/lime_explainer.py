@@ -45,9 +45,7 @@ from explainers.perturb import (
     class_label,
     default_batch_size,
     forward_fn,
-    prepare_images,
     prepare_texts,
-    rgb_images,
 )
 from explainers.registry import register
 from foundation.types import Explanation, Modality
@@ -302,8 +300,8 @@ class LIMEExplainer(Explainer):
 
     def _explain_images(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
         started = time.perf_counter()
-        images = rgb_images(self.model, inputs)
-        probabilities = batched_probabilities(self.model, prepare_images(self.model, images), self.batch_size)
+        images = self.model.prepare_images(inputs)
+        probabilities = batched_probabilities(self.model, self.model.image_tensor(images), self.batch_size)
         chosen = choose_targets(targets, probabilities)
         shared = (time.perf_counter() - started) / max(len(images), 1)
         explanations = []

@@ -425,9 +425,9 @@ def _rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generat
 
 
 def _image_curves(model, inputs, values, targets, fractions, baseline, seed, repeats):
-    from explainers.perturb import batched_probabilities, prepare_images, rgb_images
+    from explainers.perturb import batched_probabilities
 
-    images = rgb_images(model, inputs).astype(np.float32)
+    images = model.prepare_images(inputs).astype(np.float32)
     height, width = model.image_size
     n_pixels = height * width
     counts = np.rint(fractions * n_pixels).astype(np.int64)
@@ -444,7 +444,7 @@ def _image_curves(model, inputs, values, targets, fractions, baseline, seed, rep
             orders += [random_rng.permutation(n_pixels) for _ in range(repeats)]
             for order in orders:
                 variants.extend(_image_variants(images[i], base, order, counts))
-        scores = batched_probabilities(model, prepare_images(model, np.concatenate(variants)), FORWARD_BATCH)
+        scores = batched_probabilities(model, model.image_tensor(np.concatenate(variants)), FORWARD_BATCH)
         scores = scores.reshape(-1, 1 + repeats, 2, len(fractions), scores.shape[-1])
         for offset, row in enumerate(scores):
             target = targets[start + offset]

@@ -1,5 +1,6 @@
 """Shared plumbing for the perturbation methods (SHAP, LIME): batched forward passes,
-input normalisation, target choice and token spans.
+target choice and token spans. Images are brought to the model by the model itself
+(`LoadedModel.prepare_images`, then `LoadedModel.image_tensor`), never here.
 
 Perturbation methods evaluate the model on hundreds or thousands of variants of one
 input. The fixed cost of a `keras.Model.predict` call dwarfs the model itself at that
@@ -30,23 +31,6 @@ _NON_WHITESPACE = re.compile(r"\S+")
 
 
 # --- inputs -------------------------------------------------------------------------------
-
-
-def rgb_images(model: "LoadedModel", inputs: Sequence[Any]) -> np.ndarray:
-    """uint8 RGB images at the model's input size, N x H x W x 3: `LoadedModel.prepare_images`
-    (kept as a name the explainers import; the preparing itself lives with the model)."""
-    return model.prepare_images(inputs)
-
-
-def prepare_images(model: "LoadedModel", images: np.ndarray) -> np.ndarray:
-    """Images in 0..255 -> the float32 batch `forward` expects: `LoadedModel.image_tensor` for
-    model-sized images (variants of a perturbation method), otherwise `to_model_input`."""
-    batch = np.asarray(images)
-    if batch.ndim == 3:
-        batch = batch[None]
-    if batch.shape[1:] != (*model.image_size, 3):
-        return model.to_model_input(list(batch))
-    return model.image_tensor(batch)
 
 
 def prepare_texts(texts: Any) -> np.ndarray:
@@ -81,8 +65,8 @@ def batched_probabilities(
 def forward_fn(model: "LoadedModel", batch_size: int | None = None) -> Callable[[Any], np.ndarray]:
     """A numpy function for shap and lime: raw variants in, probabilities (N x K) out.
 
-    Image models take float or uint8 images in 0..255, N x H x W x 3 (or one H x W x 3
-    image); text models take a string or a list/array of strings.
+    Image models take float or uint8 images in 0..255 at the model's input size, N x H x W x 3
+    (or one H x W x 3 image); text models take a string or a list/array of strings.
     """
     if model.modality is Modality.TEXT:
 
@@ -92,7 +76,8 @@ def forward_fn(model: "LoadedModel", batch_size: int | None = None) -> Callable[
         return predict_texts
 
     def predict_images(images: Any) -> np.ndarray:
-        return batched_probabilities(model, prepare_images(model, images), batch_size)
+        # The variants are model-sized: the model's own image_tensor makes the float batch.
+        return batched_probabilities(model, model.image_tensor(images), batch_size)
 
     return predict_images
 

@@ -40,9 +40,7 @@ from explainers.perturb import (
     default_batch_size,
     forward_fn,
     model_token_spans,
-    prepare_images,
     prepare_texts,
-    rgb_images,
     token_spans,
 )
 from explainers.registry import register
@@ -227,8 +225,8 @@ class SHAPExplainer(Explainer):
 
     def _explain_images(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
         started = time.perf_counter()
-        images = rgb_images(self.model, inputs)
-        probabilities = batched_probabilities(self.model, prepare_images(self.model, images), self.batch_size)
+        images = self.model.prepare_images(inputs)
+        probabilities = batched_probabilities(self.model, self.model.image_tensor(images), self.batch_size)
         chosen = choose_targets(targets, probabilities)
         shared = (time.perf_counter() - started) / max(len(images), 1)
         explanations = []
@@ -382,15 +380,15 @@ class SHAPGradientExplainer(Explainer):
     ) -> list[Explanation]:
         """Per input: expected gradients against its blurred copies, summed over channels."""
         started = time.perf_counter()
-        images = rgb_images(self.model, inputs)
-        prepared = prepare_images(self.model, images)
+        images = self.model.prepare_images(inputs)
+        prepared = self.model.image_tensor(images)
         probabilities = batched_probabilities(self.model, prepared)
         chosen = choose_targets(targets, probabilities)
         shared = (time.perf_counter() - started) / max(len(images), 1)
         explanations = []
         for i, target in enumerate(chosen):
             begun = time.perf_counter()
-            background = prepare_images(self.model, _blurred_backgrounds(images[i]))
+            background = self.model.image_tensor(_blurred_backgrounds(images[i]))
             values = self._expected_gradients(prepared[i : i + 1], background, target, seed)
             base = float(batched_probabilities(self.model, background)[:, target].mean())
             explanations.append(

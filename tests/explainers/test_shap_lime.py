@@ -24,7 +24,7 @@ from explainers.lime_explainer import (
     sample_keep_masks,
     segment_image,
 )
-from explainers.perturb import batched_probabilities, forward_fn, prepare_images, prepare_texts, token_spans
+from explainers.perturb import batched_probabilities, forward_fn, prepare_texts, token_spans
 from explainers.shap_explainer import SHAPExplainer, SHAPGradientExplainer, warm_up_shap
 from foundation.tokens import tokenize
 from foundation.types import Explanation, Modality
@@ -176,8 +176,8 @@ def test_prepare_images_divides_by_255_only_for_models_without_rescaling(image_m
     manifest = replace(info, input=replace(info.input, rescales_inputs=False))
     raw = LoadedModel(name="raw", version="v1", manifest=manifest.to_dict(), keras_model=image_model.keras_model)
     images = np.full((2, 8, 8, 3), 51.0, dtype=np.float32)
-    assert prepare_images(image_model, images)[0, 0, 0, 0] == pytest.approx(51.0)
-    assert prepare_images(raw, images)[0, 0, 0, 0] == pytest.approx(0.2)
+    assert image_model.image_tensor(images)[0, 0, 0, 0] == pytest.approx(51.0)
+    assert raw.image_tensor(images)[0, 0, 0, 0] == pytest.approx(0.2)
     assert images[0, 0, 0, 0] == 51.0  # the caller's array is untouched
     assert prepare_texts(["a", "b"]).shape == (2, 1)
 
