@@ -1,6 +1,5 @@
 """Settings widgets for every explanation method, built from the methods' declared
-parameters (`explainers.params`), shared by the Explain pages, and running one method with
-visible progress.
+parameters (`explainers.params`), shared by the Explain pages.
 
 Why generic: each method declares its parameters once (bounds, step, choices, labels, help,
 the modality they apply to), so a new method or parameter appears on the pages without a
@@ -15,11 +14,11 @@ never from a `value=` argument, which would clash with that.
 
 Session-state keys: `{page}_{method}_{parameter}` (e.g. "image_shap_max_evals"),
 `{page}_{method}_seed` for seeded methods; the Grad-CAM variant keeps "cam_method".
+Running the chosen method is `ui.kit.running.explain`.
 """
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -27,9 +26,8 @@ import streamlit as st
 
 from explainers import registry
 from explainers.params import MethodParams, Spec, describe
-from foundation.types import Explanation, Modality
+from foundation.types import Modality
 from models.loaded import LoadedModel
-from workbench import api
 
 TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "shap": "SHAP", "lime": "LIME"}
 SEED_HELP = "The same seed, input and budget always give the same map."
@@ -68,6 +66,17 @@ def _shown(method: str, modality: Modality) -> dict[str, Spec]:
 
 def _variant_setting(method: str) -> str:
     return _VARIANT_SETTINGS.get(method, f"{method}_variant")
+
+
+def chosen_variant(prefix: str, method: str) -> str:
+    """The method a tab runs: the variant picked in `method`'s tab on this page ("image" or "text"),
+    e.g. "gradcam++" in Grad-CAM's tab; `method` itself when it has no variants.
+
+    Read from session state, so it works without rendering the tab (the Compare tab uses it).
+    """
+    if len(variants(prefix, method)) == 1:
+        return method
+    return value(prefix, _variant_setting(method))
 
 
 def variants(prefix: str, method: str) -> list[str]:
@@ -166,7 +175,7 @@ def widgets(prefix: str, method: str) -> MethodChoice:
     if len(options) > 1:
         st.radio(_VARIANT_LABELS[prefix], options, horizontal=True, key=key(prefix, _variant_setting(method)),
                  format_func=lambda name: TITLES.get(name) or registry.get(name).title)
-        method = value(prefix, _variant_setting(method))
+        method = chosen_variant(prefix, method)
     cells = [(name, spec) for name, spec in _shown(method, _modality(prefix)).items()]
     if _params_class(method).seeded:
         # The seed sits next to the first setting (the budget), as people look for them together.
@@ -210,29 +219,7 @@ def lime_widgets(prefix: str) -> MethodChoice:
     return widgets(prefix, "lime")
 
 
-# --- running a method ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Computed:
-    explanation: Explanation
-    wall_seconds: float  # time of this call: near zero when served from the cache
-
-    @property
-    def from_cache(self) -> bool:
-        return self.wall_seconds < 0.25 * self.explanation.seconds or self.wall_seconds < 0.005
-
-    def caption(self) -> str:
-        if self.from_cache:
-            return f"{self.explanation.seconds:.2f} s · from cache"
-        return f"computed in {self.wall_seconds:.2f} s"
-
-
-def compute(model: LoadedModel, chosen: MethodChoice, item: Any, target: int) -> Computed:
-    """One explanation (cached per model version, input, method, parameters, target and seed)."""
-    started = time.perf_counter()
-    explanation = api.explain(model, chosen.method, [item], [target], seed=chosen.seed, **chosen.params)[0]
-    return Computed(explanation, time.perf_counter() - started)
+# --- before running SHAP ----------------------------------------------------------------------
 
 
 def wait_for_shap_warm_up() -> None:
@@ -246,10 +233,3 @@ def wait_for_shap_warm_up() -> None:
                         "started when the app did; a few seconds)…"):
             warmup.wait()
 
-
-def compute_with_spinner(model: LoadedModel, chosen: MethodChoice, item: Any, target: int) -> Computed:
-    if chosen.method == "shap":
-        wait_for_shap_warm_up()
-    unit = "words" if model.modality is Modality.TEXT else "regions"
-    with st.spinner(f"Running {chosen.describe()}: hiding {unit} and asking the model again…"):
-        return compute(model, chosen, item, target)

@@ -65,3 +65,21 @@ def test_gradcam_offers_its_variant_and_no_seed():
     assert _choice(at) == ["gradcam++", "{}", "0", "Grad-CAM++"]
     text = _run("text", "gradcam")
     assert text.radio(key="text_cam_method").value == "gradcam"
+
+
+def _variant_app() -> None:
+    import streamlit as st
+
+    from ui import method_params
+
+    method_params.keep_state("image")
+    st.caption(" ".join(method_params.chosen_variant("image", m) for m in ("gradcam", "shap", "lime")))
+
+
+def test_chosen_variant_reads_the_pick_without_rendering_the_tab():
+    at = AppTest.from_function(_variant_app, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.caption[0].value == "gradcam shap lime"  # each method's own tab runs itself by default
+    at.session_state["cam_method"] = "gradcam++"
+    at.run()
+    assert at.caption[0].value == "gradcam++ shap lime"

@@ -14,9 +14,7 @@ from workbench import api
 def current_choice(prefix: str, method: str) -> method_params.MethodChoice:
     """A tab's method with its current settings, without rendering them: for a tab with variants
     (Grad-CAM's tab also offers Grad-CAM++) the variant the user picked there."""
-    if len(method_params.variants(prefix, method)) > 1:
-        method = method_params.value(prefix, method_params._variant_setting(method))  # the variant picked there
-    return method_params.choice(prefix, method)
+    return method_params.choice(prefix, method_params.chosen_variant(prefix, method))
 
 
 def explain(model: LoadedModel, chosen: method_params.MethodChoice, model_input: Any, target: int,
