@@ -229,16 +229,24 @@ class _GradCAMBase(Explainer):
         self.settings = replace(self.settings, layer=self.layer)
 
     @classmethod
-    def supports(cls, model: Any) -> bool:
-        """Only for models with a convolution of the modality's kind (Conv2D images, Conv1D text)."""
-        if model.modality not in cls.modalities:
-            return False
+    def unavailable_reason(cls, model: Any) -> str | None:
+        """Only for models with a convolution of the modality's kind (Conv2D images, Conv1D text)
+        that Grad-CAM can read."""
+        reason = super().unavailable_reason(model)
+        if reason is not None:
+            return reason
+        chosen = model.info.gradcam_layer
         try:
-            path = find_last_conv_layer(model.keras_model, model.info.gradcam_layer, modality=model.modality)
+            path = find_last_conv_layer(model.keras_model, chosen, modality=model.modality)
+        except ValueError as exc:
+            if chosen is None:  # the search found no convolution at all
+                return f"{cls.title} needs a convolution layer, and this model has none. Try SHAP or LIME."
+            return f"{cls.title} cannot use the layer the model card names: {exc}. Try SHAP or LIME."
+        try:
             build_activation_model(model.keras_model, path)  # refuses e.g. subclassed models
-        except ValueError:
-            return False
-        return True
+        except ValueError as exc:
+            return f"{cls.title} cannot read this model: {exc}. Try SHAP or LIME."
+        return None
 
     def explain(
         self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0
@@ -293,6 +301,7 @@ class GradCAM(_GradCAMBase):
     name = "gradcam"
     title = "Grad-CAM"
     variant = "gradcam"
+    order = 10  # one pass per batch: the fastest method, first
 
 
 @register
@@ -301,6 +310,7 @@ class GradCAMPlusPlus(_GradCAMBase):
     title = "Grad-CAM++"
     variant = "gradcam++"
     variant_of = "gradcam"
+    order = 11
 
 
 def gradcam_parts(

@@ -242,6 +242,7 @@ class LIMEExplainer(Explainer):
 
     name = "lime"
     title = "LIME"
+    order = 30  # thousands of samples per input: the slowest, last
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TEXT})
     Params = LIMEParams
 

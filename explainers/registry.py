@@ -1,6 +1,12 @@
-"""Name -> explainer class, and which of them apply to a given model."""
+"""Name -> explainer class, and which of them apply to a given model.
+
+Listings follow the classes' declared `order` (then name), never the order their modules
+happened to be imported in (the SHAP warm-up imports its module early), so every list of
+methods, tabs and choices alike, comes out the same.
+"""
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Mapping
 
 from explainers.base import Explainer
@@ -18,8 +24,8 @@ def register(cls: type[Explainer]) -> type[Explainer]:
 
 
 def _load_builtin_methods() -> None:
-    # Importing the modules registers their classes.
-    import explainers.gradcam  # noqa: F401
+    # Importing the modules registers their classes (by name: nothing else is used from them).
+    importlib.import_module("explainers.gradcam")
 
     for optional in ("explainers.shap_explainer", "explainers.lime_explainer"):
         try:
@@ -30,8 +36,9 @@ def _load_builtin_methods() -> None:
 
 
 def all_methods() -> dict[str, type[Explainer]]:
+    """Every registered method, in declared order."""
     _load_builtin_methods()
-    return dict(_REGISTRY)
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n))}
 
 
 def get(name: str) -> type[Explainer]:
@@ -55,4 +62,5 @@ def labelled_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def available(model: "LoadedModel") -> dict[str, type[Explainer]]:
+    """The methods that can explain `model`, in declared order."""
     return {name: cls for name, cls in all_methods().items() if cls.supports(model)}

@@ -165,6 +165,7 @@ class SHAPExplainer(Explainer):
 
     name = "shap"
     title = "SHAP (Partition)"
+    order = 20
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE, Modality.TEXT})
     Params = SHAPParams
 
@@ -336,6 +337,10 @@ class SHAPGradientExplainer(Explainer):
 
     name = "shap-gradient"
     title = "SHAP (Gradient)"
+    order = 21
+    # The pages' SHAP is the model-agnostic Partition method (DESIGN.md: the robust default);
+    # this one serves the command line, the API and the benchmarks.
+    on_pages = False
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
     Params = SHAPGradientParams
 
@@ -352,12 +357,15 @@ class SHAPGradientExplainer(Explainer):
             self._explainer = shap.GradientExplainer(model.keras_model, placeholder, batch_size=self.batch_size)
 
     @classmethod
-    def supports(cls, model: Any) -> bool:
+    def unavailable_reason(cls, model: Any) -> str | None:
         """Image models with a single float input (gradients flow from the pixels)."""
-        if model.modality not in cls.modalities:
-            return False
+        reason = super().unavailable_reason(model)
+        if reason is not None:
+            return reason
         inputs = getattr(model.keras_model, "inputs", None) or []
-        return len(inputs) == 1 and "float" in str(getattr(inputs[0], "dtype", ""))
+        if len(inputs) == 1 and "float" in str(getattr(inputs[0], "dtype", "")):
+            return None
+        return f"{cls.title} needs a model with one float image input. Try SHAP (Partition) or LIME."
 
     def _expected_gradients(self, prepared: np.ndarray, background: np.ndarray, target: int, seed: int) -> np.ndarray:
         # The background is per input; the explainer (and its compiled gradient functions,

@@ -79,6 +79,8 @@ def _read_zip(data: bytes, name: str) -> list[batch.BatchInput]:
 
 
 def choose_method(model: Any) -> str:
+    """The method to explain every input with, or none; offered in the explainers' declared
+    order, the order of the Explain pages' tabs (fastest first)."""
     methods = [batch.NO_METHOD] + list(registry.available(model))
     default = methods.index("gradcam") if "gradcam" in methods else 0
     return st.selectbox("Explanation", methods, index=default, key="batch_method",

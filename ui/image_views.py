@@ -75,8 +75,8 @@ def method_section(task: ImageTask, method: str) -> None:
 
 @st.fragment
 def compare_section(task: ImageTask, tabs: Sequence[api.MethodTab]) -> None:
-    """Every method with its current settings, computed one after the other with progress."""
-    choices = [kit.current_choice("image", tab.method) for tab in tabs]
+    """Every method that can run on the model, with its current settings, computed one after the other."""
+    choices = [kit.current_choice("image", tab.method) for tab in tabs if tab.available]
     results: list[api.ExplainedInput] = []
     with st.status(f"Explaining “{task.target_md}” with {len(choices)} methods…", expanded=True) as status:
         progress = st.progress(0.0)

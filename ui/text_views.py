@@ -132,8 +132,8 @@ def method_section(task: TextTask, method: str) -> None:
 
 @st.fragment
 def compare_section(task: TextTask, tabs: Sequence[api.MethodTab]) -> None:
-    """Every method's highlighted words on one scale, then how far they agree."""
-    chosen = [kit.current_choice("text", tab.method) for tab in tabs]
+    """The highlighted words of every method that can run on the model, on one scale, then how far they agree."""
+    chosen = [kit.current_choice("text", tab.method) for tab in tabs if tab.available]
     progress = st.progress(0.0, text="Explaining with every method…")
     results = []
     for i, choice in enumerate(chosen):

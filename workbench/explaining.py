@@ -29,12 +29,6 @@ SANITY_THRESHOLD = metrics.SANITY_THRESHOLD  # a map that keeps this rank correl
 # Agreement looks at the top share of each map: a tenth of the pixels, a fifth of the (few) words.
 IMAGE_TOP_FRACTION = 0.1
 TEXT_TOP_FRACTION = 0.2
-# Registered but not offered on the Explain pages: SHAP's model-agnostic Partition method is the
-# pages' SHAP (DESIGN.md: the robust default); its gradient variant serves the CLI and benchmarks.
-NOT_ON_PAGES = frozenset({"shap-gradient"})
-# Tab order: the fastest method first. The registry's own order is the order modules happened to
-# be imported (the SHAP warm-up imports its module early), so it cannot be relied on.
-TAB_ORDER = ("gradcam", "shap", "lime")
 
 
 # --- preparing inputs -----------------------------------------------------------------------------
@@ -248,23 +242,27 @@ def compare(results: Sequence[ExplainedInput], titles: Sequence[str]) -> Compari
 class MethodTab:
     method: str  # the registry name; its variants (classes with variant_of = it) are chosen inside this tab
     title: str
+    unavailable_reason: str | None = None  # why the method cannot run on this model (shown in its tab)
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason is None
 
 
 def method_tabs(model: LoadedModel) -> list[MethodTab]:
-    """One tab per method that applies to the model (TAB_ORDER first, others by name), titled from its class.
+    """One tab per method the explainers offer on the pages for the model's modality, in their
+    declared order, titled from the class; a method that cannot run on this model (Grad-CAM
+    without a convolution) keeps its tab, flagged unavailable with the reason.
 
     A qualifier in brackets is dropped ("SHAP (Partition)" -> "SHAP") unless an earlier tab
     already has the short title, so titles stay short and unique.
     """
     tabs: list[MethodTab] = []
-    available = registry.available(model)
-    ordered = sorted(available, key=lambda n: (TAB_ORDER.index(n) if n in TAB_ORDER else len(TAB_ORDER), n))
-    for name in ordered:
-        cls = available[name]
-        if cls.variant_of is not None or name in NOT_ON_PAGES:
+    for name, cls in registry.all_methods().items():
+        if model.modality not in cls.modalities or not cls.on_pages or cls.variant_of is not None:
             continue  # a variant is chosen inside its method's tab (Grad-CAM++ in Grad-CAM's)
         short = cls.title.split(" (")[0]
         title = short if short not in {t.title for t in tabs} else cls.title
-        tabs.append(MethodTab(name, title))
+        tabs.append(MethodTab(name, title, cls.unavailable_reason(model)))
     return tabs
 

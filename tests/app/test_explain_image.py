@@ -51,3 +51,42 @@ def test_refused_upload_shows_one_clear_error(app):
     assert not app.exception
     assert len(app.error) == 1
     assert "image" in app.error[0].value.lower()
+
+
+# --- a model without convolutions ---------------------------------------------------------------
+
+
+@pytest.fixture
+def dense_app(workspace, tmp_path):
+    """The page on a registered image model with no convolution layer, explaining an upload."""
+    from tests.explainers import tiny_models
+    from workbench import user_models
+
+    path = tmp_path / "dense.keras"
+    tiny_models.dense_only_image_model().save(path)
+    user_models.register(path, classes=list(tiny_models.IMAGE_CLASSES), overrides={"rescales_inputs": True},
+                         name="tiny-dense")
+    at = start_app(image_model="tiny-dense", image_lime_num_samples=100)
+    assert not at.exception, at.exception
+    data = (EXAMPLES / "shape_star.png").read_bytes()
+    at.file_uploader(key="image_upload").set_value(("star.png", data, "image/png")).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _open_tab(at, view: str) -> None:
+    """Switch tabs as a click does: the tab state and its query parameter (the tabs are bound to the URL)."""
+    at.session_state["image_view"] = view
+    at.query_params["image_view"] = view
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_gradcam_tab_says_why_it_is_unavailable(dense_app):
+    assert [tab.label for tab in dense_app.tabs] == ["Grad-CAM", "SHAP", "LIME", "Compare"]
+    assert [i.value for i in dense_app.info] == [
+        "Grad-CAM needs a convolution layer, and this model has none. Try SHAP or LIME."]
+    assert not _image_captions(dense_app)[1:]  # no map: only the input is drawn
+    _open_tab(dense_app, "Compare")  # the comparison runs the methods that can run
+    assert [c.split(" · ")[0] for c in _image_captions(dense_app)[1:]] == ["SHAP", "LIME"]
+    assert not dense_app.info

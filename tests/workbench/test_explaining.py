@@ -75,3 +75,23 @@ def test_method_tabs_come_from_the_registry_with_short_unique_titles(model):
     assert names[0] == "gradcam" and "gradcam++" not in names and "shap-gradient" not in names
     assert [t.title for t in tabs] == ["Grad-CAM", "SHAP", "LIME"]
     assert [t.title for t in api.method_tabs(tiny_models.loaded_text_model())] == ["Grad-CAM", "SHAP", "LIME"]
+
+
+def test_a_method_that_cannot_run_keeps_its_tab_with_the_reason():
+    dense = tiny_models.loaded_image_model(tiny_models.dense_only_image_model(), name="tiny-dense")
+    tabs = api.method_tabs(dense)
+    assert [(t.method, t.available) for t in tabs] == [("gradcam", False), ("shap", True), ("lime", True)]
+    assert tabs[0].title == "Grad-CAM"
+    assert tabs[0].unavailable_reason == ("Grad-CAM needs a convolution layer, and this model has none. "
+                                          "Try SHAP or LIME.")
+    assert all(t.unavailable_reason is None for t in tabs[1:])
+
+
+def test_tabs_follow_the_explainers_declared_order_and_page_flag(model, monkeypatch):
+    from explainers import registry
+
+    shap_cls = registry.get("shap")
+    monkeypatch.setattr(shap_cls, "order", 5)  # declared before Grad-CAM: its tab comes first
+    assert [t.method for t in api.method_tabs(model)] == ["shap", "gradcam", "lime"]
+    monkeypatch.setattr(shap_cls, "on_pages", False)
+    assert [t.method for t in api.method_tabs(model)] == ["gradcam", "lime"]
