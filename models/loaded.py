@@ -1,4 +1,8 @@
-"""A model ready to predict: the Keras model, its manifest, and safe batched inference."""
+"""A model ready to predict: the Keras model, its manifest, and safe batched inference.
+
+Why one class: every floor (core, explainers, trust metrics, pages) brings inputs to the model
+through it, so they all read the same typed manifest (`info`) and feed the same pixels.
+"""
 from __future__ import annotations
 
 import threading
@@ -8,9 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from foundation.errors import ModelError
 from foundation.tokens import tokenize
 from foundation.types import Modality
-from models.manifest import Manifest
+from models.manifest import InputSpec, Manifest
 
 
 @dataclass(eq=False)
@@ -27,29 +32,39 @@ class LoadedModel:
     @cached_property
     def info(self) -> Manifest:
         """The manifest, typed and checked (parsed once): `info.classes`, `info.input.height`,
-        `info.metrics.test.accuracy`. `manifest` stays the raw dict for callers not converted yet."""
-        return Manifest.from_dict(self.manifest, where=f"the manifest of model {self.name!r} {self.version}")
+        `info.metrics.test.accuracy`. Every property below reads it; `manifest` is only the raw
+        dict the model was built from (as written to disk)."""
+        return Manifest.from_dict(self.manifest, where=self._where)
+
+    @property
+    def _where(self) -> str:
+        return f"the manifest of model {self.name!r} {self.version}"
 
     @property
     def modality(self) -> Modality:
-        return Modality(self.manifest["modality"])
+        return self.info.modality
 
     @property
     def classes(self) -> list[str]:
-        return list(self.manifest["classes"])
+        return list(self.info.classes)
 
     @property
-    def input_spec(self) -> dict[str, Any]:
-        return dict(self.manifest["input"])
+    def input_spec(self) -> InputSpec:
+        """What the model is fed: `models.manifest.InputSpec` (height, width, rescales_inputs ...)."""
+        return self.info.input
 
     @property
     def image_size(self) -> tuple[int, int]:
         spec = self.input_spec
-        return int(spec["height"]), int(spec["width"])
+        if spec.height is None or spec.width is None:
+            # Named here rather than as a TypeError deep inside an explainer.
+            raise ModelError(f"{self._where} records no input height and width; register the model again.")
+        return spec.height, spec.width
 
     @property
     def sequence_length(self) -> int:
-        return int(self.input_spec.get("sequence_length", 0))
+        """The text model's token limit; 0 when it records none (texts are not truncated)."""
+        return self.input_spec.sequence_length or 0
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens the text model actually reads (truncated to its sequence length)."""
@@ -89,7 +104,7 @@ class LoadedModel:
         if batch.shape[1:] != (height, width, 3):
             raise ValueError(f"expected images of {height} x {width} x 3 (use prepare_images first), "
                              f"got {batch.shape[1:]}")
-        if not self.input_spec.get("rescales_inputs", True):
+        if self.input_spec.rescales_inputs is False:  # recorded as expecting 0..1 (InputSpec.pixel_scale)
             batch = batch / np.float32(255.0)  # a new array, never in place
         return batch
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from foundation.errors import ModelError
+from foundation.types import Modality
 from models.loaded import LoadedModel, fit_image
 from tests.explainers import tiny_models
 
@@ -61,3 +63,18 @@ def test_texts_are_prepared_as_strings():
     text_model = tiny_models.loaded_text_model()
     assert text_model.prepare_inputs(["good movie", 3]) == ["good movie", "3"]
     assert text_model.to_model_input(["good movie"]).shape == (1, 1)
+
+
+def test_the_properties_read_the_typed_manifest(model):
+    assert model.input_spec is model.info.input and model.image_size == (SIZE, SIZE)
+    assert model.modality is Modality.IMAGE and model.classes == list(model.info.classes)
+    assert model.sequence_length == 0  # an image model records no token limit
+    text_model = tiny_models.loaded_text_model()
+    assert text_model.modality is Modality.TEXT and text_model.sequence_length == tiny_models.SEQUENCE_LENGTH
+
+
+def test_an_image_model_without_a_recorded_size_is_refused_by_name(model):
+    sizeless = LoadedModel(name="sizeless", version="v1", manifest={**model.manifest, "input": {"type": "image"}},
+                           keras_model=model.keras_model)
+    with pytest.raises(ModelError, match="'sizeless' v1 records no input height and width"):
+        sizeless.prepare_images([np.zeros((SIZE, SIZE, 3), np.uint8)])
