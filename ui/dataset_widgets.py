@@ -75,7 +75,7 @@ def _memory() -> tuple[dict, threading.Lock]:
 
 def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
     """Predictions and the 2-D map: from memory, else the disk cache, else computed (with a progress bar)."""
-    key = (model.name, model.version, model.manifest.get("sha256"), dataset.name, dataset.split, len(dataset))
+    key = (model.name, model.version, model.info.lineage.sha256, dataset.name, dataset.split, len(dataset))
     store, lock = _memory()
     with lock:
         found = store.get(key)
@@ -247,14 +247,6 @@ def _queue_scores(model_name: str, version: str, dataset_name: str, split: str, 
     return dataset_view.review_queue_scores(_model, _dataset)
 
 
-def _queue_available() -> bool:
-    try:
-        import labels.queue  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def embedding_figure(frame: pd.DataFrame, colour_by: str, scores: np.ndarray | None = None) -> go.Figure:
     """A WebGL scatter of the 2-D map (one trace per category, or one coloured by score)."""
     figure = go.Figure()
@@ -304,10 +296,8 @@ def _on_point_click() -> None:
 
 
 def embedding_map(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOutputs) -> None:
-    options = [c for c in COLOURS if c != "queue" or _queue_available()]
-    colour_by = st.radio("Colour by", options, format_func=COLOURS.get, horizontal=True, key=COLOUR_KEY)
-    if not _queue_available():
-        st.caption("Colouring by review-queue score needs the review queue (labels/queue.py), which is not installed.")
+    # The review queue (labels/queue.py) ships with the workbench, so every colouring is offered.
+    colour_by = st.radio("Colour by", list(COLOURS), format_func=COLOURS.get, horizontal=True, key=COLOUR_KEY)
     scores = None
     if colour_by == "queue":
         with st.spinner("Ranking the examples with the review queue (cross-validated head on the features)…"):

@@ -45,7 +45,7 @@ TABLE_VERSION = "review_table_version"
 
 def choose_split(model: Any) -> tuple[str, str] | None:
     """(dataset name, split) to review: the model's own dataset, a training split of it."""
-    name = model.manifest.get("dataset")
+    name = model.info.dataset
     if name not in datasets.names():
         st.info(f"Model {model.name} does not name a dataset the workbench has, so there is "
                 "nothing to review with it. Choose a sample model in the sidebar.")

@@ -46,21 +46,22 @@ def load_model(name: str, version: str | None = None) -> LoadedModel:
 
 
 def model_summaries() -> list[dict[str, Any]]:
+    """One row per model (its version in use): what `workbench models list` prints."""
     rows = []
     for name in store.model_names():
         version = store.current_version(name)
-        manifest = store.read_manifest(name, version)
+        info = store.manifest(name, version)
         rows.append(
             {
                 "name": name,
                 "version": version,
-                "modality": manifest["modality"],
-                "classes": manifest["classes"],
+                "modality": info.modality.value,
+                "classes": list(info.classes),
                 "metrics": {
-                    "test_accuracy": manifest.get("metrics", {}).get("test", {}).get("accuracy"),
+                    "test_accuracy": info.metrics.test.accuracy,
                 },
                 "versions": store.all_version_ids(name),
-                "sha256": manifest.get("sha256"),
+                "sha256": info.lineage.sha256,
             }
         )
     return rows

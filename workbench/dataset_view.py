@@ -80,7 +80,7 @@ def compatible_datasets(model: Any) -> list[str]:
                 found.append(name)
         except WorkbenchError:
             continue  # an import being removed while we look
-    own = model.manifest.get("dataset")
+    own = model.info.dataset
     return sorted(found, key=lambda n: (n != own, n))
 
 

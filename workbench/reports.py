@@ -238,13 +238,14 @@ def report_filename(title: str) -> str:
 
 def model_section(model: Any, title: str | None = None) -> Section:
     """Name, version, sha256, modality, classes and training dataset of a LoadedModel."""
-    manifest = model.manifest
+    info = model.info
+    sha256 = info.lineage.sha256
     facts = {
-        "model": model.name, "version": model.version, "sha256": manifest.get("sha256", "–"),
+        "model": model.name, "version": model.version, "sha256": "–" if sha256 is None else sha256,
         "modality": model.modality.value, "classes": ", ".join(model.classes),
-        "trained on": manifest.get("dataset") or "–",
+        "trained on": info.dataset or "–",
     }
-    accuracy = manifest.get("metrics", {}).get("test", {}).get("accuracy")
+    accuracy = info.metrics.test.accuracy
     if accuracy is not None:
         facts["test accuracy (manifest)"] = f"{accuracy:.1%}"
     return Section(title or f"Model {model.name} {model.version}", facts=facts)

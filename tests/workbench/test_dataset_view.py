@@ -9,6 +9,7 @@ import pytest
 from foundation.dataset import Dataset
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
+from models.manifest import Manifest
 import sample_data
 from sample_data import shapes as sample_shapes
 from tests.explainers import tiny_models
@@ -273,8 +274,9 @@ def test_large_shapes_dataset_is_deterministic(monkeypatch):
 
 
 def test_compatible_datasets_match_modality_and_classes():
-    shapes_like = types.SimpleNamespace(modality=Modality.IMAGE, classes=["star", "circle", "square", "triangle"],
-                                        manifest={"dataset": "shapes-shortcut"})
+    classes = ("star", "circle", "square", "triangle")
+    shapes_like = types.SimpleNamespace(modality=Modality.IMAGE, classes=list(classes),
+                                        info=Manifest(modality=Modality.IMAGE, classes=classes, dataset="shapes-shortcut"))
     names = dv.compatible_datasets(shapes_like)
     assert names[0] == "shapes-shortcut"
     assert {"shapes", "shapes-20k"} <= set(names) and "digits" not in names and "headlines" not in names
@@ -282,8 +284,9 @@ def test_compatible_datasets_match_modality_and_classes():
 
 
 def test_the_view_offers_exactly_the_catalogues_datasets():
-    anything = types.SimpleNamespace(modality=Modality.IMAGE, classes=list(datasets.classes("digits")),
-                                     manifest={})
+    classes = tuple(datasets.classes("digits"))
+    anything = types.SimpleNamespace(modality=Modality.IMAGE, classes=list(classes),
+                                     info=Manifest(modality=Modality.IMAGE, classes=classes))
     assert dv.compatible_datasets(anything) == ["digits"]
     assert dv.LARGE_SHAPES_NAME == datasets.LARGE_SHAPES == "shapes-20k"
     for name in datasets.names():

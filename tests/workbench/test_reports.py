@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from foundation.types import Explanation, Modality
+from models.manifest import Manifest
 from workbench import reports
 
 HOSTILE = '<script>alert("x")</script>"><img src=x onerror=alert(1)><a href="https://evil.example/">'
@@ -37,6 +38,11 @@ def _parse(document: str) -> _Collector:
     return parser
 
 
+def _info(fields: dict) -> Manifest:
+    """A fake model's typed manifest: the given manifest.json fields on an image model."""
+    return Manifest.from_dict({"modality": "image", "classes": ["a"], **fields})
+
+
 def _image_explanation() -> Explanation:
     values = np.zeros((8, 8), np.float32)
     values[2:4, 5:7] = 1.0
@@ -49,8 +55,8 @@ def _hostile_report() -> str:
     image = np.zeros((8, 8, 3), np.uint8)
     image[:, :, 0] = 200
     model = types.SimpleNamespace(name=HOSTILE, version="v3", modality=Modality.IMAGE, classes=["a", HOSTILE],
-                                  manifest={"sha256": "ab" * 32, "dataset": HOSTILE,
-                                            "metrics": {"test": {"accuracy": 0.9}}})
+                                  info=_info({"sha256": "ab" * 32, "dataset": HOSTILE,
+                                              "metrics": {"test": {"accuracy": 0.9}}}))
     text = Explanation(method="lime", modality=Modality.TEXT, target=0, target_label="negative",
                        values=np.array([0.5, -0.25], np.float32), model_name="headlines", model_version="v1",
                        seconds=0.5, tokens=("<b>bold</b>", HOSTILE), seed=7)
@@ -116,7 +122,7 @@ def test_explanation_section_records_method_parameters_seed_and_version():
 
 def test_model_section_shows_the_sha256():
     model = types.SimpleNamespace(name="digits", version="v2", modality=Modality.IMAGE, classes=["0", "1"],
-                                  manifest={"sha256": "f" * 64, "dataset": "digits"})
+                                  info=_info({"sha256": "f" * 64, "dataset": "digits"}))
     document = reports.build_html("r", [reports.model_section(model)])
     assert "f" * 64 in document and '<td class="sha">' in document
 
