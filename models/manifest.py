@@ -464,5 +464,5 @@ class Manifest:
 
 
 def as_manifest(value: Manifest | Mapping[str, Any], where: str = DEFAULT_WHERE) -> Manifest:
-    """A Manifest from either form, for functions whose callers still pass the raw dict."""
+    """A Manifest from either form: `store.publish_version` also takes a JSON-shaped dict (as tests write them)."""
     return value if isinstance(value, Manifest) else Manifest.from_dict(value, where)

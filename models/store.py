@@ -5,7 +5,7 @@ New versions live in the workspace: `models/<name>/versions/<version>/` (immutab
 written: model.keras + manifest.json) and `models/<name>/current.json` points at the one in use.
 Writes are atomic: a version folder appears by a single rename, the pointer by `os.replace`.
 Manifests are read through `manifest(name, version)` as a typed `models.manifest.Manifest`;
-`read_manifest` still returns the raw dict for callers not converted yet.
+`read_manifest` returns the file's raw JSON, only for inspecting or exporting it as it is on disk.
 """
 from __future__ import annotations
 
@@ -35,11 +35,6 @@ class VersionInfo:
     path: Path
     info: Manifest
     is_current: bool
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The manifest as the raw dict, for callers not converted to `info` yet."""
-        return self.info.to_dict()
 
 
 def _zoo_dir(name: str) -> Path:
@@ -117,7 +112,8 @@ def all_version_ids(name: str) -> list[str]:
 
 
 def read_manifest(name: str, version: str | None = None) -> dict[str, Any]:
-    """The raw manifest dict (unchecked); prefer the typed `manifest`."""
+    """The manifest.json of a version exactly as it is on disk (unchecked), for inspecting or
+    exporting the file; code that uses a manifest's values reads the typed `manifest`."""
     version = version or current_version(name)
     return read_json(version_path(name, version) / MANIFEST_FILE)
 
@@ -213,7 +209,8 @@ def next_version_id(name: str) -> str:
 def publish_version(name: str, keras_model: Any, manifest: Manifest | Mapping[str, Any]) -> VersionInfo:
     """Write a new immutable version. It becomes visible only once complete (one rename).
 
-    `manifest` may still be the raw dict from callers not converted yet; it is checked first.
+    `manifest` may also be a JSON-shaped dict (tests publish hand-written ones, e.g.
+    tests/explainers/test_escaping.py); it is checked by `Manifest.from_dict` first.
     """
     manifest = as_manifest(manifest, f"the manifest for a new version of model {name!r}")
     root = _versions_dir(name)

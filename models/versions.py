@@ -16,14 +16,14 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from foundation import config
 from foundation.errors import ModelError, WorkbenchError
 from models import store
-from models.manifest import Manifest, as_manifest
+from models.manifest import Manifest
 from models.safe_load import sha256_file
 
 LOG_FILE = "promotions.jsonl"
@@ -187,10 +187,8 @@ def _class_metric(manifest: Manifest, split: str, cls: str, metric: str) -> floa
     return None if row is None else getattr(row, metric)
 
 
-def metrics_table(old: Manifest | Mapping[str, Any], new: Manifest | Mapping[str, Any],
-                  split: str = "test") -> list[dict[str, Any]]:
+def metrics_table(old: Manifest, new: Manifest, split: str = "test") -> list[dict[str, Any]]:
     """Overall and per-class metrics of two manifests side by side, with the change."""
-    old, new = as_manifest(old), as_manifest(new)
     rows = [{"class": "(overall)", "metric": "accuracy",
              "old": old.metrics.get(split).accuracy, "new": new.metrics.get(split).accuracy}]
     for cls in new.classes:
@@ -202,11 +200,9 @@ def metrics_table(old: Manifest | Mapping[str, Any], new: Manifest | Mapping[str
     return rows
 
 
-def confusion_difference(old: Manifest | Mapping[str, Any], new: Manifest | Mapping[str, Any],
-                         split: str = "test") -> np.ndarray | None:
+def confusion_difference(old: Manifest, new: Manifest, split: str = "test") -> np.ndarray | None:
     """new minus old confusion matrix (rows = truth); None if either manifest lacks one."""
-    a = as_manifest(old).metrics.get(split).confusion
-    b = as_manifest(new).metrics.get(split).confusion
+    a, b = old.metrics.get(split).confusion, new.metrics.get(split).confusion
     if a is None or b is None or np.shape(a) != np.shape(b):
         return None
     return np.asarray(b, dtype=int) - np.asarray(a, dtype=int)

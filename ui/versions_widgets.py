@@ -12,6 +12,7 @@ from explainers import registry, render
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from models import model_card, store, versions
+from models.manifest import Manifest
 from ui import kit, loaders
 from workbench import api, jobs, model_trust, snapshots
 
@@ -30,7 +31,7 @@ def start_panel(name: str) -> None:
     """Settings (the version's own recipe by default) and the start button; a refusal is shown as the reason."""
     from workbench.retrain import recipe_config
 
-    recipe = recipe_config(store.read_manifest(name))
+    recipe = recipe_config(store.manifest(name))
     with st.expander("Training settings"):
         quick = st.toggle("Quick trial run (a few epochs on 96 examples)", key="retrain_quick",
                           help="For a smoke test of the whole loop; the candidate will be weak.")
@@ -196,7 +197,7 @@ def card_view(name: str, version: str) -> None:
     left, right = st.columns(2)
     left.download_button("⬇️ Download the model card (Markdown)", card.encode("utf-8"),
                          file_name=f"model-card-{name}-{version}.md", mime="text/markdown", key=f"card_{name}_{version}")
-    if model_trust.saved_trust(name, version) is None and store.read_manifest(name, version).get("dataset"):
+    if model_trust.saved_trust(name, version) is None and store.manifest(name, version).dataset:
         if right.button("📏 Measure trust figures for the card", key=f"trust_{name}_{version}",
                         help=f"Grad-CAM on {model_trust.TRUST_EXAMPLES} test examples: deletion/insertion "
                              "against random order, localisation, and the randomisation sanity check."):
@@ -255,18 +256,18 @@ def confusion_figure(diff: np.ndarray, classes: Sequence[str]) -> go.Figure:
 
 
 def metrics_comparison(name: str, old: str, new: str) -> None:
-    a, b = store.read_manifest(name, old), store.read_manifest(name, new)
+    a, b = store.manifest(name, old), store.manifest(name, new)
     table = pd.DataFrame(versions.metrics_table(a, b)).rename(columns={"old": old, "new": new})
     overall = table[table["class"] == "(overall)"].iloc[0]
     left, right = st.columns(2)
     _metric_delta(f"Test accuracy {new} vs {old}", overall[old], overall[new], left)
-    right.metric("Labels changed (new version)", b.get("labels_changed", 0))
+    right.metric("Labels changed (new version)", b.lineage.labels_changed or 0)
     st.dataframe(table, hide_index=True, width="stretch")
     diff = versions.confusion_difference(a, b)
     if diff is not None:
         st.markdown("**Confusion matrix, new minus old**: blue cells are better (more correct on the "
                     "diagonal, fewer mistakes off it), red cells worse.")
-        st.plotly_chart(confusion_figure(diff, b["classes"]), width="stretch", key="confusion_diff")
+        st.plotly_chart(confusion_figure(diff, b.classes), width="stretch", key="confusion_diff")
 
 
 @st.cache_data(max_entries=16, show_spinner="Predicting the test split…")
@@ -300,12 +301,12 @@ def _show_examples(data: Any, positions: list[int], old_pred: np.ndarray, new_pr
 
 
 def fixed_and_broken(name: str, old: str, new: str) -> None:
-    dataset = store.read_manifest(name, new).get("dataset")
+    dataset = store.manifest(name, new).dataset
     if not dataset:
         st.info("This model does not record its dataset, so its test examples cannot be compared.")
         return
     data = loaders.dataset(dataset, "test")
-    old_pred, new_pred = (test_predictions(name, v, dataset, store.read_manifest(name, v).get("sha256"))
+    old_pred, new_pred = (test_predictions(name, v, dataset, store.manifest(name, v).lineage.sha256)
                           for v in (old, new))
     fixed, broken = versions.fixed_and_broken(data.y, old_pred, new_pred)
     left, right = st.columns(2)
@@ -318,8 +319,8 @@ def fixed_and_broken(name: str, old: str, new: str) -> None:
 
 
 def _corrected_examples(name: str, old: str, new: str) -> tuple[Any, list[tuple[int, str]]]:
-    manifest = store.read_manifest(name, new)
-    dataset = manifest.get("dataset")
+    manifest = store.manifest(name, new)
+    dataset = manifest.dataset
     corrections = snapshots.corrections_between(name, old, new)
     if not dataset or not corrections:
         return None, []
@@ -371,21 +372,28 @@ def version_report_button(name: str, old: str, new: str) -> None:
     from labels import Ledger
     from workbench import reports
 
-    sections = []
-    for version in (old, new):
-        manifest = store.read_manifest(name, version)
-        sections.append(reports.Section(f"{name} {version}", facts={
-            "sha256": manifest.get("sha256", "–"), "parent": manifest.get("parent") or "–",
-            "created by": manifest.get("created_by", "–"), "created at": manifest.get("created_at", "–"),
-            "data snapshot": manifest.get("data_snapshot_hash") or manifest.get("data_hash") or "–",
-            "labels changed": manifest.get("labels_changed", 0),
-        }))
-    a, b = store.read_manifest(name, old), store.read_manifest(name, new)
+    a, b = store.manifest(name, old), store.manifest(name, new)
+    sections = [reports.Section(f"{name} {version}", facts=_version_facts(info)) for version, info in ((old, a), (new, b))]
     sections.append(reports.table_section("Metrics on the clean test split",
                                           [{**row, "old": row["old"], "new": row["new"]}
                                            for row in versions.metrics_table(a, b)],
                                           text=f"old = {old}, new = {new}"))
-    dataset = b.get("dataset")
+    dataset = b.dataset
     notes = [e.to_dict() for e in Ledger().history(dataset) if e.note] if dataset else []
     sections.append(reports.notes_section(notes))
     kit.report_button(f"{name} {new} vs {old}", sections, key="versions_report")
+
+
+def _version_facts(info: Manifest) -> dict[str, Any]:
+    """A version's lineage for the comparison report; "–" where the manifest records nothing."""
+    lineage = info.lineage
+    return {
+        "sha256": _or_dash(lineage.sha256), "parent": lineage.parent or "–",
+        "created by": _or_dash(info.created_by), "created at": _or_dash(info.created_at),
+        "data snapshot": lineage.data_snapshot_hash or lineage.data_hash or "–",
+        "labels changed": lineage.labels_changed or 0,
+    }
+
+
+def _or_dash(value: str | None) -> str:
+    return "–" if value is None else value

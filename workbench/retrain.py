@@ -12,11 +12,11 @@ import contextlib
 import platform
 import time
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, ContextManager, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 from foundation.errors import WorkbenchError
 from models import store, training
-from models.manifest import Corrections, Lineage, Manifest, Metrics, Training, as_manifest
+from models.manifest import Corrections, Lineage, Manifest, Metrics, Training
 from workbench import datasets, snapshots
 DEFAULT_TRAIN_SPLIT = "train"
 NOISY_SPLIT = "train_noisy"
@@ -48,14 +48,13 @@ class RetrainResult:
         }
 
 
-def training_split(manifest: Manifest | Mapping[str, Any], dataset: str | None = None) -> str:
+def training_split(manifest: Manifest, dataset: str | None = None) -> str:
     """The split a version learns from, and the ledger's corrections are applied to.
 
     A retrained version records it; otherwise the shipped labels as the Review page shows
     them first: `train_noisy` (flipped labels included) where the dataset (default: the
-    version's own) has one. A raw manifest dict is still accepted from callers not converted yet.
+    version's own) has one.
     """
-    manifest = as_manifest(manifest)
     if manifest.lineage.train_split:
         return manifest.lineage.train_split
     dataset = dataset or manifest.dataset
@@ -64,27 +63,19 @@ def training_split(manifest: Manifest | Mapping[str, Any], dataset: str | None =
     return DEFAULT_TRAIN_SPLIT
 
 
-def recipe_config(manifest: Manifest | Mapping[str, Any] | None) -> training.TrainConfig:
+def recipe_config(manifest: Manifest | None) -> training.TrainConfig:
     """The training configuration a version recorded ("same recipe as training"); defaults otherwise.
 
     Used whole except `limit`: a version trained on a subset is fine-tuned on all the data.
-    A raw manifest dict is still accepted from callers not converted yet; None gives the defaults.
+    None (no version to copy) gives the defaults.
     """
-    recorded_training = _recorded_training(manifest)
+    recorded_training = None if manifest is None else manifest.training
     recorded = dict((recorded_training.config if recorded_training else None) or {})
     known = {f.name for f in fields(training.TrainConfig)}
     values = {key: value for key, value in recorded.items() if key in known and key != "limit"}
     if "image_filters" in values:
         values["image_filters"] = tuple(values["image_filters"])
     return replace(training.TrainConfig(), **values)
-
-
-def _recorded_training(manifest: Manifest | Mapping[str, Any] | None) -> Training | None:
-    if manifest is None or isinstance(manifest, Manifest):
-        return None if manifest is None else manifest.training
-    # A raw dict from a caller not converted yet: only its training record is needed (and checked).
-    section = manifest.get("training")
-    return None if section is None else Training.from_dict(section)
 
 
 def evaluation_splits(dataset: str) -> list[str]:

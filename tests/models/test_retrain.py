@@ -1,11 +1,15 @@
 """Retrain on a tiny configuration: snapshot, candidate, manifest, loadability."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 import sample_data
 from foundation.errors import WorkbenchError
+from foundation.types import Modality
 from labels import Ledger
 from models import store
+from models.manifest import Manifest, Training
 from models.safe_load import sha256_file
 from workbench import retrain, samples, snapshots
 
@@ -120,9 +124,12 @@ def test_correction_with_an_unknown_class_is_refused(workspace):
 
 
 def test_recipe_config_is_the_parents_recorded_one_on_all_the_data():
-    manifest = {"training": {"config": {"head_epochs": 3, "unfreeze_top": 6, "finetune_learning_rate": 1e-3,
-                                        "limit": 96, "image_filters": [4, 8], "from_a_newer_version": 1}}}
+    untrained = Manifest(modality=Modality.IMAGE, classes=("a", "b"))
+    manifest = replace(untrained, training=Training(config={
+        "head_epochs": 3, "unfreeze_top": 6, "finetune_learning_rate": 1e-3,
+        "limit": 96, "image_filters": [4, 8], "from_a_newer_version": 1}))
     config = retrain.recipe_config(manifest)
     assert (config.head_epochs, config.unfreeze_top, config.finetune_learning_rate) == (3, 6, 1e-3)
     assert config.limit is None and config.image_filters == (4, 8)
-    assert retrain.recipe_config({}) == retrain.training.TrainConfig()
+    assert retrain.recipe_config(untrained) == retrain.training.TrainConfig()
+    assert retrain.recipe_config(None) == retrain.training.TrainConfig()

@@ -112,6 +112,7 @@ def test_comparison_helpers_by_hand():
     new = {"modality": "image", "classes": ["a", "b"], "metrics": {"test": {"accuracy": 0.75, "confusion": [[4, 0], [1, 3]],
                                                         "per_class": {"a": {"precision": 0.8, "recall": 1.0, "f1": 0.8889},
                                                                       "b": {"precision": 1.0, "recall": 0.75, "f1": 0.8571}}}}}
+    old, new = Manifest.from_dict(old), Manifest.from_dict(new)
     np.testing.assert_array_equal(versions.confusion_difference(old, new), [[2, -2], [1, -1]])
     rows = versions.metrics_table(old, new)
     assert rows[0] == {"class": "(overall)", "metric": "accuracy", "old": 0.5, "new": 0.75, "change": 0.25}
