@@ -58,8 +58,11 @@ def train_sample(
     backbone_path: Path | None = None,
     callbacks: list[Any] | None = None,
     log: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
-    """Train one sample model, evaluate on the clean test split, write model + manifest."""
+) -> Manifest:
+    """Train one sample model, evaluate on the clean test split, write model + manifest.
+
+    Returns the manifest as written (with the file's sha256); `to_dict()` is the JSON on disk.
+    """
     import keras
     import tensorflow as tf
 
@@ -105,8 +108,7 @@ def train_sample(
         write_json_atomic(folder / "vocabulary.json", vectorize.get_vocabulary())
     manifest = save_model_folder(model, manifest, folder)
     log(f"{name}: test accuracy {manifest.metrics.test.accuracy:.4f} ({manifest.training.seconds} s)")
-    # Callers print and compare the manifest as the JSON written to disk.
-    return manifest.to_dict()
+    return manifest
 
 
 def recipe_config(name: str) -> training.TrainConfig:

@@ -13,7 +13,6 @@ from commandline.method_options import (
     method_params,
 )
 from foundation.errors import WorkbenchError
-from models.manifest import Manifest
 
 
 def _print_json(data) -> None:
@@ -50,14 +49,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = replace(config, epochs=args.epochs)
     out = Path(args.out)
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
-    written = []  # the manifests as written to disk: what --json prints
+    written = []  # the manifests as written to disk: --json prints their JSON
     for name in names:
         written.append(samples.train_sample(name, out, config, log=log))
         if not args.json:
-            accuracy = Manifest.from_dict(written[-1]).metrics.test.accuracy
-            print(f"{name}: test accuracy {accuracy:.4f} -> {out / name}")
+            print(f"{name}: test accuracy {written[-1].metrics.test.accuracy:.4f} -> {out / name}")
     if args.json:
-        _print_json(written if len(written) > 1 else written[0])
+        as_json = [manifest.to_dict() for manifest in written]
+        _print_json(as_json if len(as_json) > 1 else as_json[0])
     return 0
 
 

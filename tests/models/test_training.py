@@ -5,16 +5,31 @@ import pytest
 import sample_data
 from models import store
 from models.loaded import LoadedModel
+from models.manifest import Manifest
 from models.safe_load import load_keras_model, sha256_file
 from workbench import samples
 
 
 @pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
+def trained(tmp_path_factory):
+    """Three sample models trained once on a quick configuration, with their typed manifests."""
     out = tmp_path_factory.mktemp("zoo")
     config = samples.quick_config()
-    manifests = {name: samples.train_sample(name, out, config) for name in ("digits", "shapes", "headlines")}
-    return out, manifests
+    return out, {name: samples.train_sample(name, out, config) for name in ("digits", "shapes", "headlines")}
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(trained):
+    """The same, with the manifests as JSON (as written to disk): what most assertions check."""
+    out, manifests = trained
+    return out, {name: manifest.to_dict() for name, manifest in manifests.items()}
+
+
+def test_train_sample_returns_the_manifest_it_wrote(trained):
+    out, manifests = trained
+    on_disk = store.read_manifest_file(out / "digits" / store.MANIFEST_FILE, "digits", "v1")
+    assert isinstance(manifests["digits"], Manifest) and manifests["digits"] == on_disk
+    assert manifests["digits"].lineage.sha256 == sha256_file(out / "digits" / "model.keras")
 
 
 def test_manifest_records_what_a_user_needs(tiny_zoo):
