@@ -17,6 +17,7 @@ from foundation.errors import WorkbenchError
 from foundation.escaping import markdown_literal
 from models import store
 from models.inspect import QUESTIONS, InferredSpec, parse_typed_classes, suggest_name
+from models.manifest import Manifest
 from workbench import datasets, imports, user_models
 
 FROM_FOLDER = "From the models folder"
@@ -170,15 +171,17 @@ def _register_form(spec: InferredSpec, path: Path | None, upload: tuple[bytes, s
     try:
         with st.spinner("Registering…"):
             if upload:
-                manifest = user_models.register_uploaded_model(upload[0], upload[1], **kwargs)
+                written = user_models.register_uploaded_model(upload[0], upload[1], **kwargs)
             else:
-                manifest = user_models.register_model(path, **kwargs)
+                written = user_models.register_model(path, **kwargs)
     except WorkbenchError as exc:
         _error(str(exc))
         return
-    st.success(plain(f"Registered model '{manifest['name']}' (version v1). Choose it in the sidebar's model list."))
+    # The register functions give the JSON as written (shown below); its values are read typed.
+    registered = Manifest.from_dict(written)
+    st.success(plain(f"Registered model '{registered.name}' (version v1). Choose it in the sidebar's model list."))
     with st.expander("Manifest"):
-        st.json(manifest)
+        st.json(written)
 
 
 # ---------------------------------------------------------------------------- data
@@ -204,7 +207,7 @@ def import_data_section() -> None:
     if uploaded is None:
         return
     modality = "image" if kind == IMAGES else "text"
-    models = [n for n in store.model_names() if store.read_manifest(n)["modality"] == modality]
+    models = [n for n in store.model_names() if store.manifest(n).modality.value == modality]
     left, right = st.columns(2)
     name = left.text_input("Dataset name", value=suggest_name(uploaded.name), max_chars=48, key="byo_dataset_name")
     for_model = right.selectbox("Check labels against a model's classes", [NO_MODEL] + models, key="byo_for_model")
@@ -292,8 +295,8 @@ def _commit(plan: imports.ImportPlan) -> None:
 
 def _offer_link(model_name: str, dataset: str) -> None:
     """A registered model without a dataset gets this one, so review and retraining can use it."""
-    manifest = store.read_manifest(model_name, store.ZOO_VERSION)
-    if manifest.get("dataset") or manifest.get("created_by") == "workbench train":
+    info = store.manifest(model_name, store.ZOO_VERSION)
+    if info.dataset or info.created_by == "workbench train":
         return
     try:
         user_models.link_dataset(model_name, dataset)

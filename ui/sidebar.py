@@ -13,7 +13,7 @@ MODEL_KEY = {"image": "image_model", "text": "text_model", None: "any_model"}
 def _models_for(modality: str | None) -> list[str]:
     names = []
     for name in store.model_names():
-        if modality is None or store.read_manifest(name)["modality"] == modality:
+        if modality is None or store.manifest(name).modality.value == modality:
             names.append(name)
     return names
 
@@ -28,14 +28,14 @@ def model_picker(modality: str | None) -> None:
     if st.session_state.get(key) not in names:
         st.session_state[key] = names[0]
     name = st.sidebar.selectbox("Model", names, key=key, help="Sample models ship with the workbench.")
-    manifest = store.read_manifest(name)
+    info = store.manifest(name)
     version = store.current_version(name)
-    accuracy = manifest.get("metrics", {}).get("test", {}).get("accuracy")
+    accuracy = info.metrics.test.accuracy
     st.sidebar.caption(
         f"**Version in use:** {version} · **test accuracy:** "
         f"{accuracy:.1%}" if accuracy is not None else f"**Version in use:** {version}"
     )
-    st.sidebar.caption("**Classes:** " + ", ".join(manifest["classes"]))
+    st.sidebar.caption("**Classes:** " + ", ".join(info.classes))
     st.session_state["selected_model"] = name
 
 
