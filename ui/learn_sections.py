@@ -7,10 +7,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explainers import metrics, registry, render
+from explainers import registry, render
 from models import store
 from models.loaded import LoadedModel
-from ui import loaders, trust_panel
+from ui import kit, loaders
 from workbench import api, lessons
 
 DISPLAY = 192  # px for the small pictures of a walk-through
@@ -253,8 +253,10 @@ def shortcut_tab() -> None:
                 f"mark, which covers only **{lesson.cue_share:.1%}** of the image.")
 
     st.subheader("3 · The trust panel agrees")
-    trust_panel.render_trust_panel(model, lesson.example_explanation, lesson.example,
-                                   metrics.GroundTruth(cue_mask=lesson.example_cue_mask), key="learn_shortcut_trust")
+    shown = lesson.example_explanation  # the map above: the core's cache hands the same one back
+    example = api.explain_input(model, shown.method, lesson.example, shown.target,
+                                ground_truth=api.GroundTruth(cue_mask=lesson.example_cue_mask))
+    kit.trust_panel(example, key="learn_shortcut_trust")
 
     st.subheader("4 · A test without the shortcut exposes it")
     st.markdown("In a second test set the mark is painted on a quarter of the images, whatever their shape.")
