@@ -4,9 +4,6 @@ import streamlit as st
 from ui import sidebar
 from workbench import warmup
 
-st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
-warmup.start()  # shap's one-off numba compilation, in a background thread
-
 # section -> (page file, title, icon, modality the page works on; None = any model)
 SECTIONS = {
     "Explore": [
@@ -27,27 +24,33 @@ SECTIONS = {
 }
 PAGES = [entry for entries in SECTIONS.values() for entry in entries]
 
-pages = {path: st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES}
-modality_of = {path: modality for path, _, _, modality in PAGES}
+
+def main() -> None:
+    st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
+    warmup.start()  # shap's one-off numba compilation, in a background thread
+
+    pages = {path: st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES}
+    modality_of = {path: modality for path, _, _, modality in PAGES}
+
+    # Streamlit serves the default page at "/" only, so a link to the first page's own address
+    # (/explain_image) would meet "Page not found". The default is a hidden page that opens the
+    # first page at its own address instead.
+    home = st.Page(lambda: st.switch_page(pages[PAGES[0][0]]), title="Explainability Workbench",
+                   url_path="home", default=True, visibility="hidden")
+    navigation = {section: [pages[path] for path, *_ in entries] for section, entries in SECTIONS.items()}
+    navigation["Explore"].insert(0, home)
+    current = st.navigation(navigation)
+    if current is home:
+        current.run()  # switches page at once: no sidebar work for a page nobody sees
+
+    st.sidebar.title("🔍 Explainability Workbench")
+    current_path = next((path for path, page in pages.items() if page is current), None)
+    sidebar.model_picker(modality_of.get(current_path))
+    sidebar.annotator_box()
+    current.run()
 
 
-def _open_first_page() -> None:
-    st.switch_page(pages[PAGES[0][0]])
-
-
-# Streamlit serves the default page at "/" only, so a link to the first page's own address
-# (/explain_image) would meet "Page not found". The default is a hidden page that opens the
-# first page at its own address instead.
-home = st.Page(_open_first_page, title="Explainability Workbench", url_path="home", default=True,
-               visibility="hidden")
-navigation = {section: [pages[path] for path, *_ in entries] for section, entries in SECTIONS.items()}
-navigation["Explore"].insert(0, home)
-current = st.navigation(navigation)
-if current is home:
-    current.run()  # switches page at once: no sidebar work for a page nobody sees
-
-st.sidebar.title("🔍 Explainability Workbench")
-current_path = next((path for path, page in pages.items() if page.url_path == current.url_path), None)
-sidebar.model_picker(modality_of.get(current_path))
-sidebar.annotator_box()
-current.run()
+# Streamlit runs this file as "__main__". A process started with multiprocessing's "spawn" from
+# a server or test process re-imports the main module as "__mp_main__": it must not run the app.
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,11 @@
 """Check-and-append is atomic across threads and across processes, on SQLite files and PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import sys
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -60,13 +63,26 @@ def test_threads_racing_on_one_example_exactly_one_wins_each_round(ledger: Ledge
     assert ledger.count("ds") == 5
 
 
+@contextlib.contextmanager
+def _no_main_script():
+    """A spawned child re-runs the parent's main script before its target; after an AppTest that
+    script is the last page or app.py the test ran. Children start from a blank main instead."""
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = saved
+
+
 def _run_processes(target, args_for) -> list[tuple]:
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter, like a second app server
     barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args_for(w), barrier, results))
              for w in range(PROCESSES)]
-    for proc in procs:
-        proc.start()
+    with _no_main_script():
+        for proc in procs:
+            proc.start()
     try:
         outcomes = [results.get(timeout=60) for _ in procs]
     finally:
