@@ -27,7 +27,9 @@ PAGES = [entry for entries in SECTIONS.values() for entry in entries]
 
 def main() -> None:
     st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
-    warmup.start()  # shap's one-off numba compilation, in a background thread
+    # shap's one-off numba compilation, in a background thread that waits until the server's model
+    # preload (started by ui/serve.py) is done and no map is being computed for anyone.
+    warmup.start()
 
     pages = {path: st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES}
     modality_of = {path: modality for path, _, _, modality in PAGES}

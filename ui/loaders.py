@@ -1,4 +1,8 @@
-"""Expensive things happen once: models per version, datasets per split, the prepared input per rerun."""
+"""Expensive things happen once: models per version, datasets per split, the prepared input per rerun.
+
+A model the server preloaded at start-up (workbench/preload.py) is handed out as that very
+object: the cache asks the preload registry first, so no model is ever loaded twice.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,12 +10,33 @@ from typing import Any
 import streamlit as st
 
 from models.loaded import LoadedModel
-from workbench import api, cache
+from workbench import api, cache, preload, warmup
+
+_PRELOAD_REPORTED_KEY = "_preload_failure_reported"
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=12)
 def model(name: str, version: str) -> LoadedModel:
-    return api.load_model(name, version)
+    preloaded = preload.take(name, version)
+    return preloaded if preloaded is not None else api.load_model(name, version)
+
+
+def wait_for_start_up() -> None:
+    """While the server's start-up (TensorFlow, the default model) is under way, say what the page
+    waits for and what is left, instead of a blank area; once, report a failed preload."""
+    if not preload.wait(0):
+        with warmup.busy():  # a visitor is waiting for a map: shap's warm-up keeps out of the way
+            message, shown = st.empty(), None
+            while not preload.wait(0.25):
+                stage = preload.status().stage or "Starting the workbench…"
+                if stage != shown:  # send a change only
+                    message.info(stage, icon="⏳")
+                    shown = stage
+            message.empty()
+    error = preload.status().error
+    if error and not st.session_state.get(_PRELOAD_REPORTED_KEY):
+        st.session_state[_PRELOAD_REPORTED_KEY] = True
+        st.toast(f"The background start-up failed ({error}); the page loads the model itself.", icon="⚠️")
 
 
 @st.cache_resource(show_spinner="Preparing dataset…")

@@ -6,11 +6,17 @@ and Streamlit treats a `pages/` folder beside the entry point as a legacy multip
 (e.g. /explain_image) then gets that page without the router: Streamlit's automatic page
 list, no model picker. Declaring up front that this app routes with `st.navigation` makes
 every first request go through app.py.
+
+Before Streamlit starts, the server's slow start-up begins in the background
+(workbench/preload.py: TensorFlow, the default model, its first Grad-CAM), so the first
+visitor's page finds them ready instead of paying for them.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from workbench import preload
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -20,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     from streamlit.web import cli
 
     PagesManager.uses_pages_directory = False
+    preload.start()
     sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
     cli.main()
 

@@ -40,9 +40,12 @@ def model_picker(modality: str | None) -> None:
 
 
 def selected_model(modality: str | None) -> LoadedModel | None:
+    """The model chosen in the sidebar, loaded when it is chosen (after the server's start-up, with
+    a progress message while that is still under way)."""
     name = st.session_state.get(MODEL_KEY[modality])
     if not name:
         return None
+    loaders.wait_for_start_up()
     return loaders.current_model(name)
 
 

@@ -109,3 +109,32 @@ def test_benchmark_text_tokenizes_the_same_for_both_sides():
     assert bench.pick_benchmark_text(model, texts, min_tokens=2, max_tokens=6) == "the movie was good"
     with pytest.raises(ValueError):
         bench.pick_benchmark_text(model, texts[:2], min_tokens=2, max_tokens=6)
+
+
+APP_KEYS = {"cold_start_s", "first_paint_s", "first_gradcam_s", "first_trust_s", "server_rss_first_page_mb",
+            "server_rss_mb", "models_loaded", "load_average_at_start", "targets", "meets_targets"}
+
+
+def test_app_targets_are_judged_from_the_figures():
+    from benchmarks import app_bench
+
+    figures = {"first_paint_s": 4.0, "first_gradcam_s": 6.5, "first_trust_s": 10.0, "server_rss_first_page_mb": 480.0}
+    assert app_bench.meets_targets(figures) == {"first_gradcam_s": True, "first_gradcam_after_paint_s": True,
+                                                "first_trust_after_gradcam_s": False, "server_rss_first_page_mb": True}
+    assert set(app_bench.TARGETS) == set(app_bench.meets_targets(figures))
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_app_bench_reports_the_documented_keys():
+    from benchmarks import app_bench
+
+    if not Path(app_bench.CHROMIUM).exists():
+        pytest.skip(f"{app_bench.CHROMIUM} is missing")
+    figures = app_bench.run_app_bench()
+    assert set(figures) == APP_KEYS
+    assert 0 < figures["first_paint_s"] == figures["cold_start_s"] <= figures["first_gradcam_s"] <= figures["first_trust_s"]
+    assert figures["server_rss_mb"] > 0 and figures["server_rss_first_page_mb"] > 0
+    assert figures["models_loaded"] == ["digits", "shapes", "shapes-shortcut", "headlines"]
+    assert figures["load_average_at_start"] >= 0
+    assert set(figures["meets_targets"]) == set(figures["targets"])

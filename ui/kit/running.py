@@ -8,7 +8,7 @@ import streamlit as st
 from foundation.types import Modality
 from models.loaded import LoadedModel
 from ui import method_params
-from workbench import api
+from workbench import api, warmup
 
 
 def current_choice(prefix: str, method: str) -> method_params.MethodChoice:
@@ -31,5 +31,6 @@ def explain(model: LoadedModel, chosen: method_params.MethodChoice, model_input:
 
 def _explain(model: LoadedModel, chosen: method_params.MethodChoice, model_input: Any, target: int,
              ground_truth: Any) -> api.ExplainedInput:
-    return api.explain_input(model, chosen.method, model_input, target, seed=chosen.seed,
-                             params=dict(chosen.params), ground_truth=ground_truth)
+    with warmup.busy():  # someone waits for this map: shap's background warm-up holds back
+        return api.explain_input(model, chosen.method, model_input, target, seed=chosen.seed,
+                                 params=dict(chosen.params), ground_truth=ground_truth)

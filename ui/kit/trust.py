@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from foundation.types import Modality
+from workbench import warmup
 from workbench.explaining import SANITY_THRESHOLD, ExplainedInput, TrustReport
 
 _LEVEL_ICON = {"good": "✅", "mixed": "🟡", "poor": "⚠️", "warning": "🚩"}
@@ -52,8 +53,7 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
     Measured on the first request (about a second for Grad-CAM on the sample models), then
     served from the core's cache. key: a prefix for widget keys when several panels share a page.
     """
-    with st.spinner("Measuring how faithful this explanation is…"):
-        report = result.trust()
+    report = _measure(result)
     figures = report.figures
     unit = "words" if result.model.modality is Modality.TEXT else "pixels"
     explanation = result.explanation
@@ -82,6 +82,13 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
             st.plotly_chart(curves_figure(report), key=f"{key}_curves", width="stretch")
             st.caption(f"Removed {unit} become {report.curves.baseline}. Computed in {report.seconds:.2f} s.")
     return report
+
+
+def _measure(result: ExplainedInput) -> TrustReport:
+    """The trust figures, with a "measuring…" note in their place meanwhile. The map above was sent
+    to the browser before this runs, so measuring never delays the map."""
+    with st.spinner(f"Can I trust this {result.explanation.method} map? measuring…"), warmup.busy():
+        return result.trust()
 
 
 def _localisation_metric(column: Any, figures: dict[str, float]) -> None:

@@ -1,0 +1,96 @@
+"""The server's start-up preload: one model, loaded once, handed out as that object; a failure is
+reported and changes nothing else; shap's warm-up waits its turn behind it."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from foundation.types import Modality
+from models import store
+from workbench import preload
+
+
+@pytest.fixture(autouse=True)
+def fresh_preload():
+    preload.wait()
+    preload.forget()
+    yield
+    preload.wait()
+    preload.forget()
+
+
+def test_the_default_model_is_the_first_image_model_by_name():
+    image_models = [n for n in store.model_names() if store.manifest(n).modality is Modality.IMAGE]
+    assert preload.default_model() == image_models[0]
+
+
+def test_the_preloaded_model_is_kept_and_handed_out_as_the_same_object():
+    name = preload.default_model()
+    version = store.current_version(name)
+    thread = preload.start()
+    assert preload.start() is thread and thread.daemon  # once per process, in the background
+    model = preload.take(name, version)  # waits for the preload under way instead of loading again
+    assert model is not None and (model.name, model.version) == (name, version)
+    assert preload.take(name, version) is model
+    status = preload.status()
+    assert status.started and status.done and status.error is None and status.stage == ""
+    assert status.target == (name, version) and status.seconds > 0
+    assert preload.take(name, "v999") is None  # another version was not preloaded
+
+
+def test_a_failing_preload_is_reported_and_hands_out_nothing(monkeypatch, capsys):
+    def broken(name, version=None):
+        raise OSError("disk unplugged")
+
+    monkeypatch.setattr(preload.store, "load", broken)
+    preload.start()
+    assert preload.wait(timeout=300)
+    status = preload.status()
+    assert status.done and status.error == "OSError: disk unplugged"
+    assert "the model preload failed" in capsys.readouterr().err
+    assert preload.take(*status.target) is None
+
+
+def test_the_stage_says_what_is_left(monkeypatch):
+    release = threading.Event()
+    real_load = store.load
+
+    def slow_load(name, version=None):
+        release.wait(60)
+        return real_load(name, version)
+
+    monkeypatch.setattr(preload.store, "load", slow_load)
+    preload.start()
+    try:
+        for _ in range(600):
+            if preload.status().stage.startswith("Step 2 of 3: Loading model"):
+                break
+            threading.Event().wait(0.1)
+        assert preload.status().stage == f"Step 2 of 3: Loading model {preload.default_model()}…"
+        assert not preload.status().done
+    finally:
+        release.set()
+    assert preload.wait(timeout=300) and preload.status().error is None
+
+
+def test_forget_refuses_while_a_preload_runs(monkeypatch):
+    release = threading.Event()
+    monkeypatch.setattr(preload.store, "load", lambda name, version=None: release.wait(60))
+    preload.start()
+    try:
+        with pytest.raises(RuntimeError):
+            preload.forget()
+    finally:
+        release.set()
+
+
+def test_shap_warm_up_waits_for_a_quiet_moment(monkeypatch):
+    from workbench import warmup
+
+    monkeypatch.setattr(warmup, "QUIET_S", 0.5)
+    with warmup.busy():
+        assert not warmup._quiet()  # a map is being computed for someone
+    assert not warmup._quiet()  # ... and just was
+    threading.Event().wait(0.6)
+    assert warmup._quiet()
