@@ -52,10 +52,11 @@ def _gradcam_throughput(args: argparse.Namespace, log) -> dict:
 
 
 def _app_figures(log) -> dict:
-    """Cold start of the real app in Chromium and the server's memory with the sample models loaded."""
+    """The real app in Chromium, from the server's start: first paint, first Grad-CAM on the default page,
+    its trust panel, the server's memory (see benchmarks/app_bench.py)."""
     from benchmarks.app_bench import run_app_bench
 
-    log("app cold start and server memory (streamlit + headless Chromium)…")
+    log("app: first paint, first Grad-CAM and trust panel, server memory (streamlit + headless Chromium)…")
     try:
         figures = run_app_bench()
     except Exception as exc:  # no browser here: the explainer figures still stand
@@ -84,7 +85,7 @@ def register(sub) -> None:
     bench.add_argument("--json", action="store_true", help="print one JSON object with a `results` array")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per side; medians are reported (default 3)")
     bench.add_argument("--quick", action="store_true", help="tiny budgets, to check that everything runs")
-    bench.add_argument("--no-app", action="store_true", help="skip the app cold-start and memory figures")
+    bench.add_argument("--no-app", action="store_true", help="skip the app figures (first paint, Grad-CAM, trust panel, memory)")
     bench.add_argument("--image-model", default="shapes", help="image model to time on (default shapes)")
     bench.add_argument("--text-model", default="headlines", help="text model to time on (default headlines)")
     bench.add_argument("--seed", type=int, default=0)
