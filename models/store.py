@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from foundation import config
 from foundation.atomic import fsync_dir, write_json_atomic
 from foundation.errors import ModelError
+from foundation.ids import check_path_id, is_path_id
 from models.manifest import Manifest, as_manifest
 from models.safe_load import load_keras_model, sha256_file
 
@@ -37,12 +38,22 @@ class VersionInfo:
     is_current: bool
 
 
+def check_version_id(version: str) -> str:
+    """`version` if it can safely name a version folder; otherwise one ModelError sentence."""
+    return check_path_id(version, "version id (such as v2)", ModelError)
+
+
+def check_model_name(name: str) -> str:
+    """`name` if it can safely name a model folder; otherwise one ModelError sentence."""
+    return check_path_id(name, "model name", ModelError)
+
+
 def _zoo_dir(name: str) -> Path:
-    return config.ZOO_DIR / name
+    return config.ZOO_DIR / check_model_name(name)
 
 
 def _workspace_model_dir(name: str) -> Path:
-    return config.workspace_subdir("models") / name
+    return config.workspace_subdir("models") / check_model_name(name)
 
 
 def _versions_dir(name: str) -> Path:
@@ -60,7 +71,9 @@ def model_names() -> list[str]:
         names.update(p.name for p in config.ZOO_DIR.iterdir() if (p / MANIFEST_FILE).is_file())
     models_root = config.workspace_dir() / "models"
     if models_root.is_dir():
-        names.update(p.name for p in models_root.iterdir() if (p / "versions").is_dir() and any(_iter_version_dirs(p.name)))
+        # Hidden folders (registrations, uploads in progress) and odd names are never models.
+        names.update(p.name for p in models_root.iterdir()
+                     if is_path_id(p.name) and (p / "versions").is_dir() and any(_iter_version_dirs(p.name)))
     return sorted(names)
 
 
@@ -69,8 +82,9 @@ def _iter_version_dirs(name: str):
     if not root.is_dir():
         return
     for path in root.iterdir():
-        # Hidden folders are versions still being written; never visible as a version.
-        if path.is_dir() and not path.name.startswith(".") and (path / MANIFEST_FILE).is_file():
+        # Hidden folders are versions still being written (and odd names never were
+        # versions): never visible as a version.
+        if path.is_dir() and is_path_id(path.name) and (path / MANIFEST_FILE).is_file():
             yield path
 
 
@@ -80,6 +94,7 @@ def _version_sort_key(version: str) -> tuple[int, str]:
 
 
 def version_path(name: str, version: str) -> Path:
+    check_version_id(version)
     if version == ZOO_VERSION and (_zoo_dir(name) / MANIFEST_FILE).is_file():
         return _zoo_dir(name)
     path = _versions_dir(name) / version

@@ -31,7 +31,7 @@ CURRENT, CANDIDATE, SHIPPED, PREVIOUS = "current", "candidate", "shipped", "prev
 
 
 def _model_dir(name: str) -> Path:
-    return config.workspace_subdir("models") / name
+    return config.workspace_subdir("models") / store.check_model_name(name)
 
 
 @contextlib.contextmanager
@@ -132,6 +132,7 @@ def _verify_file(name: str, version: str) -> None:
 
 
 def _point(name: str, version: str, action: str, by: str) -> dict[str, Any]:
+    store.check_version_id(version)  # before the lock: a refused id leaves no trace
     with _locked(name):
         previous = store.current_version(name)
         if version == previous:
@@ -156,6 +157,7 @@ def rollback(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
 
 def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
     """Delete a candidate: renamed to a hidden trash name first, so it vanishes in one step."""
+    store.check_version_id(version)  # before the lock: a refused id leaves no trace
     with _locked(name):
         state = status(name, version)
         if state != CANDIDATE:

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterator
 
 from foundation import config
 from foundation.errors import WorkbenchError
+from foundation.ids import is_path_id
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 RETRAIN, LESSON_FIX_SHORTCUT = "retrain", "lesson-fix-shortcut"
@@ -79,8 +80,9 @@ def lock_path(model: str) -> Path:
 
 
 def job_dir(job_id: str) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", job_id or ""):
-        raise WorkbenchError(f"{job_id!r} is not a job id; run `workbench jobs list` to see them.")
+    if not is_path_id(job_id):  # it becomes a folder name: no separators, no "..", bounded
+        shown = repr(job_id) if len(repr(job_id)) <= 60 else repr(job_id)[:57] + "..."
+        raise WorkbenchError(f"{shown} is not a job id; run `workbench jobs list` to see them.")
     return jobs_dir() / job_id
 
 
@@ -190,6 +192,8 @@ def _refusal(model: str, lock: dict[str, Any]) -> WorkbenchError:
 
 def _clear_leftovers(model: str) -> None:
     """Hidden folders a killed job left half-written; no live writer can own them now."""
+    if not is_path_id(model):
+        return  # not a model folder name: there is nothing of it to clear
     versions = config.workspace_dir() / "models" / model / "versions"
     if versions.is_dir():
         for path in versions.iterdir():

@@ -24,6 +24,7 @@ from foundation import config
 from foundation.atomic import fsync_dir
 from foundation.dataset import Dataset
 from foundation.errors import WorkbenchError
+from foundation.ids import check_path_id, is_path_id
 from foundation.types import Modality
 from models import store
 from workbench import datasets
@@ -58,7 +59,7 @@ class Snapshot:
 
 
 def _root(dataset: str) -> Path:
-    return config.workspace_subdir("snapshots") / dataset
+    return config.workspace_subdir("snapshots") / check_path_id(dataset, "dataset name")
 
 
 def label_changes(base: Dataset, ledger: Any) -> list[Change]:
@@ -163,7 +164,7 @@ def _snapshot_from_meta(path: Path, meta: Mapping[str, Any]) -> Snapshot:
 
 def find_snapshot(dataset: str, digest: str) -> Snapshot | None:
     """The snapshot with this hash, or None (e.g. a zoo version trained before snapshots)."""
-    if not digest or not all(ch in "0123456789abcdef" for ch in digest):
+    if not digest or not all(ch in "0123456789abcdef" for ch in digest) or not is_path_id(dataset):
         return None
     path = _root(dataset) / digest
     if not (path / META_FILE).is_file():

@@ -170,3 +170,17 @@ def test_jobs_cli_lists_and_reports(workspace, capsys):
     assert "there is no job 'no-such-job'" in capsys.readouterr().err
     assert cli.main(["jobs", "status", "../etc"]) == 2
     assert "is not a job id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("job_id", ["../x", "a/b", "job\x00", "j" * 500, "", "..", ".locks"])
+def test_hostile_job_ids_are_refused_before_they_become_paths(workspace, capsys, job_id):
+    for call in (jobs.read_status, jobs.cancel, jobs.job_dir):
+        with pytest.raises(WorkbenchError, match="is not a job id; run `workbench jobs list`"):
+            call(job_id)
+    if job_id:  # argparse cannot receive a NUL byte from a shell, but main() takes any string
+        for command in ("status", "cancel"):
+            assert cli.main(["jobs", command, job_id]) == 2
+            captured = capsys.readouterr()
+            lines = [line for line in captured.err.splitlines() if line.strip()]
+            assert captured.out == "" and len(lines) == 1 and lines[0].startswith("error: ")
+            assert "is not a job id" in lines[0]
