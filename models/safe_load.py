@@ -1,4 +1,8 @@
-"""Loading `.keras` files safely: safe mode on, no Lambda layers, no unknown code."""
+"""Loading `.keras` files safely: safe mode on, no Lambda layers, no unknown code.
+
+Before Keras sees a file, its config.json is read and every object in it must come from a module on an exact allow-list
+(`ALLOWED_MODULES`): a prefix test would let "keras.src.layers_evil" or "kerasx.layers" through.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +14,18 @@ from typing import Any, Iterator
 from foundation.errors import ModelError
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024
+
+# The modules Keras 3 writes for its own built-in objects (public API names, plus the few
+# internal ones it uses for objects without a public name); nothing else is loaded.
+ALLOWED_MODULES = frozenset({
+    "keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
+    "keras.activations", "keras.optimizers", "keras.optimizers.schedules", "keras.losses",
+    "keras.metrics", "keras.dtype_policies",
+    "keras.src.models.functional", "keras.src.models.sequential", "keras.src.models.model",
+    "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.math", "keras.src.ops.core",
+    "keras.src.ops.image", "keras.src.ops.linalg",
+    "builtins", "numpy",  # Keras resolves these only to its own built-in functions and dtypes
+})
 
 
 def sha256_file(path: Path) -> str:
@@ -47,11 +63,23 @@ def inspect_keras_archive(path: Path) -> dict:
         raise ModelError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB; use a smaller model.")
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path.name} is not a valid .keras archive (damaged or not a Keras 3 file); save it again.")
+    config = _read_config(path)
+    try:
+        _refuse_unsafe_objects(path, config)
+    except RecursionError:
+        raise ModelError(f"{path.name} has a model config nested too deeply to check; the file is refused.") from None
+    return config
+
+
+def _read_config(path: Path) -> Any:
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
+            return json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, RecursionError, zipfile.BadZipFile, OSError) as exc:
         raise ModelError(f"{path.name} has no readable model config ({exc.__class__.__name__}); save it again.") from None
+
+
+def _refuse_unsafe_objects(path: Path, config: Any) -> None:
     for layer in _walk_layer_configs(config):
         class_name = str(layer.get("class_name", ""))
         module = str(layer.get("module") or "keras")
@@ -60,12 +88,11 @@ def inspect_keras_archive(path: Path) -> dict:
                 f"{path.name} contains a Lambda layer, which runs arbitrary Python code; "
                 "replace it with built-in layers and save again."
             )
-        if class_name == "__lambda__" or not (module.startswith("keras") or module in {"builtins", "numpy"}):
+        if class_name == "__lambda__" or module not in ALLOWED_MODULES:
             raise ModelError(
                 f"{path.name} uses a custom object ({class_name} from {module}) the workbench cannot load safely; "
                 "rebuild the model from built-in Keras layers."
             )
-    return config
 
 
 def load_keras_model(path: Path) -> Any:

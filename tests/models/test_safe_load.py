@@ -70,3 +70,48 @@ def test_wrong_extension_is_refused(tmp_path):
     path.write_bytes(b"\x80\x04")
     with pytest.raises(ModelError, match="not a .keras"):
         load_keras_model(path)
+
+
+def _with_config(path, edit):
+    """Rewrite the archive at `path` with `edit(config) -> bytes` as its config.json."""
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    files["config.json"] = edit(json.loads(files["config.json"]))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("module", ["keras.src.layers_evil", "kerasx.layers", "keras_evil", "keras.layers.x",
+                                    "keras.src.saving", "os", ""])
+def test_a_look_alike_module_is_refused(tmp_path, module):
+    path = tmp_path / "lookalike.keras"
+    _small_model().save(path)
+
+    def edit(config):
+        config["config"]["layers"][1]["module"] = module or None  # None reads as "keras": allowed
+        return json.dumps(config).encode()
+
+    _with_config(path, edit)
+    if module:
+        with pytest.raises(ModelError, match=f"custom object \\(Dense from {module}\\)"):
+            inspect_keras_archive(path)
+    else:
+        inspect_keras_archive(path)
+
+
+def test_every_module_a_real_model_writes_is_allowed(tmp_path):
+    from models.safe_load import ALLOWED_MODULES, _walk_layer_configs
+
+    inputs = keras.Input(shape=(8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(2, 3, kernel_regularizer=keras.regularizers.L2(0.1))(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.ops.mean(x, axis=(1, 2))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    path = tmp_path / "real.keras"
+    model.save(path)
+    config = inspect_keras_archive(path)
+    assert {layer.get("module") for layer in _walk_layer_configs(config)} - {None} <= ALLOWED_MODULES
