@@ -1,6 +1,7 @@
 """Loading `.keras` files safely: safe mode on, no Lambda layers, no unknown code.
 
-Before Keras sees a file, its config.json is read and every object in it must come from a module on an exact allow-list
+Before Keras sees a file, its config.json is read (at most `MAX_CONFIG_BYTES`, whatever the
+archive declares) and every object in it must come from a module on an exact allow-list
 (`ALLOWED_MODULES`): a prefix test would let "keras.src.layers_evil" or "kerasx.layers" through.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Iterator
 from foundation.errors import ModelError
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024
+# A real model's config is tens to hundreds of kilobytes (ResNet50: ~0.3 MB); parsing is bounded.
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
 # The modules Keras 3 writes for its own built-in objects (public API names, plus the few
 # internal ones it uses for objects without a public name); nothing else is loaded.
@@ -72,11 +75,25 @@ def inspect_keras_archive(path: Path) -> dict:
 
 
 def _read_config(path: Path) -> Any:
+    """config.json of the archive, refused before parsing when it is larger than the bound."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read("config.json"))
+            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                raise _config_too_large(path)
+            with archive.open("config.json") as handle:
+                data = handle.read(MAX_CONFIG_BYTES + 1)  # the declared size may lie
+        if len(data) > MAX_CONFIG_BYTES:
+            raise _config_too_large(path)
+        return json.loads(data)
     except (KeyError, ValueError, RecursionError, zipfile.BadZipFile, OSError) as exc:
         raise ModelError(f"{path.name} has no readable model config ({exc.__class__.__name__}); save it again.") from None
+
+
+def _config_too_large(path: Path) -> ModelError:
+    return ModelError(
+        f"{path.name} has a model config larger than {MAX_CONFIG_BYTES // 2**20} MB, far more than any "
+        "real model needs; the file is refused."
+    )
 
 
 def _refuse_unsafe_objects(path: Path, config: Any) -> None:

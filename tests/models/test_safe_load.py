@@ -115,3 +115,42 @@ def test_every_module_a_real_model_writes_is_allowed(tmp_path):
     model.save(path)
     config = inspect_keras_archive(path)
     assert {layer.get("module") for layer in _walk_layer_configs(config)} - {None} <= ALLOWED_MODULES
+
+
+def test_an_oversized_config_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    from models import safe_load
+
+    path = tmp_path / "big.keras"
+    _small_model().save(path)
+    limit = safe_load.MAX_CONFIG_BYTES
+    _with_config(path, lambda config: json.dumps(dict(config, padding=" " * limit)).encode())
+    parsed = []
+    monkeypatch.setattr(safe_load.json, "loads", lambda data: parsed.append(data))
+    with pytest.raises(ModelError, match=r"big.keras has a model config larger than 8 MB") as raised:
+        load_keras_model(path)
+    assert parsed == [] and "\n" not in str(raised.value)
+
+
+def test_a_config_whose_declared_size_lies_is_read_only_up_to_the_bound(tmp_path, monkeypatch):
+    from models import safe_load
+
+    try:
+        from tests.workbench.hostile import crafted_zip
+    except ImportError:
+        pytest.skip("run from the repository root")
+    monkeypatch.setattr(safe_load, "MAX_CONFIG_BYTES", 1000)
+    path = tmp_path / "lying.keras"
+    path.write_bytes(crafted_zip([("config.json", b"[" * 5000, 10)]))
+    with pytest.raises(ModelError):
+        inspect_keras_archive(path)
+
+
+def test_a_config_at_the_bound_is_still_read(tmp_path, monkeypatch):
+    from models import safe_load
+
+    path = tmp_path / "fits.keras"
+    _small_model().save(path)
+    with zipfile.ZipFile(path) as archive:
+        size = len(archive.read("config.json"))
+    monkeypatch.setattr(safe_load, "MAX_CONFIG_BYTES", size)
+    assert inspect_keras_archive(path)["class_name"] == "Functional"
