@@ -235,6 +235,7 @@ def publish_version(name: str, keras_model: Any, manifest: Manifest | Mapping[st
         while True:
             version = next_version_id(name)
             full = save_model_folder(keras_model, replace(manifest, name=name, version=version), staging)
+            fsync_dir(staging)  # its files' names are durable before the folder can count as a version
             target = root / version
             try:
                 os.rename(staging, target)  # atomic; fails if another writer took this id
@@ -243,14 +244,22 @@ def publish_version(name: str, keras_model: Any, manifest: Manifest | Mapping[st
                 if not target.exists():
                     raise
         fsync_dir(root)
-        with open(_published_log(name), "a", encoding="utf-8") as log:
-            log.write(json.dumps({"version": version, "at": now_iso()}) + "\n")
+        append_durably(_published_log(name), {"version": version, "at": now_iso()})
     except BaseException:
         import shutil
 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return VersionInfo(name, version, target, full, False)
+
+
+def append_durably(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line and fsync the file and its folder: once this returns, it counts."""
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record, sort_keys=True) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+    fsync_dir(path.parent)  # the file may have just been created: its name must survive too
 
 
 def now_iso() -> str:

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from foundation import config
+from foundation.atomic import fsync_dir
 from foundation.errors import ModelError, WorkbenchError
 from models import store
 from models.manifest import Manifest
@@ -65,11 +66,7 @@ def history(name: str) -> list[dict[str, Any]]:
 
 def _append(name: str, event: dict[str, Any]) -> dict[str, Any]:
     event = dict(event, model=name, at=store.now_iso())
-    path = _model_dir(name) / LOG_FILE
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(event, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    store.append_durably(_model_dir(name) / LOG_FILE, event)
     return event
 
 
@@ -173,11 +170,7 @@ def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
         sha = store.manifest(name, version).lineage.sha256
         trash = folder.parent / f".trash-{version}-{secrets.token_hex(4)}"
         os.rename(folder, trash)
-        fd = os.open(folder.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(folder.parent)
         shutil.rmtree(trash, ignore_errors=True)
         return _append(name, {"action": "discard", "version": version, "sha256": sha, "by": by})
 

@@ -1,4 +1,6 @@
 """Version registry: atomic publish, pointer, sha256 verification, hidden staging folders."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,43 @@ def test_a_damaged_manifest_is_one_model_error(workspace, text, says):
     for read in (lambda: store.manifest("toy", "v1"), lambda: store.load("toy", "v1")):
         with pytest.raises(ModelError, match=f"the manifest of model 'toy' v1 is damaged: .*{says}"):
             read()
+
+
+def test_publish_makes_the_staging_folder_and_the_log_durable_before_they_count(workspace, monkeypatch):
+    """Spies on the fsync syscalls only: which folders and files were flushed, in what state."""
+    import os
+
+    synced_dirs, synced_files = [], []
+    real_fsync_dir, real_fsync = store.fsync_dir, os.fsync
+
+    def spy_fsync_dir(path):
+        synced_dirs.append((Path(path).name, sorted(p.name for p in Path(path).iterdir())))
+        real_fsync_dir(path)
+
+    def spy_fsync(fd):
+        synced_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(store, "fsync_dir", spy_fsync_dir)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    info = store.publish_version("toy", _model(), MANIFEST)
+    staging = [entry for entry in synced_dirs if entry[0].startswith(".staging-")]
+    # The staging folder is flushed complete, while it is still hidden (before the rename).
+    assert staging and staging[0][1] == [store.MANIFEST_FILE, store.MODEL_FILE]
+    names = [name for name, _ in synced_dirs]
+    assert names.index(staging[0][0]) < names.index("versions") < names.index("toy")
+    assert dict(synced_dirs)["versions"] == ["v1"]
+    assert "published.jsonl" in dict(synced_dirs)["toy"]  # the log's own name is durable
+    assert str(info.path.parent.parent / "published.jsonl") in synced_files
+
+
+def test_the_promotion_log_is_fsynced_with_its_folder(workspace, monkeypatch):
+    from models import versions
+
+    store.publish_version("toy", _model(), MANIFEST)
+    store.publish_version("toy", _model(1), dict(MANIFEST, created_as="candidate"))
+    synced = []
+    real = store.fsync_dir
+    monkeypatch.setattr(store, "fsync_dir", lambda path: (synced.append(Path(path)), real(path)))
+    versions.promote("toy", "v2")
+    assert workspace / "models" / "toy" in synced
