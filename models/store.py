@@ -5,7 +5,12 @@ New versions live in the workspace: `models/<name>/versions/<version>/` (immutab
 written: model.keras + manifest.json) and `models/<name>/current.json` points at the one in use.
 Writes are atomic: a version folder appears by a single rename, the pointer by `os.replace`.
 Manifests are read through `manifest(name, version)` as a typed `models.manifest.Manifest`;
-`read_manifest` returns the file's raw JSON, only for inspecting or exporting it as it is on disk.
+`read_manifest` returns the file's raw JSON, only for inspecting or exporting it.
+
+A manifest is written once and never rewritten (its model file's sha256 is in it). A dataset
+linked to a registered model later is stored beside the versions, in
+`models/<name>/dataset-links/<version>.json` (also written once), and every manifest reader
+here (`manifest`, `load`, `read_manifest`) shows it as the version's dataset and metrics.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from foundation import config
 from foundation.atomic import fsync_dir, write_json_atomic
 from foundation.errors import ModelError
 from foundation.ids import check_path_id, is_path_id
-from models.manifest import Manifest, as_manifest
+from models.manifest import Manifest, Metrics, as_manifest
 from models.safe_load import load_keras_model, sha256_file
 
 MODEL_FILE = "model.keras"
@@ -127,16 +132,21 @@ def all_version_ids(name: str) -> list[str]:
 
 
 def read_manifest(name: str, version: str | None = None) -> dict[str, Any]:
-    """The manifest.json of a version exactly as it is on disk (unchecked), for inspecting or
-    exporting the file; code that uses a manifest's values reads the typed `manifest`."""
+    """The manifest.json of a version as on disk (unchecked), with a later dataset link shown in
+    it, for inspecting or exporting; code that uses a manifest's values reads the typed `manifest`."""
     version = version or current_version(name)
-    return read_json(version_path(name, version) / MANIFEST_FILE)
+    data = read_json(version_path(name, version) / MANIFEST_FILE)
+    link = dataset_link(name, version)
+    if link is not None and isinstance(data, dict) and not data.get("dataset"):
+        data = dict(data, dataset=link["dataset"], metrics=link["metrics"])
+    return data
 
 
 def manifest(name: str, version: str | None = None) -> Manifest:
     """The typed manifest of a version (default: current); a damaged one raises ModelError."""
     version = version or current_version(name)
-    return read_manifest_file(version_path(name, version) / MANIFEST_FILE, name, version)
+    info = read_manifest_file(version_path(name, version) / MANIFEST_FILE, name, version)
+    return _with_dataset_link(info, name, version)
 
 
 def read_manifest_file(path: Path, name: str, version: str) -> Manifest:
@@ -167,7 +177,7 @@ def load(name: str, version: str | None = None):
 
     version = version or current_version(name)
     folder = version_path(name, version)
-    info = read_manifest_file(folder / MANIFEST_FILE, name, version)
+    info = _with_dataset_link(read_manifest_file(folder / MANIFEST_FILE, name, version), name, version)
     model_file = folder / (info.file or MODEL_FILE)
     if not model_file.is_file():
         raise ModelError(f"model {name} {version} is missing its file {model_file.name}; restore it or roll back.")
@@ -195,6 +205,64 @@ def save_model_folder(keras_model: Any, manifest: Manifest, folder: Path) -> Man
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """manifest.json in `folder`, written atomically in today's format (`Manifest.to_dict`)."""
     write_json_atomic(folder / MANIFEST_FILE, manifest.to_dict())
+
+
+def _dataset_link_path(name: str, version: str) -> Path:
+    return _workspace_model_dir(name) / "dataset-links" / f"{check_version_id(version)}.json"
+
+
+def dataset_link(name: str, version: str) -> dict[str, Any] | None:
+    """{"dataset", "metrics", "linked_at"} linked to a version after it was written, or None."""
+    path = _dataset_link_path(name, version)
+    if not path.is_file():
+        return None
+    where = f"the dataset link of model {name!r} {version}"
+    try:
+        data = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError(f"{where} is damaged: it is not valid JSON; delete {path.name} and link the dataset again.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("dataset"), str):
+        raise ModelError(f"{where} is damaged: it names no dataset; delete {path.name} and link the dataset again.")
+    check_path_id(data["dataset"], "dataset name", ModelError)
+    Metrics.from_dict(data.get("metrics") or {}, where)  # checked here, so readers fail in one place
+    return {"dataset": data["dataset"], "metrics": data.get("metrics") or {}, "linked_at": data.get("linked_at")}
+
+
+def _with_dataset_link(info: Manifest, name: str, version: str) -> Manifest:
+    """The manifest as the workbench sees it: a dataset linked later fills a manifest that has none."""
+    if info.dataset:
+        return info  # what was written with the version wins
+    link = dataset_link(name, version)
+    if link is None:
+        return info
+    return replace(info, dataset=link["dataset"], metrics=Metrics.from_dict(link["metrics"]))
+
+
+def write_dataset_link(name: str, version: str, dataset: str, metrics: Metrics) -> None:
+    """Record once that `version` of `name` uses `dataset` (measured: `metrics`); its manifest is untouched.
+
+    The file appears complete by one hard link of a fsynced temp file, which fails if a link
+    already exists: a second link (even a concurrent one) is refused, never overwrites the first.
+    """
+    version_path(name, version)  # refuses unknown versions
+    check_path_id(dataset, "dataset name", ModelError)
+    target = _dataset_link_path(name, version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    record = {"version": version, "dataset": dataset, "metrics": metrics.to_dict(), "linked_at": now_iso()}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".link-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise ModelError(f"model {name!r} {version} already has a linked dataset; register the model again "
+                             "to change it.") from None
+        fsync_dir(target.parent)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _published_log(name: str) -> Path:

@@ -234,11 +234,12 @@ def _publish(staging: Path, name: str) -> None:
 
 
 def link_dataset(name: str, dataset: str) -> dict[str, Any]:
-    """Attach an imported dataset to a registered model that has none yet (its v1 manifest).
+    """Attach an imported dataset to a registered model that has none yet (its v1).
 
-    The model file is untouched (its sha256 still matches); only the manifest's "dataset"
-    and test metrics are filled in, atomically. Sample models and models that already
-    name a dataset are refused.
+    A manifest is written once and never rewritten: the link (dataset name and the test
+    metrics measured on it) goes into its own file beside the versions (`store.write_dataset_link`),
+    and the manifest readers show it. The model file and manifest.json stay byte for byte as
+    they were. Sample models and models that already name a dataset are refused.
     """
     manifest = store.manifest(name, store.ZOO_VERSION)
     if manifest.created_by == "workbench train" or (config.ZOO_DIR / name).is_dir():
@@ -247,9 +248,8 @@ def link_dataset(name: str, dataset: str) -> dict[str, Any]:
         raise ModelError(f"model {name!r} already uses dataset {manifest.dataset!r}; register the model again to change it.")
     model = store.load(name, store.ZOO_VERSION)
     metrics = _check_dataset_and_measure(name, manifest, model.keras_model, dataset)
-    manifest = replace(manifest, dataset=dataset, metrics=metrics)
-    store.write_manifest(store.version_path(name, store.ZOO_VERSION), manifest)
-    return manifest.to_dict()
+    store.write_dataset_link(name, store.ZOO_VERSION, dataset, metrics)
+    return store.manifest(name, store.ZOO_VERSION).to_dict()
 
 
 # --------------------------------------------------------------- the models folder

@@ -226,3 +226,37 @@ def test_a_dataset_with_other_classes_is_refused_and_link_dataset_fills_a_missin
     assert api.load_model("text").manifest["dataset"] == "later"
     with pytest.raises(ModelError, match="already uses dataset 'later'"):
         user_models.link_dataset("text", "ab")
+
+
+def test_linking_a_dataset_leaves_the_manifest_bytes_untouched_and_is_seen_by_every_reader(files, workspace):
+    user_models.register_model(files["text"])
+    folder = store.version_path("text", "v1")
+    before = {name: (folder / name).read_bytes() for name in (store.MANIFEST_FILE, store.MODEL_FILE)}
+    imports.commit(imports.import_text_csv(_review_csv(), "text", "label", "later", for_model="text"))
+    linked = user_models.link_dataset("text", "later")
+    assert {name: (folder / name).read_bytes() for name in before} == before  # written once, never rewritten
+    assert json.loads(before[store.MANIFEST_FILE])["dataset"] is None
+    link = workspace / "models" / "text" / "dataset-links" / "v1.json"
+    assert json.loads(link.read_text())["dataset"] == "later"
+    # Every typed reader (and so the pages) sees the link; the sha256 still verifies on load.
+    assert store.manifest("text").dataset == "later" and linked["dataset"] == "later"
+    loaded = store.load("text")
+    assert loaded.info.dataset == "later" and loaded.info.metrics.test.accuracy == linked["metrics"]["test"]["accuracy"]
+    assert [v.info.dataset for v in store.list_versions("text")] == ["later"]
+    # A second link is refused and changes neither file.
+    link_bytes = link.read_bytes()
+    with pytest.raises(ModelError, match="already uses dataset 'later'"):
+        user_models.link_dataset("text", "later")
+    with pytest.raises(ModelError, match="already has a linked dataset"):
+        store.write_dataset_link("text", "v1", "other", store.Metrics())
+    assert link.read_bytes() == link_bytes and (folder / store.MANIFEST_FILE).read_bytes() == before[store.MANIFEST_FILE]
+
+
+def test_a_damaged_dataset_link_is_one_model_error(files, workspace):
+    user_models.register_model(files["text"])
+    link = workspace / "models" / "text" / "dataset-links" / "v1.json"
+    link.parent.mkdir(parents=True)
+    for text, says in (("{not json", "not valid JSON"), ('{"dataset": "../x"}', "is not a valid dataset name")):
+        link.write_text(text)
+        with pytest.raises(ModelError, match=says):
+            store.manifest("text")
