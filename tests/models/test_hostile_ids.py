@@ -76,3 +76,19 @@ def test_cli_refuses_with_exit_2_and_one_error_line(toy, capsys, action, version
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert captured.out == "" and len(lines) == 1 and lines[0].startswith("error: ")
     assert "is not a valid version id" in lines[0] and "Traceback" not in captured.err
+
+
+@pytest.mark.slow
+def test_a_real_process_refuses_a_hostile_version_with_one_error_line(toy):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    run = subprocess.run([str(repo / ".venv" / "bin" / "workbench"), "models", "promote", "toy", "../x"],
+                         capture_output=True, text=True, env=dict(os.environ, WORKBENCH_HOME=str(toy)),
+                         cwd=toy.parent, timeout=300)
+    noise = ("WARNING: All log messages before absl", "I0000", "W0000", "E0000", "To enable the following")
+    lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith(noise)]
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: '../x' is not a valid version id")
