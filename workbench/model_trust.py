@@ -6,6 +6,7 @@ explainers, the metrics and the dataset catalogue, which is orchestration, so it
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,10 @@ from workbench import api, datasets
 TRUST_EXAMPLES = 16
 
 
-def trust_path(name: str, version: str):
-    return config.workspace_subdir("models") / name / "trust" / f"{version}.json"
+def trust_path(name: str, version: str) -> Path:
+    """Where a version's trust figures are kept (name and version checked before they become a path)."""
+    folder = config.workspace_subdir("models") / store.check_model_name(name) / "trust"
+    return folder / f"{store.check_version_id(version)}.json"
 
 
 def saved_trust(name: str, version: str) -> dict[str, Any] | None:

@@ -92,3 +92,11 @@ def test_a_real_process_refuses_a_hostile_version_with_one_error_line(toy):
     lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith(noise)]
     assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr
     assert len(lines) == 1 and lines[0].startswith("error: '../x' is not a valid version id")
+
+
+@pytest.mark.parametrize("name, version", [("../x", "v1"), ("toy", "../v1"), ("a/b", "v1")])
+def test_trust_figures_path_refuses_hostile_ids(name, version):
+    from workbench import model_trust
+
+    with pytest.raises(ModelError):
+        model_trust.trust_path(name, version)
