@@ -27,6 +27,7 @@ import pandas as pd
 from explainers import render
 from foundation.errors import InputError, WorkbenchError
 from foundation.types import Explanation, Modality
+from workbench import explaining
 from workbench import inputs as safe_inputs
 
 DEFAULT_BATCH_SIZE = 64
@@ -246,14 +247,7 @@ def run_batch(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if method != NO_METHOD:
-        from explainers import registry
-
-        try:
-            cls = registry.get(method)
-        except KeyError as exc:
-            raise WorkbenchError(str(exc.args[0]) + ".") from None
-        if not cls.supports(model):
-            raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
+        explaining.explainer_class(model, method)  # refuses an unknown method, or one that does not apply
     report = progress or (lambda done, total, eta: None)
     ok = [i for i, item in enumerate(items) if item.error is None]
     total = len(ok)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from explainers import metrics, registry
+from explainers.base import Explainer
 from foundation.errors import WorkbenchError
 from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
@@ -47,6 +48,17 @@ def prepare_input(model: LoadedModel, item: Any) -> Any:
 # --- explaining -----------------------------------------------------------------------------------
 
 
+def explainer_class(model: LoadedModel, method: str) -> type[Explainer]:
+    """The registered method `method`, checked to apply to `model`; one WorkbenchError sentence otherwise."""
+    try:
+        cls = registry.get(method)
+    except KeyError as exc:
+        raise WorkbenchError(str(exc.args[0]) + ".") from None
+    if not cls.supports(model):
+        raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
+    return cls
+
+
 def explain(
     model: LoadedModel,
     method: str,
@@ -62,12 +74,7 @@ def explain(
     `use_cache=False` computes afresh and leaves target choice to the method itself: what the
     benchmarks time, so they measure the method and not the cache.
     """
-    try:
-        cls = registry.get(method)
-    except KeyError as exc:
-        raise WorkbenchError(str(exc.args[0]) + ".") from None
-    if not cls.supports(model):
-        raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
+    cls = explainer_class(model, method)
     if model.modality is Modality.IMAGE:
         inputs = list(prepare_images(model, inputs))
     if not use_cache:
