@@ -36,19 +36,7 @@ task = image_views.ImageTask(model, model_input, kit.display_image(chosen.pixels
                              text_views.markdown_literal(target), alpha,  # class names are shown literally
                              chosen.ground_truth)
 
-# One tab per method the explainers offer for this model's modality, then Compare. Only the open tab runs
-# (lazy tabs); each tab's body is a fragment with its own settings.
-methods = api.method_tabs(model)
-tabs = st.tabs([m.title for m in methods] + ["Compare"], key="image_view", on_change="rerun",
-               bind="query-params")  # shareable links: ?image_view=Compare
-for method, tab in zip(methods, tabs):
-    with tab:
-        if tab.open is False:
-            continue
-        if method.available:
-            image_views.method_section(task, method.method)
-        else:
-            kit.unavailable_notice(method)  # e.g. Grad-CAM on a model without a convolution layer
-with tabs[-1]:
-    if tabs[-1].open is not False:
-        image_views.compare_section(task, methods)
+# One tab per method the explainers offer for this model (shareable: ?image_view=Compare), then Compare.
+kit.method_tabs(api.method_tabs(model), key="image_view",
+                show_method=lambda method: image_views.method_section(task, method),
+                show_compare=lambda methods: image_views.compare_section(task, methods))

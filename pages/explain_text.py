@@ -33,19 +33,7 @@ task = text_views.TextTask(model, text, tuple(text_views.display_words(model, te
                            chosen.rationale)
 
 st.subheader("Which words mattered")
-# One tab per method the explainers offer for this model's modality, then Compare. Only the open tab runs
-# (lazy tabs); each tab's body is a fragment with its own settings.
-methods = api.method_tabs(model)
-tabs = st.tabs([m.title for m in methods] + ["Compare"], key="text_view", on_change="rerun",
-               bind="query-params")  # shareable links: ?text_view=SHAP
-for method, tab in zip(methods, tabs):
-    with tab:
-        if tab.open is False:
-            continue
-        if method.available:
-            text_views.method_section(task, method.method)
-        else:
-            kit.unavailable_notice(method)  # e.g. Grad-CAM on a model without a convolution layer
-with tabs[-1]:
-    if tabs[-1].open is not False:
-        text_views.compare_section(task, methods)
+# One tab per method the explainers offer for this model (shareable: ?text_view=SHAP), then Compare.
+kit.method_tabs(api.method_tabs(model), key="text_view",
+                show_method=lambda method: text_views.method_section(task, method),
+                show_compare=lambda methods: text_views.compare_section(task, methods))

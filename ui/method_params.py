@@ -209,16 +209,6 @@ def _render_field(column: Any, prefix: str, method: str, name: str, spec: Spec |
         column.text_input(spec.label, key=state_key, help=spec.help, disabled=disabled)
 
 
-def shap_widgets(prefix: str) -> MethodChoice:
-    """SHAP's settings (kept for the pages that call it by name; same as widgets(prefix, "shap"))."""
-    return widgets(prefix, "shap")
-
-
-def lime_widgets(prefix: str) -> MethodChoice:
-    """LIME's settings (kept for the pages that call it by name; same as widgets(prefix, "lime"))."""
-    return widgets(prefix, "lime")
-
-
 # --- before running SHAP ----------------------------------------------------------------------
 
 
