@@ -76,14 +76,15 @@ def start(name: str | None = None) -> threading.Thread:
 
 def _run(name: str | None) -> None:
     try:
+        # The target is known before TensorFlow starts, so a page asking for another model never waits.
+        name = name or default_model()
+        if name is not None:
+            _state["target"] = (name, store.current_version(name))
         _set_stage(STARTING_TENSORFLOW, 1)
         importlib.import_module("tensorflow")  # the bulk of a cold start: pay it before anyone waits
-
-        name = name or default_model()
         if name is None:
             return  # no image model: nothing more to prepare
-        version = store.current_version(name)
-        _state["target"] = (name, version)
+        version = _state["target"][1]
         _set_stage(f"Loading model {name}…", 2)
         model = store.load(name, version)
         _set_stage(f"Preparing the first prediction, Grad-CAM and trust figures of {name}…", 3)
