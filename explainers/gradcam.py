@@ -142,12 +142,7 @@ class _Pass:
 
 
 def _model_tensor(model: Any, inputs: Sequence[Any]) -> Any:
-    import tensorflow as tf
-
-    batch = model.to_model_input(inputs)
-    if model.modality is Modality.TEXT:
-        return tf.constant(batch.astype(str))
-    return tf.convert_to_tensor(batch, dtype=tf.float32)
+    return model.model_tensor(model.to_model_input(inputs))
 
 
 def _forward_backward(model: Any, activation_fn: Callable[..., Any], inputs: Sequence[Any], targets: np.ndarray) -> _Pass:
@@ -158,7 +153,9 @@ def _forward_backward(model: Any, activation_fn: Callable[..., Any], inputs: Seq
     requested = tf.constant(targets, dtype=tf.int32)
     with model.lock:
         with tf.GradientTape() as tape:
-            acts, probs = activation_fn(tensor, watch=tape.watch)
+            acts, raw = activation_fn(tensor, watch=tape.watch)
+            # Logit and one-unit heads get the workbench's softmax/sigmoid inside the tape.
+            probs = model.io.probabilities(raw)
             predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
             chosen = tf.where(requested >= 0, requested, predicted)
             scores = tf.gather(probs, chosen, axis=1, batch_dims=1)

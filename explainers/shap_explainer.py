@@ -351,10 +351,11 @@ class SHAPGradientExplainer(Explainer):
         self.nsamples = self.settings.nsamples
         self.batch_size = self.settings.batch_size
         height, width = model.image_size
-        placeholder = np.zeros((1, height, width, 3), dtype=np.float32)
+        placeholder = np.zeros((1, height, width, model.io.channels), dtype=np.float32)
         with model.lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._explainer = shap.GradientExplainer(model.keras_model, placeholder, batch_size=self.batch_size)
+            self._explainer = shap.GradientExplainer(model.io.probability_model(model.keras_model), placeholder,
+                                                     batch_size=self.batch_size)
 
     @classmethod
     def unavailable_reason(cls, model: Any) -> str | None:

@@ -5,8 +5,8 @@ import re
 
 # Mirrors keras.layers.TextVectorization's "lower_and_strip_punctuation" + whitespace split,
 # so the tokens we show are exactly the ones the text model reads.
-_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]\^_`{|}~\']')
+PUNCTUATION = re.compile(r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]\^_`{|}~\']')
 
 
 def tokenize(text: str) -> list[str]:
-    return _PUNCTUATION.sub("", text.lower()).split()
+    return PUNCTUATION.sub("", text.lower()).split()

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from foundation.types import Modality
 
 BATCH_SIZE = 256
 # Probabilities are clipped before the log so a hard 0 does not become -inf.
@@ -79,14 +78,6 @@ def _feature_model(keras_model: Any) -> tuple[Any, str]:
     return keras.Model(keras_model.inputs, [output, output]), LOG_PROBABILITIES
 
 
-def _tensor(model: Any, batch: np.ndarray) -> Any:
-    import tensorflow as tf
-
-    if model.modality is Modality.TEXT:
-        return tf.constant(batch.astype(str))
-    return tf.convert_to_tensor(batch, dtype=tf.float32)
-
-
 def extract(model: Any, inputs: Sequence[Any], batch_size: int = BATCH_SIZE) -> ModelOutputs:
     """Run `model` (a LoadedModel) once over `inputs`; keep its features and probabilities."""
     n_classes = len(model.classes)
@@ -97,7 +88,10 @@ def extract(model: Any, inputs: Sequence[Any], batch_size: int = BATCH_SIZE) -> 
         features, probabilities = [], []
         for start in range(0, len(inputs), batch_size):
             batch = model.to_model_input(inputs[start : start + batch_size])
-            feats, probs = both(_tensor(model, batch), training=False)
+            feats, raw = both(model.model_tensor(batch), training=False)
+            probs = model.io.probabilities(np.asarray(raw, dtype=np.float32))
+            if layer == LOG_PROBABILITIES:
+                feats = probs
             features.append(np.asarray(feats, dtype=np.float32).reshape(len(batch), -1))
             probabilities.append(np.asarray(probs, dtype=np.float32))
     feats = np.concatenate(features)

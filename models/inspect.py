@@ -2,11 +2,18 @@
 
 `inspect_model(keras_model, model_path)` reads the model's own structure:
 
-* modality: a string input is a text model; a 4-D float input (N x H x W x C) an image model;
-* image input: height, width and channels (3 is required: the workbench feeds RGB), and
-  whether the model rescales pixels itself (a Rescaling or Normalization layer before the
-  first layer with weights, looking inside nested models such as a Keras applications base);
-* text input: the TextVectorization layer's output_sequence_length;
+* modality: a string input or an integer (token-id) input of rank 2 is a text model; a 4-D
+  float input (N x H x W x C) an image model;
+* output kind (`models.model_io.OUTPUT_KINDS`): K-way softmax, K-way logits (a last Dense
+  without activation), or one unit with a sigmoid or none (a binary model: two classes);
+* image input: height, width and channels (1: grey models are fed luminance; 3: RGB), and
+  the preprocessing preset (`models.model_io.PRESETS`): "inside" when a Rescaling or
+  Normalization layer comes before the first layer with weights (looking inside nested
+  models), else the family's convention when a nested Keras applications base names its
+  family (resnet50: caffe; mobilenetv2: -1..1; densenet: torch); asked otherwise;
+* text input: the TextVectorization layer's output_sequence_length; for token-id models the
+  vocabulary (asked: a JSON list or one token per line), its out-of-vocabulary id (found by
+  the token's name) and the sequence length (fixed in the input's shape, or not truncated);
 * class names: given by the caller (a list or a JSON file), else `<stem>.classes.json` or
   `classes.json` beside the model file; the count must match the model's outputs;
 * the Grad-CAM layer: the last convolution, nested models included
@@ -14,8 +21,8 @@
 
 What cannot be inferred is listed in `InferredSpec.missing` (with a question for the user
 in `QUESTIONS`) and can be supplied in `overrides`; it is then saved in the manifest, so it
-is asked once. Models the workbench cannot drive (several inputs, integer token inputs,
-grey images, no softmax output) raise `ModelError` saying what to change.
+is asked once. Models the workbench cannot drive (several inputs or outputs, multi-label
+sigmoid heads, 2- or 4-channel images) raise `ModelError` saying why in one sentence.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from foundation.errors import ModelError
 from foundation.types import Modality
+from models import model_io
 
 MAX_CLASSES_FILE_BYTES = 1024 * 1024
 MAX_CLASS_NAME_CHARS = 100
@@ -38,9 +46,12 @@ _TOKENIZER = {"standardize": "lower_and_strip_punctuation", "split": "whitespace
 
 QUESTIONS = {
     "classes": "the class names, one per model output, in output order",
-    "rescales_inputs": "whether the model expects pixel values 0-255 (it rescales them itself) or 0-1",
+    "preprocessing": "how the model expects its pixels (its preprocessing)",
     "input_size": "the image height and width the model expects",
+    "vocabulary": "the vocabulary of the token-id model (a JSON list or one token per line; index = token id)",
 }
+MAX_VOCABULARY_FILE_BYTES = 16 * 1024 * 1024
+MAX_VOCABULARY_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class InferredSpec:
     missing: tuple[str, ...]
     sources: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    output_kind: str = model_io.SOFTMAX
 
     @property
     def complete(self) -> bool:
@@ -69,6 +81,8 @@ class InferredSpec:
             "classes": list(self.classes or ()),
             "input": dict(self.input),
         }
+        if self.output_kind != model_io.SOFTMAX:
+            fields["output"] = {"kind": self.output_kind}
         if self.gradcam_layer:
             fields["gradcam_layer"] = self.gradcam_layer
         return fields
@@ -119,16 +133,18 @@ def infer_modality(keras_model: Any) -> Modality:
             )
         return Modality.TEXT
     if dtype.startswith("int") or dtype.startswith("uint"):
+        if len(shape) == 2:
+            return Modality.TEXT  # token ids, one row per text
         raise ModelError(
-            f"the model takes {dtype} inputs of shape {shape}, such as token ids; the workbench feeds raw strings "
-            "or images, so put the TextVectorization layer inside the model and save it again."
+            f"the model takes {dtype} inputs of shape {shape}; token-id text models take N x sequence-length ids, "
+            "so the workbench cannot feed this input."
         )
     if dtype.startswith("float") or dtype.startswith("bfloat"):
         if len(shape) == 4:
             return Modality.IMAGE
         raise ModelError(
-            f"the model's input has shape {shape}; image models must take N x height x width x 3 "
-            "and text models one string per example, so save it with such an input."
+            f"the model's input has shape {shape}; image models take N x height x width x channels "
+            "and text models strings or token ids, so the workbench cannot feed this input."
         )
     raise ModelError(f"the model's input type {dtype} is not supported; use float images or string text.")
 
@@ -136,31 +152,63 @@ def infer_modality(keras_model: Any) -> Modality:
 # ------------------------------------------------------------------------ outputs
 
 
-def output_count(keras_model: Any) -> int:
-    """Number of classes, after checking the model ends in a softmax over them."""
+def output_kind(keras_model: Any) -> tuple[str, int]:
+    """(kind, number of classes) from the output's shape and the last layer's activation."""
     tensor = _single(getattr(keras_model, "outputs", None), "output")
     shape = _shape(tensor)
-    if len(shape) != 2 or shape[-1] is None or shape[-1] < 2:
+    if len(shape) != 2 or shape[-1] is None or shape[-1] < 1:
         raise ModelError(
-            f"the model's output has shape {shape}; the workbench needs one probability per class "
-            "(N x K with K >= 2, a softmax), so end the model with Dense(K, activation='softmax')."
+            f"the model's output has shape {shape}; the workbench explains classifiers with one score per class "
+            "(N x K), or one unit for two classes, so it cannot use this output."
         )
-    if not ends_in_softmax(keras_model):
+    units = int(shape[-1])
+    activation = output_activation(keras_model)
+    if units == 1:
+        if activation == "sigmoid":
+            return model_io.SIGMOID, 2
+        if activation in ("linear", None):
+            return model_io.BINARY_LOGIT, 2
         raise ModelError(
-            "the model's last layer is not a softmax, so its outputs are not class probabilities; "
-            "add keras.layers.Softmax() as the last layer and save it again."
+            f"the model's one output unit has a {activation} activation; a binary classifier's unit is a sigmoid "
+            "or a plain logit, so the workbench cannot read it as a probability."
         )
-    return int(shape[-1])
+    if activation == "softmax":
+        return model_io.SOFTMAX, units
+    if activation in ("linear", None):
+        return model_io.LOGITS, units
+    if activation == "sigmoid":
+        raise ModelError(
+            f"the model ends in {units} independent sigmoid units (a multi-label model); the workbench explains "
+            "single-label classifiers whose classes compete, so it cannot use this model."
+        )
+    raise ModelError(
+        f"the model's last layer has a {activation} activation; the workbench needs class probabilities (softmax), "
+        "logits (no activation) or one sigmoid unit."
+    )
 
 
-def ends_in_softmax(keras_model: Any) -> bool:
+def output_count(keras_model: Any) -> int:
+    """Number of classes the model tells apart (2 for a one-unit binary head)."""
+    return output_kind(keras_model)[1]
+
+
+def output_activation(keras_model: Any) -> str | None:
+    """The activation the output layer applies: "softmax", "sigmoid", "linear", ... (None when unknown)."""
     import keras
 
     layer = _output_layer(keras_model)
     if isinstance(layer, keras.layers.Softmax):
-        return True
-    activation = layer.get_config().get("activation") if hasattr(layer, "get_config") else None
-    return activation == "softmax"
+        return "softmax"
+    if not hasattr(layer, "get_config"):
+        return None
+    activation = layer.get_config().get("activation")
+    if isinstance(activation, dict):  # a serialised activation object
+        activation = activation.get("config", {}).get("name") or activation.get("class_name")
+    return None if activation is None else str(activation)
+
+
+def ends_in_softmax(keras_model: Any) -> bool:
+    return output_activation(keras_model) == "softmax"
 
 
 def _output_layer(keras_model: Any) -> Any:
@@ -192,12 +240,63 @@ def rescales_itself(keras_model: Any) -> bool:
     return False
 
 
+# Keras applications families by the name their constructor gives the base model
+# (keras.applications.ResNet50 -> "resnet50", MobileNetV2 -> "mobilenetv2_1.00_224"), and
+# the preprocess_input convention of each. Families that rescale inside (EfficientNet,
+# ConvNeXt, RegNet) are found by their own Rescaling/Normalization layers first.
+APPLICATION_FAMILIES: tuple[tuple[str, str], ...] = (
+    (r"resnet\d+v2(?![a-z0-9])", model_io.MINUS_ONE_ONE),
+    (r"resnet\d+(?![a-z0-9])", model_io.CAFFE),
+    (r"vgg1[69](?![a-z0-9])", model_io.CAFFE),
+    (r"mobilenet", model_io.MINUS_ONE_ONE),
+    (r"inception", model_io.MINUS_ONE_ONE),
+    (r"xception", model_io.MINUS_ONE_ONE),
+    (r"nasnet", model_io.MINUS_ONE_ONE),
+    (r"densenet", model_io.TORCH),
+)
+
+
+def application_family(keras_model: Any) -> tuple[str, str] | None:
+    """(base name, preset) of the first nested Keras applications base, by its name."""
+    for layer in iter_layers(keras_model):
+        if not getattr(layer, "layers", None):
+            continue
+        name = str(layer.name).lower()
+        for pattern, preset in APPLICATION_FAMILIES:
+            if re.match(pattern, name):
+                return layer.name, preset
+    return None
+
+
+def _preprocessing(
+    keras_model: Any, overrides: Mapping[str, Any], channels: int
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(manifest preprocessing fields, how they were known), or (None, None) when it must be asked."""
+    if overrides.get("preprocessing"):
+        fields = model_io.settings_from_answers(overrides)
+        model_io.Preprocessing(fields["preprocessing"], fields.get("mean"), fields.get("std"), channels)  # checks
+        return fields, "given"
+    if overrides.get("rescales_inputs") is not None:  # the older yes/no question
+        preset = model_io.INSIDE if overrides["rescales_inputs"] else model_io.ZERO_ONE
+        return {"preprocessing": preset}, "given"
+    if rescales_itself(keras_model):
+        return {"preprocessing": model_io.INSIDE}, "a Rescaling/Normalization layer near the input"
+    family = application_family(keras_model)
+    if family is not None and not (channels == 1 and family[1] in (model_io.CAFFE, model_io.TORCH)):
+        return {"preprocessing": family[1]}, f"the nested Keras applications base {family[0]!r}"
+    return None, None
+
+
+_LEGACY_RANGE = {model_io.INSIDE: (True, [0, 255]), model_io.ZERO_255: (True, [0, 255]),
+                 model_io.ZERO_ONE: (False, [0, 1]), model_io.MINUS_ONE_ONE: (None, [-1, 1])}
+
+
 def _image_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     _, height, width, channels = _shape(keras_model.inputs[0])
-    if channels != 3:
+    if channels not in (1, 3):
         raise ModelError(
-            f"the model takes images with {channels} channel(s); the workbench feeds RGB images, "
-            "so give the model a 3-channel input (it may average the channels itself) and save it again."
+            f"the model takes images with {channels} channel(s); the workbench feeds grey (1 channel) or "
+            "RGB (3 channels) images, so it cannot feed this model."
         )
     missing: list[str] = []
     sources: dict[str, str] = {}
@@ -208,28 +307,24 @@ def _image_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[s
                     f"the model's input is fixed at {width} x {height} pixels; leave the size out or give that size."
                 )
         sources["input_size"] = "the model's input layer"
-    elif "height" in overrides or "width" in overrides:
+    elif overrides.get("height") is not None or overrides.get("width") is not None:
         height, width = _positive_int(overrides.get("height"), "height"), _positive_int(overrides.get("width"), "width")
         sources["input_size"] = "given"
     else:
         missing.append("input_size")
-    if "rescales_inputs" in overrides and overrides["rescales_inputs"] is not None:
-        rescales = bool(overrides["rescales_inputs"])
-        sources["rescales_inputs"] = "given"
-    elif rescales_itself(keras_model):
-        rescales = True
-        sources["rescales_inputs"] = "a Rescaling/Normalization layer near the input"
+    preprocessing, source = _preprocessing(keras_model, overrides, channels)
+    spec: dict[str, Any] = {"type": "image", "height": height, "width": width, "channels": channels}
+    if preprocessing is None:
+        missing.append("preprocessing")
+        spec["rescales_inputs"] = None
     else:
-        rescales = None
-        missing.append("rescales_inputs")
-    spec = {
-        "type": "image",
-        "height": height,
-        "width": width,
-        "channels": 3,
-        "rescales_inputs": rescales,
-        "value_range": None if rescales is None else ([0, 255] if rescales else [0, 1]),
-    }
+        sources["preprocessing"] = source or "given"
+        spec.update(preprocessing)
+        # Kept for readers of older manifests: whether the model takes 0-255 pixels, and their range.
+        rescales, value_range = _LEGACY_RANGE.get(preprocessing["preprocessing"], (None, None))
+        spec["rescales_inputs"] = rescales
+        if value_range is not None:
+            spec["value_range"] = value_range
     return spec, missing, sources
 
 
@@ -252,7 +347,10 @@ def text_vectorizer(keras_model: Any) -> Any | None:
     return next((layer for layer in iter_layers(keras_model) if isinstance(layer, keras.layers.TextVectorization)), None)
 
 
-def _text_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def _text_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], list[str], dict[str, str]]:
+    """(input spec, notes, missing, sources) for a string-input or token-id text model."""
+    if _is_token_id_model(keras_model):
+        return _token_id_input(keras_model, overrides)
     notes: list[str] = []
     vectorizer = text_vectorizer(keras_model)
     length = 0
@@ -276,7 +374,119 @@ def _text_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[st
         "sequence_length": length,
         "tokenization": "lowercase, strip punctuation, split on whitespace",
     }
-    return spec, notes, {"sequence_length": source}
+    return spec, notes, [], {"sequence_length": source}
+
+
+def _is_token_id_model(keras_model: Any) -> bool:
+    return not str(keras_model.inputs[0].dtype).startswith("string")
+
+
+def _token_id_input(keras_model: Any, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], list[str], dict[str, str]]:
+    fixed = _shape(keras_model.inputs[0])[1]
+    sources: dict[str, str] = {}
+    if overrides.get("sequence_length"):
+        length = _whole(overrides["sequence_length"], "sequence length", 1, 100_000)
+        if fixed is not None and length != fixed:
+            raise ModelError(f"the model's input is fixed at {fixed} token ids; leave the length out or give {fixed}.")
+        sources["sequence_length"] = "given"
+    elif fixed is not None:
+        length = fixed
+        sources["sequence_length"] = "the model's input shape"
+    else:
+        length = 0
+        sources["sequence_length"] = "not fixed by the model: texts are not truncated"
+    standardize = str(overrides.get("standardize") or "lower_and_strip_punctuation")
+    if standardize not in model_io.STANDARDIZE_RULES:
+        raise ModelError(f"unknown standardisation {standardize!r}; choose one of {', '.join(model_io.STANDARDIZE_RULES)}.")
+    padding = str(overrides.get("padding") or "post")
+    if padding not in model_io.PADDING_SIDES:
+        raise ModelError(f"padding must be post or pre, not {padding!r}.")
+    spec: dict[str, Any] = {
+        "type": "text", "encoding": "token_ids", "sequence_length": length, "padding": padding,
+        "standardize": standardize, "tokenization": f"{standardize.replace('_', ' ')}, split on whitespace",
+    }
+    sources["tokenization"] = "given" if overrides.get("standardize") else "Keras TextVectorization's default rule"
+    missing: list[str] = []
+    vocabulary = overrides.get("vocabulary")
+    if vocabulary is None:
+        missing.append("vocabulary")
+        return spec, [], missing, sources
+    tokens = read_vocabulary_file(Path(vocabulary)) if isinstance(vocabulary, (str, Path)) else _check_vocabulary(list(vocabulary), "the vocabulary given")
+    spec["vocabulary"] = tokens
+    sources["vocabulary"] = Path(vocabulary).name if isinstance(vocabulary, (str, Path)) else "given"
+    if overrides.get("oov_id") is not None:
+        oov = _whole(overrides["oov_id"], "out-of-vocabulary id", 0, len(tokens) - 1)
+        sources["oov_id"] = "given"
+    else:
+        oov = model_io.find_oov_id(tokens)
+        sources["oov_id"] = f"the vocabulary's {tokens[oov]!r} token" if oov is not None else "none in the vocabulary: unknown words are skipped"
+    spec["oov_id"] = oov
+    embedding_rows = _embedding_rows(keras_model)
+    if embedding_rows is not None and len(tokens) > embedding_rows:
+        raise ModelError(
+            f"the vocabulary has {len(tokens)} tokens but the model's Embedding has only {embedding_rows} rows; "
+            "give the vocabulary the model was trained with."
+        )
+    return spec, [], missing, sources
+
+
+def _embedding_rows(keras_model: Any) -> int | None:
+    import keras
+
+    layer = next((l for l in iter_layers(keras_model) if isinstance(l, keras.layers.Embedding)), None)
+    return None if layer is None else int(layer.input_dim)
+
+
+def _whole(value: Any, what: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"the {what} must be a whole number, got {value!r}.") from None
+    if not low <= number <= high:
+        raise ModelError(f"the {what} must be between {low} and {high}, got {number}.")
+    return number
+
+
+def read_vocabulary_file(path: Path) -> list[str]:
+    """A vocabulary file: a JSON list of tokens, or one token per line (index = id)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_VOCABULARY_FILE_BYTES:
+            raise ModelError(f"{path.name} is larger than {MAX_VOCABULARY_FILE_BYTES // 2**20} MB; a vocabulary is a list of tokens.")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path.name} could not be read ({exc.strerror or exc}); check the path.") from None
+    return parse_vocabulary(data, path.name)
+
+
+def parse_vocabulary(data: bytes, where: str) -> list[str]:
+    """Vocabulary bytes (JSON list or one token per line, UTF-8) -> the token list, checked."""
+    try:
+        text = bytes(data).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ModelError(f"{where} is not UTF-8 text; save the vocabulary as UTF-8.") from None
+    tokens: Any = None
+    if text.strip().startswith("[") and text.strip().endswith("]"):
+        try:
+            tokens = json.loads(text)
+        except ValueError:
+            tokens = None  # e.g. one token per line, the first being "[UNK]"
+    if tokens is None:
+        tokens = text.split("\n")
+        tokens = [t[:-1] if t.endswith("\r") else t for t in tokens]
+        if tokens and tokens[-1] == "":
+            tokens = tokens[:-1]  # the file's final newline
+    return _check_vocabulary(tokens, where)
+
+
+def _check_vocabulary(tokens: list[Any], where: str) -> list[str]:
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ModelError(f"{where} must be a list of tokens (texts), index = token id.")
+    if not tokens:
+        raise ModelError(f"{where} is empty; give the model's vocabulary, one token per id.")
+    if len(tokens) > MAX_VOCABULARY_TOKENS:
+        raise ModelError(f"{where} has more than {MAX_VOCABULARY_TOKENS:,} tokens; that is not a word vocabulary.")
+    return tokens
 
 
 # ------------------------------------------------------------------------ classes
@@ -385,20 +595,22 @@ def inspect_model(
     classes: Sequence[str] | Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> InferredSpec:
-    """Infer what the model needs. `overrides` may hold: classes, rescales_inputs, height,
-    width, sequence_length, gradcam_layer (answers to earlier questions)."""
+    """Infer what the model needs. `overrides` may hold answers to earlier questions: classes,
+    preprocessing (+ mean, std for custom; or the older rescales_inputs yes/no), height, width,
+    gradcam_layer, and for token-id text models vocabulary (a path or a list), oov_id,
+    sequence_length, padding, standardize."""
     overrides = dict(overrides or {})
     if classes is None and overrides.get("classes") is not None:
         classes = overrides["classes"]
     modality = infer_modality(keras_model)
-    n_classes = output_count(keras_model)
+    kind, n_classes = output_kind(keras_model)
     if modality is Modality.IMAGE:
         spec, missing, sources = _image_input(keras_model, overrides)
         notes: list[str] = []
     else:
-        spec, notes, sources = _text_input(keras_model, overrides)
-        missing = []
-    sources = {"modality": "the model's input type and shape", **sources}
+        spec, notes, missing, sources = _text_input(keras_model, overrides)
+    sources = {"modality": "the model's input type and shape",
+               "output": f"the output layer: {model_io.OUTPUT_KINDS[kind]}", **sources}
     found, classes_source = _find_classes(classes, Path(model_path) if model_path else None, n_classes)
     if found is None:
         missing.insert(0, "classes")
@@ -415,6 +627,7 @@ def inspect_model(
         missing=tuple(missing),
         sources=sources,
         notes=tuple(notes),
+        output_kind=kind,
     )
 
 

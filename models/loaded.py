@@ -16,6 +16,7 @@ from foundation.errors import ModelError
 from foundation.tokens import tokenize
 from foundation.types import Modality
 from models.manifest import InputSpec, Manifest
+from models.model_io import ModelIO
 
 
 @dataclass(eq=False)
@@ -35,6 +36,11 @@ class LoadedModel:
         `info.metrics.test.accuracy`. Every property below reads it; `manifest` is only the raw
         dict the model was built from (as written to disk)."""
         return Manifest.from_dict(self.manifest, where=self._where)
+
+    @cached_property
+    def io(self) -> ModelIO:
+        """How inputs become this model's tensors and its outputs become probabilities."""
+        return ModelIO.from_manifest(self.info)
 
     @property
     def _where(self) -> str:
@@ -68,6 +74,8 @@ class LoadedModel:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens the text model actually reads (truncated to its sequence length)."""
+        if self.io.token_ids:
+            return self.io.tokens(text)
         tokens = tokenize(text)
         limit = self.sequence_length
         return tokens[:limit] if limit else tokens
@@ -94,8 +102,8 @@ class LoadedModel:
         """Model-sized images with values in 0..255 (uint8, or float variants from a perturbation
         method) -> the float32 batch the Keras model receives: the only place that tensor is made.
 
-        Models that do not rescale inputs themselves get 0..1 pixels; the caller's images are
-        never changed in place.
+        The model's recorded preprocessing is applied here (0-1, -1..1, caffe, torch, custom;
+        luminance for grey models); the caller's images are never changed in place.
         """
         batch = np.asarray(images, dtype=np.float32)
         if batch.ndim == 3:
@@ -104,30 +112,29 @@ class LoadedModel:
         if batch.shape[1:] != (height, width, 3):
             raise ValueError(f"expected images of {height} x {width} x 3 (use prepare_images first), "
                              f"got {batch.shape[1:]}")
-        if self.input_spec.rescales_inputs is False:  # recorded as expecting 0..1 (InputSpec.pixel_scale)
-            batch = batch / np.float32(255.0)  # a new array, never in place
-        return batch
+        return self.io.image_tensor(batch)
 
     def to_model_input(self, inputs: Sequence[Any]) -> np.ndarray:
         """Raw inputs -> what `forward` takes: images (any size) as the float32 image_tensor of
-        prepare_images; texts as an N x 1 string array."""
+        prepare_images; texts as an N x 1 string array, or token ids for token-id models."""
         if self.modality is Modality.TEXT:
-            return np.asarray([str(t) for t in inputs], dtype=object).reshape(-1, 1)
+            return self.io.text_input(inputs)
         return self.image_tensor(self.prepare_images(inputs))
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for a prepared batch through a compiled forward pass."""
+        """Probabilities for a prepared batch through a compiled forward pass (the softmax or
+        sigmoid the workbench adds for logit and one-unit outputs included)."""
         import tensorflow as tf
 
         with self.lock:
             if self._forward is None:
-                model = self.keras_model
-                self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-            if self.modality is Modality.TEXT:
-                tensor = tf.constant(batch.astype(str))
-            else:
-                tensor = tf.convert_to_tensor(batch, dtype=tf.float32)
-            return np.asarray(self._forward(tensor), dtype=np.float32)
+                model, io = self.keras_model, self.io
+                self._forward = tf.function(lambda x: io.probabilities(model(x, training=False)), reduce_retracing=True)
+            return np.asarray(self._forward(self.model_tensor(batch)), dtype=np.float32)
+
+    def model_tensor(self, batch: np.ndarray) -> Any:
+        """A prepared batch (to_model_input) as the tensor type the model's input takes."""
+        return self.io.tf_tensor(batch)
 
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 512) -> np.ndarray:
         """Class probabilities, N x K, for raw inputs (images or strings)."""

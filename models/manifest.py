@@ -134,7 +134,25 @@ class InputSpec:
     value_range: tuple[float, float] | None = None
     sequence_length: int | None = None
     tokenization: str | None = None
+    # How pixels become the model's tensor (`models.model_io.PRESETS`); older manifests record
+    # only rescales_inputs, read by `preprocessing_preset`.
+    preprocessing: str | None = None
+    mean: tuple[float, ...] | None = None  # "custom" preset only, in 0..255 units
+    std: tuple[float, ...] | None = None
+    # Token-id text models (the vocabulary lives outside the model; index = id):
+    encoding: str | None = None  # "token_ids"; absent for string-input models
+    vocabulary: tuple[str, ...] | None = None
+    oov_id: int | None = None
+    padding: str | None = None  # "post" (TextVectorization) or "pre" (keras.utils.pad_sequences)
+    standardize: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preprocessing_preset(self) -> str:
+        """The preset in force: the recorded one, else 0-1 for models recorded as expecting 0..1."""
+        if self.preprocessing:
+            return self.preprocessing
+        return "0-1" if self.rescales_inputs is False else "inside"
 
     @property
     def pixel_scale(self) -> float:
@@ -155,12 +173,27 @@ class InputSpec:
                    channels=r.whole("channels"), rescales_inputs=r.flag("rescales_inputs"),
                    value_range=None if value_range is None else (value_range[0], value_range[1]),
                    sequence_length=r.whole("sequence_length"), tokenization=r.text("tokenization"),
+                   preprocessing=r.text("preprocessing"), mean=cls._numbers(r, "mean"), std=cls._numbers(r, "std"),
+                   encoding=r.text("encoding"), vocabulary=r.texts("vocabulary"), oov_id=r.whole("oov_id"),
+                   padding=r.text("padding"), standardize=r.text("standardize"),
                    extra=r.extra())
+
+    @staticmethod
+    def _numbers(r: _Reader, key: str) -> tuple[float, ...] | None:
+        value = r.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+            raise r._wrong(key, "a list of numbers", value)
+        return tuple(float(v) for v in value)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("type", "height", "width", "channels", "rescales_inputs", "sequence_length", "tokenization"):
+        for key in ("type", "height", "width", "channels", "rescales_inputs", "sequence_length", "tokenization",
+                    "preprocessing", "encoding", "oov_id", "padding", "standardize"):
             _put(out, key, getattr(self, key))
+        for key in ("mean", "std", "vocabulary"):
+            _put(out, key, None if getattr(self, key) is None else list(getattr(self, key)))
         _put(out, "value_range", None if self.value_range is None else list(self.value_range))
         return {**out, **copy.deepcopy(self.extra)}
 
@@ -401,6 +434,9 @@ class Manifest:
     recipe: str | None = None
     intended_use: str | None = None
     gradcam_layer: str | None = None
+    # What the model's output is (`models.model_io.OUTPUT_KINDS`); None for softmax, as every
+    # manifest written before output kinds existed.
+    output: dict[str, Any] | None = None
     vocabulary_size: int | None = None
     file: str | None = None
     created_at: str | None = None
@@ -435,12 +471,25 @@ class Manifest:
             parent_metrics=None if parent_metrics is None else Metrics._read(parent_metrics),
             training=None if training is None else Training._read(training),
             recipe=r.text("recipe"), intended_use=r.text("intended_use"), gradcam_layer=r.text("gradcam_layer"),
+            output=cls._output(r),
             vocabulary_size=r.whole("vocabulary_size"), file=r.text("file"),
             created_at=r.text("created_at"), created_by=r.text("created_by"), created_as=r.text("created_as"),
             software=r.text_map("software"), inferred=r.text_map("inferred"), notes=r.texts("notes"),
             simulation=r.json_object("simulation"), lesson_fix=r.text("lesson_fix"),
             extra=r.extra(),
         )
+
+    @staticmethod
+    def _output(r: _Reader) -> dict[str, Any] | None:
+        output = r.json_object("output")
+        if output is not None and not isinstance(output.get("kind"), str):
+            raise r._wrong("output", 'an object like {"kind": "logits"}', output)
+        return output
+
+    @property
+    def output_kind(self) -> str:
+        """softmax, logits, sigmoid or binary-logit (`models.model_io.OUTPUT_KINDS`)."""
+        return str((self.output or {}).get("kind") or "softmax")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object as written to manifest.json (the file is written with sorted keys)."""
@@ -457,7 +506,7 @@ class Manifest:
         for key in ("recipe", "intended_use", "gradcam_layer", "vocabulary_size", "file",
                     "created_at", "created_by", "created_as", "lesson_fix"):
             _put(out, key, getattr(self, key))
-        for key in ("software", "inferred", "simulation"):
+        for key in ("software", "inferred", "simulation", "output"):
             _put(out, key, copy.deepcopy(getattr(self, key)))
         _put(out, "notes", None if self.notes is None else list(self.notes))
         return {**out, **copy.deepcopy(self.extra)}

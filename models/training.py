@@ -19,6 +19,7 @@ from foundation.types import Modality
 from models import architectures
 from models.manifest import InputSpec
 from models.metrics import classification_metrics
+from models.model_io import ModelIO, legacy_io
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,22 @@ def _keras():
     return keras
 
 
-def as_model_input(dataset: Dataset, pixel_scale: float = 1.0) -> np.ndarray:
+def as_model_input(dataset: Dataset, pixel_scale: float = 1.0, io: ModelIO | None = None) -> Any:
+    """A dataset's inputs as the model takes them: `io` (a user model's preprocessing, grey
+    channel or token ids) when given, else the sample models' convention scaled by `pixel_scale`."""
+    if io is not None:
+        if dataset.modality is Modality.TEXT:
+            return io.tf_tensor(io.text_input(list(dataset.x)))
+        return io.image_tensor(dataset.x)
     if dataset.modality is Modality.TEXT:
         import tensorflow as tf
 
         return tf.constant(np.asarray(list(dataset.x), dtype=str).reshape(-1, 1))
     return np.asarray(dataset.x, dtype=np.float32) * np.float32(pixel_scale)
+
+
+def _io(dataset: Dataset, config: TrainConfig, io: ModelIO | None) -> ModelIO:
+    return io if io is not None else legacy_io(dataset.modality, config.pixel_scale)
 
 
 def _limited(dataset: Dataset, limit: int | None) -> Dataset:
@@ -85,20 +96,24 @@ def _fit(
     config: TrainConfig,
     callbacks: Sequence[Any],
     augment: bool,
+    io: ModelIO | None = None,
 ) -> Any:
     keras = _keras()
+    # The loss follows the output: binary cross-entropy for one-unit heads, from_logits for logits.
+    model_io = _io(train, config, io)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=model_io.loss(),
+        metrics=[model_io.accuracy_metric()],
     )
-    x_train = as_model_input(train, config.pixel_scale)
+    x_train = as_model_input(train, config.pixel_scale, io)
+    y_train, y_val = model_io.targets(train.y), model_io.targets(val.y)
     if augment and train.modality is Modality.IMAGE:
         augmenter = _augmenter(config.seed)
         import tensorflow as tf
 
         data = (
-            tf.data.Dataset.from_tensor_slices((x_train, train.y))
+            tf.data.Dataset.from_tensor_slices((x_train, y_train))
             .shuffle(len(train), seed=config.seed, reshuffle_each_iteration=True)
             .batch(config.batch_size)
             .map(lambda x, y: (augmenter(x), y))
@@ -106,21 +121,24 @@ def _fit(
         )
         fit_args: dict[str, Any] = {"x": data}
     else:
-        fit_args = {"x": x_train, "y": train.y, "batch_size": config.batch_size, "shuffle": True}
+        fit_args = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
     stop = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", patience=config.patience, restore_best_weights=True, mode="max"
     )
     return model.fit(
         **fit_args,
-        validation_data=(as_model_input(val, config.pixel_scale), val.y),
+        validation_data=(as_model_input(val, config.pixel_scale, io), y_val),
         epochs=epochs,
         callbacks=[stop, *callbacks],
         verbose=0,
     )
 
 
-def evaluate(model: Any, dataset: Dataset, batch_size: int = 256, pixel_scale: float = 1.0) -> dict[str, Any]:
-    probabilities = np.asarray(model.predict(as_model_input(dataset, pixel_scale), batch_size=batch_size, verbose=0))
+def evaluate(
+    model: Any, dataset: Dataset, batch_size: int = 256, pixel_scale: float = 1.0, io: ModelIO | None = None
+) -> dict[str, Any]:
+    raw = np.asarray(model.predict(as_model_input(dataset, pixel_scale, io), batch_size=batch_size, verbose=0))
+    probabilities = raw if io is None else io.probabilities(raw)
     return classification_metrics(dataset.y, probabilities.argmax(axis=1), dataset.classes)
 
 
@@ -154,9 +172,13 @@ def _set_trainable(model: Any, trainable_layers: list[Any]) -> None:
 
 
 def fine_tune(
-    model: Any, train: Dataset, val: Dataset, config: TrainConfig, callbacks: Sequence[Any] = ()
+    model: Any, train: Dataset, val: Dataset, config: TrainConfig, callbacks: Sequence[Any] = (),
+    io: ModelIO | None = None,
 ) -> Any:
-    """Frozen base + head first, then the top of the base at a low learning rate."""
+    """Frozen base + head first, then the top of the base at a low learning rate.
+
+    `io` (a registered model's `LoadedModel.io`) says how the data becomes its input and
+    which loss its output takes; without it the sample models' conventions apply."""
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
     # The head is the last weighted layer (the classifier); everything below it is the base.
@@ -166,12 +188,12 @@ def fine_tune(
     base = [layer for layer in weighted[:-1] if layer.name != "caffe_preprocess"]
     _set_trainable(model, head)
     _fit(model, train, val, epochs=config.head_epochs, learning_rate=config.learning_rate, config=config,
-         callbacks=callbacks, augment=config.augment)
+         callbacks=callbacks, augment=config.augment, io=io)
     top = base[-config.unfreeze_top:] if config.unfreeze_top > 0 else []
     if top and config.finetune_epochs > 0:
         _set_trainable(model, head + top)
         _fit(model, train, val, epochs=config.finetune_epochs, learning_rate=config.finetune_learning_rate,
-             config=config, callbacks=callbacks, augment=config.augment)
+             config=config, callbacks=callbacks, augment=config.augment, io=io)
     # Leave the saved model trainable for later fine-tuning; fixed preprocessing stays frozen.
     _set_trainable(model, [layer for layer in _flatten(model.layers) if layer.name != "caffe_preprocess"])
     return model

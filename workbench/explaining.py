@@ -55,7 +55,8 @@ def explainer_class(model: LoadedModel, method: str) -> type[Explainer]:
     except KeyError as exc:
         raise WorkbenchError(str(exc.args[0]) + ".") from None
     if not cls.supports(model):
-        raise WorkbenchError(f"{cls.title} does not apply to model {model.name}; choose another method.")
+        reason = cls.unavailable_reason(model)
+        raise WorkbenchError(reason or f"{cls.title} does not apply to model {model.name}; choose another method.")
     return cls
 
 

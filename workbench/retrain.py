@@ -83,8 +83,8 @@ def evaluation_splits(dataset: str) -> list[str]:
     return [s for s in datasets.splits(dataset) if s == "val" or s.startswith("test")]
 
 
-def evaluate_all(keras_model: Any, dataset: str, pixel_scale: float = 1.0) -> dict[str, Any]:
-    return {split: training.evaluate(keras_model, datasets.load(dataset, split), pixel_scale=pixel_scale)
+def evaluate_all(keras_model: Any, dataset: str, pixel_scale: float = 1.0, io: Any = None) -> dict[str, Any]:
+    return {split: training.evaluate(keras_model, datasets.load(dataset, split), pixel_scale=pixel_scale, io=io)
             for split in evaluation_splits(dataset)}
 
 
@@ -131,10 +131,10 @@ def retrain(
 
     loaded = store.load(name, parent)  # verifies the parent's sha256
     model = loaded.keras_model
-    before = evaluate_all(model, dataset, config.pixel_scale)
+    before = evaluate_all(model, dataset, config.pixel_scale, loaded.io)
     log(f"{name} {parent}: test accuracy {before['test']['accuracy']:.4f}; fine-tuning ...")
-    training.fine_tune(model, train, datasets.load(dataset, "val"), config, callbacks)
-    after = evaluate_all(model, dataset, config.pixel_scale)
+    training.fine_tune(model, train, datasets.load(dataset, "val"), config, callbacks, io=loaded.io)
+    after = evaluate_all(model, dataset, config.pixel_scale, loaded.io)
     log(f"fine-tuned: test accuracy {after['test']['accuracy']:.4f}")
 
     seconds = round(time.perf_counter() - started, 1)
@@ -143,6 +143,7 @@ def retrain(
         modality=parent_manifest.modality, classes=parent_manifest.classes, input=parent_manifest.input,
         recipe=parent_manifest.recipe, intended_use=parent_manifest.intended_use,
         gradcam_layer=parent_manifest.gradcam_layer, vocabulary_size=parent_manifest.vocabulary_size,
+        output=parent_manifest.output,
         # What this fine-tuning did:
         dataset=dataset,
         lineage=Lineage(

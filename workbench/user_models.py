@@ -26,6 +26,7 @@ from foundation.errors import ModelError, WorkbenchError
 from models import store
 from models.inspect import InferredSpec, check_name, inspect_model, missing_sentence, suggest_name
 from models.manifest import InputSpec, Lineage, Manifest, Metrics, Source
+from models.model_io import MINUS_ONE_ONE, PRESETS
 from models.safe_load import MAX_MODEL_BYTES, inspect_keras_archive, load_keras_model, sha256_file
 
 CREATED_BY = "models add"
@@ -78,7 +79,7 @@ def register(
 
     `classes` is a list of names or a JSON file; without it `<stem>.classes.json` or
     `classes.json` beside the file is used. `overrides` answers what could not be inferred
-    (rescales_inputs, height, width, gradcam_layer, sequence_length). `dataset` names an
+    (`models.inspect.inspect_model`: preprocessing, height, width, gradcam_layer, vocabulary ...). `dataset` names an
     imported dataset with the same classes. Raises ModelError (one sentence) on refusal.
     """
     path = Path(path)
@@ -148,8 +149,10 @@ class uploaded_file:
 def _how_to_answer(missing: Sequence[str]) -> str:
     hints = {
         "classes": "pass --classes FILE (a JSON list of names) or put <name>.classes.json beside the model",
-        "rescales_inputs": "pass --rescales-inputs yes (the model takes 0-255 pixels) or no (0-1)",
+        "preprocessing": "pass --preprocessing " + "|".join(p if p != MINUS_ONE_ONE else "tf" for p in PRESETS)
+                         + " (tf is -1..1; custom also takes --mean and --std)",
         "input_size": "pass --height and --width",
+        "vocabulary": "pass --vocabulary FILE (a JSON list or one token per line, index = token id)",
     }
     return "; ".join(hints[item] for item in missing if item in hints) + "."
 
@@ -183,6 +186,7 @@ def _manifest(name: str, spec: InferredSpec, digest: str, source: str, created_b
         classes=tuple(spec.classes or ()),
         input=InputSpec.from_dict(spec.input),
         gradcam_layer=spec.gradcam_layer or None,
+        output={"kind": spec.output_kind},
         dataset=None,
         file=store.MODEL_FILE,
         lineage=Lineage(parent=None, sha256=digest, source=Source(path=source, sha256=digest), labels_changed=0),

@@ -19,7 +19,10 @@ def _yes_no(value: str | None) -> bool | None:
 def cmd_models_add(args: argparse.Namespace) -> int:
     from workbench import user_models
 
-    overrides = {"rescales_inputs": _yes_no(args.rescales_inputs), "gradcam_layer": args.gradcam_layer}
+    overrides = {"rescales_inputs": _yes_no(args.rescales_inputs), "gradcam_layer": args.gradcam_layer,
+                 "preprocessing": args.preprocessing, "mean": _numbers(args.mean), "std": _numbers(args.std),
+                 "vocabulary": args.vocabulary, "oov_id": args.oov_id, "sequence_length": args.sequence_length,
+                 "padding": args.padding}
     if args.height or args.width:
         overrides.update(height=args.height, width=args.width)
     info = user_models.register(
@@ -30,13 +33,34 @@ def cmd_models_add(args: argparse.Namespace) -> int:
         dataset=args.dataset,
     )
     if args.json:
-        print(json.dumps(info.to_dict(), indent=2, default=str))
+        print(json.dumps(_shown_manifest(info.to_dict()), indent=2, default=str))
     else:
         size, modality = info.input, info.modality.value
-        shape = f"{size.width}x{size.height} RGB" if modality == "image" else f"{size.sequence_length} tokens"
-        print(f"registered {info.name} v1: {modality} model, {shape}, classes {', '.join(info.classes)}")
+        colour = "grey" if size.channels == 1 else "RGB"
+        shape = (f"{size.width}x{size.height} {colour}, preprocessing {size.preprocessing_preset}" if modality == "image"
+                 else f"{size.sequence_length or 'any number of'} tokens")
+        print(f"registered {info.name} v1: {modality} model, {shape}, output {info.output_kind}, "
+              f"classes {', '.join(info.classes)}")
         print(f"Grad-CAM layer: {info.gradcam_layer or 'none'}; sha256 {info.lineage.sha256[:12]}…")
     return 0
+
+
+def _numbers(text: str | None) -> list[float] | None:
+    """"123.7,116.3,103.5" -> [123.7, 116.3, 103.5]; a clear error for anything else."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"{text!r} is not a comma-separated list of numbers, like 123.7,116.3,103.5.") from None
+
+
+def _shown_manifest(manifest: dict) -> dict:
+    """The manifest as printed: a token-id model's vocabulary as its size, not thousands of lines."""
+    vocabulary = manifest.get("input", {}).get("vocabulary")
+    if vocabulary is not None:
+        manifest = {**manifest, "input": {**manifest["input"], "vocabulary": f"{len(vocabulary)} tokens"}}
+    return manifest
 
 
 def cmd_models_scan(args: argparse.Namespace) -> int:
@@ -141,8 +165,21 @@ def register_models(models_sub) -> None:
     add.add_argument("path", help="a .keras file")
     add.add_argument("--classes", help="JSON file with the class names (default: <name>.classes.json or classes.json beside the model)")
     add.add_argument("--name", help="model name (default: from the file name)")
+    add.add_argument("--preprocessing", default=None, metavar="PRESET",
+                     help="how the model expects pixels: inside, 0-1, 0-255, tf (-1..1), caffe, torch or custom "
+                          "(asked only when it cannot be inferred)")
+    add.add_argument("--mean", default=None, help="custom preprocessing: per-channel means in 0-255 units, e.g. 123.7,116.3,103.5")
+    add.add_argument("--std", default=None, help="custom preprocessing: per-channel std in 0-255 units, e.g. 58.4,57.1,57.4")
     add.add_argument("--rescales-inputs", choices=["yes", "no"], default=None,
-                     help="yes: the model takes 0-255 pixels; no: 0-1 (asked only when it cannot be inferred)")
+                     help="older form of --preprocessing: yes = inside (0-255 pixels), no = 0-1")
+    add.add_argument("--vocabulary", default=None,
+                     help="token-id text models: the vocabulary (a JSON list or one token per line; index = id)")
+    add.add_argument("--oov-id", type=int, default=None,
+                     help="token-id models: the id for unknown words (default: the vocabulary's [UNK]-like token)")
+    add.add_argument("--sequence-length", type=int, default=None,
+                     help="token-id models: pad or cut texts to this many ids (default: the model's input length)")
+    add.add_argument("--padding", choices=["post", "pre"], default=None,
+                     help="token-id models: pad after the text (post, TextVectorization) or before it (pre, pad_sequences)")
     add.add_argument("--height", type=int, default=None, help="input height, for models without a fixed size")
     add.add_argument("--width", type=int, default=None, help="input width, for models without a fixed size")
     add.add_argument("--gradcam-layer", default=None, help="layer path for Grad-CAM, e.g. base/Conv_1")

@@ -56,13 +56,14 @@ def test_nested_base_in_a_sequential_is_fully_inferred_except_the_class_names(sp
     spec = spec_of("nested")
     base = loaded["nested"].layers[1]
     assert spec.modality is Modality.IMAGE
-    assert spec.input == {"type": "image", "height": 64, "width": 64, "channels": 3,
+    assert spec.input == {"type": "image", "height": 64, "width": 64, "channels": 3, "preprocessing": "inside",
                           "rescales_inputs": True, "value_range": [0, 255]}
     assert spec.n_classes == 3
     # MobileNetV2's last convolution is Conv_1, inside the nested base.
     assert spec.gradcam_layer == f"{base.name}/Conv_1"
     assert spec.missing == ("classes",)
-    assert "Rescaling" in spec.sources["rescales_inputs"]
+    assert "Rescaling" in spec.sources["preprocessing"]
+    assert spec.output_kind == "softmax"
 
 
 def test_class_names_come_from_the_sidecar_files_in_order(loaded, tmp_path):
@@ -78,16 +79,19 @@ def test_class_names_come_from_the_sidecar_files_in_order(loaded, tmp_path):
     assert inspect_model(model, path, classes=["x", "y"]).classes == ("x", "y")
 
 
-def test_a_cnn_without_rescaling_asks_whether_it_wants_0_1_or_0_255(spec_of):
+def test_a_cnn_without_rescaling_asks_for_its_preprocessing(spec_of):
     spec = spec_of("cnn", classes=bm.CNN_CLASSES)
-    assert spec.missing == ("rescales_inputs",)
+    assert spec.missing == ("preprocessing",)
     assert spec.input["rescales_inputs"] is None
     assert spec.gradcam_layer == "last_conv"
-    with pytest.raises(ModelError, match="still unknown: whether the model expects pixel values"):
+    with pytest.raises(ModelError, match="still unknown: how the model expects its pixels"):
         spec.manifest_fields()
     answered = spec_of("cnn", classes=bm.CNN_CLASSES, overrides={"rescales_inputs": False})
     assert answered.complete
     assert answered.manifest_fields()["input"]["value_range"] == [0, 1]
+    assert answered.manifest_fields()["input"]["preprocessing"] == "0-1"
+    caffe = spec_of("cnn", classes=bm.CNN_CLASSES, overrides={"preprocessing": "caffe"})
+    assert caffe.manifest_fields()["input"]["preprocessing"] == "caffe" and caffe.sources["preprocessing"] == "given"
 
 
 def test_rescaling_only_counts_before_the_first_layer_with_weights():
@@ -112,17 +116,17 @@ def test_text_model_reads_sequence_length_from_text_vectorization(spec_of):
 @pytest.mark.parametrize(
     "build, fragment",
     [
-        (lambda: keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]),
-         "1 channel"),
-        (lambda: keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(10, 2), keras.layers.Flatten(),
+        (lambda: keras.Sequential([keras.Input((8, 8, 2)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]),
+         "2 channel"),
+        (lambda: keras.Sequential([keras.Input((5, 3), dtype="int32"), keras.layers.Flatten(),
                                    keras.layers.Dense(2, activation="softmax")]),
-         "TextVectorization layer inside the model"),
-        (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]),
-         "not a softmax"),
-        (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")]),
-         "K >= 2"),
+         "token-id text models take N x sequence-length ids"),
+        (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="sigmoid")]),
+         "multi-label"),
+        (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(1, activation="relu")]),
+         "relu activation"),
     ],
-    ids=["grey_input", "token_ids", "logits", "sigmoid"],
+    ids=["two_channels", "token_id_grid", "multi_label", "relu_unit"],
 )
 def test_models_the_workbench_cannot_drive_are_refused_with_advice(build, fragment):
     with pytest.raises(ModelError) as caught:

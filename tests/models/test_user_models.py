@@ -59,7 +59,7 @@ def test_a_registered_model_is_stored_as_v1_with_a_complete_manifest(files, work
     assert manifest["name"] == "cnn" and manifest["version"] == "v1"
     assert manifest["classes"] == bm.CNN_CLASSES
     assert manifest["created_by"] == "models add" and manifest["dataset"] is None
-    assert manifest["input"] == {"type": "image", "height": 32, "width": 32, "channels": 3,
+    assert manifest["input"] == {"type": "image", "height": 32, "width": 32, "channels": 3, "preprocessing": "inside",
                                  "rescales_inputs": True, "value_range": [0, 255]}
     assert manifest["gradcam_layer"] == "last_conv"
     assert manifest["source"] == {"path": str(files["cnn"]), "sha256": sha256_file(files["cnn"])}
@@ -122,11 +122,12 @@ def test_a_model_whose_class_names_are_unknown_is_refused_with_what_to_pass(tmp_
     classes = tmp_path / "names.json"
     classes.write_text(json.dumps(["l", "r"]))
     assert cli.main(["models", "add", str(path), "--classes", str(classes)]) == 2
-    assert "--rescales-inputs yes" in _one_error_line(capsys.readouterr().err)
-    assert cli.main(["models", "add", str(path), "--classes", str(classes), "--rescales-inputs", "no",
+    assert "--preprocessing inside|0-1|0-255|tf|caffe|torch|custom" in _one_error_line(capsys.readouterr().err)
+    assert cli.main(["models", "add", str(path), "--classes", str(classes), "--preprocessing", "0-1",
                      "--name", "anon-1", "--json"]) == 0
     manifest = json.loads(capsys.readouterr().out)
     assert manifest["classes"] == ["l", "r"] and manifest["input"]["rescales_inputs"] is False
+    assert manifest["input"]["preprocessing"] == "0-1" and manifest["output"] == {"kind": "softmax"}
     assert manifest["inferred"]["classes"] == "names.json"
 
 
