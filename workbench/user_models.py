@@ -30,6 +30,13 @@ from models.model_io import MINUS_ONE_ONE, PRESETS
 from models.safe_load import MAX_MODEL_BYTES, inspect_keras_archive, load_keras_model, sha256_file
 
 CREATED_BY = "models add"
+# When nothing in a model tells its preprocessing (no Rescaling layer, no known applications
+# base), registration without a person to ask assumes the Keras tutorials' convention: pixels
+# divided by 255 outside the model. The manifest and the model card say it was assumed.
+ASSUMED_PRESET = "0-1"
+ASSUMED_SOURCE = "assumed (nothing in the model tells): pixels divided by 255, as Keras tutorials do"
+ASSUMED_NOTE = ("The model does not say how it expects its pixels, so 0-1 was assumed; if its predictions look wrong, "
+                "register it again with the right preprocessing.")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
@@ -74,13 +81,16 @@ def register(
     dataset: str | None = None,
     created_by: str = CREATED_BY,
     source_label: str | None = None,
+    assume_preprocessing: bool = True,
 ) -> Manifest:
     """Register a `.keras` file as version v1 of a new model and return its manifest.
 
     `classes` is a list of names or a JSON file; without it `<stem>.classes.json` or
     `classes.json` beside the file is used. `overrides` answers what could not be inferred
     (`models.inspect.inspect_model`: preprocessing, height, width, gradcam_layer, vocabulary ...). `dataset` names an
-    imported dataset with the same classes. Raises ModelError (one sentence) on refusal.
+    imported dataset with the same classes. An image model whose preprocessing nothing tells
+    gets 0-1, recorded as assumed (`assume_preprocessing=False` refuses instead, asking for it).
+    Raises ModelError (one sentence) on refusal.
     """
     path = Path(path)
     inspect_keras_archive(path)  # cheap refusals (.h5, size, not a zip, Lambda, custom) before copying
@@ -95,6 +105,8 @@ def register(
             raise ModelError(f"{path.name} is already registered as model {known!r}; use that model.")
         keras_model = load_keras_model(copy)
         spec = inspect_model(keras_model, path, classes=classes, overrides=overrides)
+        if "preprocessing" in spec.missing and assume_preprocessing:
+            spec = _assumed_preprocessing(keras_model, path, classes, overrides)
         if spec.missing:
             raise ModelError(
                 f"{path.name}: could not work out {missing_sentence(spec.missing)}; {_how_to_answer(spec.missing)}"
@@ -110,6 +122,11 @@ def register(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _assumed_preprocessing(keras_model: Any, path: Path, classes: Any, overrides: Mapping[str, Any]) -> InferredSpec:
+    spec = inspect_model(keras_model, path, classes=classes, overrides={**overrides, "preprocessing": ASSUMED_PRESET})
+    return replace(spec, sources={**spec.sources, "preprocessing": ASSUMED_SOURCE}, notes=(*spec.notes, ASSUMED_NOTE))
 
 
 def register_uploaded_model(data: bytes, filename: str, **kwargs: Any) -> dict[str, Any]:

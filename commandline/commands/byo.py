@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from foundation.errors import InputError, WorkbenchError
@@ -42,6 +43,8 @@ def cmd_models_add(args: argparse.Namespace) -> int:
         print(f"registered {info.name} v1: {modality} model, {shape}, output {info.output_kind}, "
               f"classes {', '.join(info.classes)}")
         print(f"Grad-CAM layer: {info.gradcam_layer or 'none'}; sha256 {info.lineage.sha256[:12]}…")
+    for note in info.notes or ():
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -121,13 +121,27 @@ def test_a_model_whose_class_names_are_unknown_is_refused_with_what_to_pass(tmp_
     assert "class names" in line and "--classes FILE" in line
     classes = tmp_path / "names.json"
     classes.write_text(json.dumps(["l", "r"]))
-    assert cli.main(["models", "add", str(path), "--classes", str(classes)]) == 2
-    assert "--preprocessing inside|0-1|0-255|tf|caffe|torch|custom" in _one_error_line(capsys.readouterr().err)
-    assert cli.main(["models", "add", str(path), "--classes", str(classes), "--preprocessing", "0-1",
+    assert cli.main(["models", "add", str(path), "--classes", str(classes), "--preprocessing", "caffe",
                      "--name", "anon-1", "--json"]) == 0
     manifest = json.loads(capsys.readouterr().out)
-    assert manifest["classes"] == ["l", "r"] and manifest["input"]["rescales_inputs"] is False
-    assert manifest["input"]["preprocessing"] == "0-1" and manifest["output"] == {"kind": "softmax"}
+    assert manifest["classes"] == ["l", "r"] and "rescales_inputs" not in manifest["input"]
+    assert manifest["input"]["preprocessing"] == "caffe" and manifest["output"] == {"kind": "softmax"}
+    assert manifest["inferred"]["classes"] == "names.json" and manifest["inferred"]["preprocessing"] == "given"
+
+
+def test_a_model_that_does_not_tell_its_preprocessing_gets_0_1_recorded_as_assumed(tmp_path, workspace, capsys):
+    path = bm.save(bm.plain_cnn(), tmp_path, "anon")
+    (tmp_path / "anon.classes.json").write_text(json.dumps(["l", "r"]))
+    assert cli.main(["models", "add", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    manifest = json.loads(captured.out)
+    assert manifest["input"]["preprocessing"] == "0-1" and manifest["inferred"]["preprocessing"].startswith("assumed")
+    assert "0-1 was assumed" in captured.err
+    changed = bm.plain_cnn()
+    changed.layers[0].kernel.assign(changed.layers[0].kernel * 2.0)  # other weights: not a duplicate
+    other = bm.save(changed, tmp_path / "other", "anon", classes=["l", "r"])
+    with pytest.raises(ModelError, match="how the model expects its pixels"):
+        user_models.register(other, name="asked", assume_preprocessing=False)
     assert manifest["inferred"]["classes"] == "names.json"
 
 
