@@ -9,7 +9,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from foundation.errors import ModelError
 from foundation.escaping import markdown_literal
+from models import model_io
 from models.manifest import Manifest, SplitMetrics
 
 
@@ -83,6 +85,60 @@ def _or(value: Any, missing: str) -> Any:
     return missing if value is None else value
 
 
+def _how(manifest: Manifest, key: str) -> str:
+    """" (how it was known)" from the manifest's `inferred` entry; an assumption is flagged in bold."""
+    source = (manifest.inferred or {}).get(key)
+    if not source:
+        return ""
+    if key == "output" and source.startswith("the output layer"):
+        return " (detected from the output layer)"
+    if source.startswith("assumed"):
+        return f" — **assumed** {md(source.removeprefix('assumed'))}"
+    if source == "given":
+        return " (given when it was registered)"
+    if source.startswith(("not ", "none", "unknown")):
+        return f" ({md(source)})"
+    return f" (known from {md(source)})"
+
+
+def _output_line(manifest: Manifest) -> str:
+    kind = manifest.output_kind
+    text = model_io.OUTPUT_KINDS.get(kind, kind).replace("K-way", f"{len(manifest.classes)}-way").replace(": ", " — ", 1)
+    return f"- **Output**: {md(text)}{_how(manifest, 'output')}"
+
+
+def _preprocessing_text(manifest: Manifest, channels: int) -> str:
+    spec = manifest.input
+    try:
+        return model_io.Preprocessing(spec.preprocessing_preset, spec.mean, spec.std, channels).describe()
+    except ModelError:  # a manifest edited by hand: show what it says
+        return str(spec.preprocessing_preset)
+
+
+def _input_lines(manifest: Manifest) -> list[str]:
+    spec = manifest.input
+    if manifest.modality.value == "image":
+        channels = spec.channels or 3
+        size = f"{spec.width} x {spec.height} pixels" if spec.width and spec.height else "size not recorded"
+        colour = "grey (1 channel: colour images are fed as their luminance)" if channels == 1 else "RGB (3 channels)"
+        return [f"- **Input**: image, {md(size)}, {md(colour)}{_how(manifest, 'input_size')}",
+                f"- **Preprocessing**: {md(_preprocessing_text(manifest, channels))}{_how(manifest, 'preprocessing')}"]
+    length = f"at most {spec.sequence_length} tokens" if spec.sequence_length else "not truncated"
+    if spec.encoding == "token_ids":
+        vocabulary = spec.vocabulary or ()
+        size = len(vocabulary)
+        if spec.oov_id is None:
+            oov = "none: unknown words are skipped"
+        else:
+            oov = f"{spec.oov_id} ({vocabulary[spec.oov_id] if spec.oov_id < size else '?'})"
+        return [f"- **Input**: text as token ids, {md(length)}, padding {md(spec.padding or 'post')}"
+                f"{_how(manifest, 'sequence_length') if spec.sequence_length else ''}",
+                f"- **Vocabulary**: {size} tokens outside the model{_how(manifest, 'vocabulary')}; "
+                f"out-of-vocabulary id {md(oov)}{_how(manifest, 'oov_id')}"]
+    words = f"; vocabulary of {manifest.vocabulary_size} tokens" if manifest.vocabulary_size else ""
+    return [f"- **Input**: text (the model reads strings), {md(length)}{md(words)}"]
+
+
 def model_card(
     manifest: Manifest,
     *,
@@ -100,6 +156,9 @@ def model_card(
         f"- **Parent version**: {md(lineage.parent or 'none (trained from the shipped recipe)')}",
         f"- **Created**: {md(_or(manifest.created_at, 'unknown'))} by {md(_or(manifest.created_by, 'unknown'))}",
         f"- **Modality**: {md(manifest.modality.value)}; classes: {', '.join(md(c) for c in manifest.classes)}",
+        _output_line(manifest),
+        *_input_lines(manifest),
+        *[f"- **Note**: {md(note)}" for note in manifest.notes or ()],
         f"- **sha256 of model.keras**: `{_or(lineage.sha256, 'unknown')}`",
         "",
         "## Intended use",
