@@ -5,6 +5,7 @@ such as `[click](http://x)` shows as typed instead of becoming a link.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -85,6 +86,14 @@ def _or(value: Any, missing: str) -> Any:
     return missing if value is None else value
 
 
+def _origin(manifest: Manifest) -> str:
+    source = manifest.lineage.source
+    if source is not None and source.path:
+        label = source.path if source.path.startswith("upload:") else Path(source.path).name
+        return f"none (registered from {label})"
+    return "none (trained from the shipped recipe)"
+
+
 def _how(manifest: Manifest, key: str) -> str:
     """" (how it was known)" from the manifest's `inferred` entry; an assumption is flagged in bold."""
     source = (manifest.inferred or {}).get(key)
@@ -153,7 +162,7 @@ def model_card(
         f"# Model card: {md(_or(manifest.name, 'model'))} {md(_or(manifest.version, '?'))}",
         "",
         f"- **Status**: {md(status or 'unknown')}",
-        f"- **Parent version**: {md(lineage.parent or 'none (trained from the shipped recipe)')}",
+        f"- **Parent version**: {md(lineage.parent or _origin(manifest))}",
         f"- **Created**: {md(_or(manifest.created_at, 'unknown'))} by {md(_or(manifest.created_by, 'unknown'))}",
         f"- **Modality**: {md(manifest.modality.value)}; classes: {', '.join(md(c) for c in manifest.classes)}",
         _output_line(manifest),

@@ -15,8 +15,9 @@ import streamlit as st
 from foundation import config
 from foundation.errors import WorkbenchError
 from foundation.escaping import markdown_literal
-from models import store
-from models.inspect import QUESTIONS, InferredSpec, parse_typed_classes, suggest_name
+from models import model_card, model_io, store
+from models.inspect import (MAX_VOCABULARY_FILE_BYTES, QUESTIONS, InferredSpec, parse_typed_classes, parse_vocabulary,
+                            suggest_name)
 from models.manifest import Manifest
 from workbench import datasets, imports, user_models
 
@@ -40,19 +41,67 @@ def _error(message: str) -> None:
 # ---------------------------------------------------------------------------- models
 
 
-def _spec_table(spec: InferredSpec) -> pd.DataFrame:
-    rows = [("modality", spec.modality.value, spec.sources.get("modality", ""))]
-    if spec.modality.value == "image":
-        size = f"{spec.input['width']} x {spec.input['height']} x 3" if spec.input.get("height") else "?"
-        rows.append(("input size", size, spec.sources.get("input_size", "to be given")))
-        rescales = spec.input.get("rescales_inputs")
-        shown = "?" if rescales is None else ("0-255 (rescales itself)" if rescales else "0-1")
-        rows.append(("pixel values", shown, spec.sources.get("rescales_inputs", "to be given")))
+ASK = "asked below"
+
+
+def _output_row(spec: InferredSpec) -> tuple[str, str, str]:
+    text = model_io.OUTPUT_KINDS[spec.output_kind].replace("K-way", f"{spec.n_classes}-way")
+    source = spec.sources.get("output", "")
+    return ("output", text, "the output layer" if source.startswith("the output layer") else source)
+
+
+def _preprocessing_row(spec: InferredSpec) -> tuple[str, str, str]:
+    if "preprocessing" in spec.missing:
+        return ("preprocessing", "? (nothing in the model tells)", ASK)
+    channels = spec.input.get("channels") or 3
+    try:
+        shown = model_io.Preprocessing(spec.input["preprocessing"], spec.input.get("mean"), spec.input.get("std"),
+                                       channels).describe()
+    except (KeyError, WorkbenchError):
+        shown = str(spec.input.get("preprocessing", "?"))
+    source = spec.sources.get("preprocessing", "")
+    if source.startswith("assumed"):
+        shown = f"⚠️ ASSUMED: {shown}"
+    return ("preprocessing", shown, source)
+
+
+def _token_id_rows(spec: InferredSpec) -> list[tuple[str, str, str]]:
+    vocabulary = spec.input.get("vocabulary")
+    oov = spec.input.get("oov_id")
+    if vocabulary is None:
+        size, oov_shown = "? (the vocabulary is outside the model)", "? (from the vocabulary)"
     else:
+        size = f"{len(vocabulary):,} tokens"
+        oov_shown = "none: unknown words are skipped" if oov is None else f"{oov} ({vocabulary[oov]})"
+    length = spec.input.get("sequence_length")
+    return [
+        ("text input", "token ids (integers)", "the model's input type"),
+        ("vocabulary", size, spec.sources.get("vocabulary", ASK)),
+        ("out-of-vocabulary id", oov_shown, spec.sources.get("oov_id", ASK)),
+        ("sequence length", str(length) if length else "not fixed (texts are not truncated)",
+         spec.sources.get("sequence_length", "")),
+        ("padding", spec.input.get("padding", "post"), spec.sources.get("padding", "default (post)")),
+    ]
+
+
+def _spec_table(spec: InferredSpec) -> pd.DataFrame:
+    """What was read from the model, one row per fact, with how it was known."""
+    rows = [("modality", spec.modality.value, spec.sources.get("modality", "")), _output_row(spec)]
+    if spec.modality.value == "image":
+        height, width = spec.input.get("height"), spec.input.get("width")
+        rows.append(("input size", f"{width} x {height} pixels" if height and width else "? (not fixed)",
+                     spec.sources.get("input_size", ASK)))
+        channels = spec.input.get("channels") or 3
+        rows.append(("channels", "grey (1 channel)" if channels == 1 else "RGB (3 channels)", "the model's input layer"))
+        rows.append(_preprocessing_row(spec))
+    elif spec.input.get("encoding") == "token_ids":
+        rows += _token_id_rows(spec)
+    else:
+        rows.append(("text input", "strings (the model tokenizes them itself)", "the model's input type"))
         rows.append(("sequence length", str(spec.input.get("sequence_length") or "not truncated"),
                      spec.sources.get("sequence_length", "")))
-    classes = ", ".join(spec.classes) if spec.classes else f"? ({spec.n_classes} outputs)"
-    rows.append(("classes", classes, spec.sources.get("classes", "to be given")))
+    classes = ", ".join(spec.classes) if spec.classes else f"? ({spec.n_classes} names)"
+    rows.append(("classes", classes, spec.sources.get("classes", ASK)))
     rows.append(("Grad-CAM layer", spec.gradcam_layer or "none", spec.sources.get("gradcam_layer", "")))
     return pd.DataFrame(rows, columns=["what", "value", "how it was known"])
 
@@ -139,35 +188,103 @@ def register_model_section() -> None:
     _register_form(spec, path, upload)
 
 
+def _preprocessing_question(spec: InferredSpec) -> dict[str, Any]:
+    """Ask for the preprocessing once: a preset (0-1 preselected, the tutorials' convention), mean/std for custom."""
+    channels = spec.input.get("channels") or 3
+    options = [p for p in model_io.PRESETS if channels == 3 or p not in (model_io.CAFFE, model_io.TORCH)]
+    preset = st.selectbox(
+        "How were the pixels prepared when the model was trained?", options, index=options.index(model_io.ZERO_ONE),
+        format_func=model_io.PRESETS.get, key="byo_preprocessing",
+        help="Nothing in the model says it (no Rescaling layer, no known Keras applications base). "
+             "`x / 255`: 0-1. `resnet50.preprocess_input` or `vgg16.preprocess_input`: caffe. "
+             "`mobilenet_v2.preprocess_input`: -1 to 1. `densenet.preprocess_input`: torch.",
+    )
+    answers: dict[str, Any] = {"preprocessing": preset}
+    if preset == model_io.CUSTOM:
+        names = ["grey"] if channels == 1 else ["red", "green", "blue"]
+        st.caption("The model gets (pixel - mean) / std, per channel, with pixels in 0-255.")
+        columns = st.columns(len(names))
+        answers["mean"] = [col.number_input(f"Mean ({n})", 0.0, 255.0, 0.0, key=f"byo_mean_{i}")
+                           for i, (col, n) in enumerate(zip(columns, names))]
+        answers["std"] = [col.number_input(f"Std ({n})", 0.001, 1000.0, 1.0, key=f"byo_std_{i}")
+                          for i, (col, n) in enumerate(zip(columns, names))]
+    return answers
+
+
+def _vocabulary_question() -> dict[str, Any] | None:
+    """Upload the vocabulary of a token-id model, plus an optional OOV id and the padding side.
+    None while no usable vocabulary is given (the error, if any, is shown)."""
+    uploaded = st.file_uploader(
+        "Vocabulary file (a JSON list, or one token per line; line/position = token id)",
+        type=["txt", "json", "vocab"], key="byo_vocabulary", max_upload_size=MAX_VOCABULARY_FILE_BYTES // 2**20,
+        help=QUESTIONS["vocabulary"],
+    )
+    left, right = st.columns(2)
+    oov = left.number_input("Out-of-vocabulary id (optional)", min_value=0, value=None, step=1, key="byo_oov_id",
+                            placeholder="found in the vocabulary",
+                            help="The id words outside the vocabulary get. Left empty: the id of [UNK] (or a similar "
+                                 "token) in the vocabulary; without one, unknown words are skipped.")
+    padding = right.radio("Padding", model_io.PADDING_SIDES, horizontal=True, key="byo_padding",
+                          format_func={"post": "post (zeros after the text)", "pre": "pre (zeros before)"}.get,
+                          help="post: what TextVectorization does. pre: keras.utils.pad_sequences' default.")
+    if uploaded is None:
+        st.caption("The model reads token ids, so the workbench needs its vocabulary to turn words into ids.")
+        return None
+    data = uploaded.getvalue()
+    try:
+        if len(data) > MAX_VOCABULARY_FILE_BYTES:
+            raise WorkbenchError(f"{uploaded.name} is larger than {MAX_VOCABULARY_FILE_BYTES // 2**20} MB; "
+                                 "a vocabulary is a list of tokens.")
+        tokens = parse_vocabulary(data, uploaded.name)
+    except WorkbenchError as exc:
+        _error(str(exc))
+        return None
+    found = model_io.find_oov_id(tokens)
+    st.caption(plain(f"{len(tokens):,} tokens read; " + (f"{tokens[found]} at id {found} is the out-of-vocabulary token."
+                                                         if found is not None else "no out-of-vocabulary token found.")))
+    answers: dict[str, Any] = {"vocabulary": tokens, "padding": padding}
+    if oov is not None:
+        answers["oov_id"] = int(oov)
+    return answers
+
+
 def _register_form(spec: InferredSpec, path: Path | None, upload: tuple[bytes, str] | None) -> None:
     filename = upload[1] if upload else path.name
-    if spec.missing:
-        st.write("A few things could not be read from the model. Answer once; they are saved with it.")
-    with st.form("byo_register_form"):
-        name = st.text_input("Model name", value=suggest_name(filename), max_chars=48, key="byo_model_name",
+    answers: dict[str, Any] = {}
+    ready = True
+    with st.container(border=True):
+        if spec.missing:
+            st.markdown("**A few things could not be read from the model.** Answer once; they are saved with it.")
+        name = st.text_input("Model name", value=suggest_name(filename), max_chars=48, key=f"byo_model_name:{filename}",
                              help="Lowercase letters, digits, - and _.")
-        answers: dict[str, Any] = {}
         if "classes" in spec.missing:
             answers["classes"] = st.text_area(
                 f"Class names ({spec.n_classes}, one per line, in the order of the model's outputs)",
                 key="byo_classes", help=QUESTIONS["classes"],
             )
-        if "rescales_inputs" in spec.missing:
-            choice = st.radio("Pixel values the model expects", ["0-255 (it rescales them itself)", "0-1"],
-                              key="byo_rescales", help=QUESTIONS["rescales_inputs"])
-            answers["rescales_inputs"] = choice.startswith("0-255")
+        if "preprocessing" in spec.missing:
+            answers.update(_preprocessing_question(spec))
         if "input_size" in spec.missing:
-            answers["height"] = st.number_input("Input height", 8, 4096, 224, key="byo_height")
-            answers["width"] = st.number_input("Input width", 8, 4096, 224, key="byo_width")
+            left, right = st.columns(2)
+            answers["height"] = left.number_input("Input height (pixels)", 8, 4096, 224, key="byo_height")
+            answers["width"] = right.number_input("Input width (pixels)", 8, 4096, 224, key="byo_width")
+        if "vocabulary" in spec.missing:
+            vocabulary = _vocabulary_question()
+            ready = vocabulary is not None
+            answers.update(vocabulary or {})
         options = [NO_DATASET] + [n for n in datasets.imported_names() if datasets.modality(n) is spec.modality]
         dataset = st.selectbox("Dataset (imported, with the same classes) for review and retraining", options,
                                key="byo_model_dataset")
-        submitted = st.form_submit_button("Register model", type="primary")
-    if not submitted:
-        return
+        submitted = st.button("Register model", type="primary", key="byo_register", disabled=not ready)
+    if submitted:
+        _register(answers, name, dataset, path, upload)
+
+
+def _register(answers: dict[str, Any], name: str, dataset: str, path: Path | None,
+              upload: tuple[bytes, str] | None) -> None:
     classes = parse_typed_classes(answers.pop("classes")) if "classes" in answers else None
     kwargs = dict(classes=classes, overrides=answers, name=name.strip() or None,
-                  dataset=None if dataset == NO_DATASET else dataset, created_by="app")
+                  dataset=None if dataset == NO_DATASET else dataset, created_by="app", assume_preprocessing=False)
     try:
         with st.spinner("Registering…"):
             if upload:
@@ -180,8 +297,13 @@ def _register_form(spec: InferredSpec, path: Path | None, upload: tuple[bytes, s
     # The register functions give the JSON as written (shown below); its values are read typed.
     registered = Manifest.from_dict(written)
     st.success(plain(f"Registered model '{registered.name}' (version v1). Choose it in the sidebar's model list."))
+    with st.expander("Model card", expanded=True):
+        st.markdown(model_card.model_card(registered, status="current"))
     with st.expander("Manifest"):
-        st.json(written)
+        shown = dict(written, input=dict(written.get("input") or {}))
+        if "vocabulary" in shown["input"]:  # up to a million tokens: not for the screen
+            shown["input"]["vocabulary"] = f"({len(shown['input']['vocabulary']):,} tokens)"
+        st.json(shown)
 
 
 # ---------------------------------------------------------------------------- data

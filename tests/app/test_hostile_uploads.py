@@ -116,15 +116,18 @@ def test_an_uploaded_model_asks_once_for_what_it_cannot_infer(model_files, works
     at.file_uploader(key="model_upload").set_value(("My CNN.keras", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["what"]) == ["modality", "input size", "pixel values", "classes", "Grad-CAM layer"]
-    assert table.set_index("what").loc["input size", "value"] == "32 x 32 x 3"
+    assert list(table["what"]) == ["modality", "output", "input size", "channels", "preprocessing", "classes",
+                                   "Grad-CAM layer"]
+    assert table.set_index("what").loc["input size", "value"] == "32 x 32 pixels"
     at.text_area(key="byo_classes").set_value("left\nright")
-    at.radio(key="byo_rescales").set_value("0-1")
+    assert at.selectbox(key="byo_preprocessing").value == "0-1"  # the tutorials' convention, preselected
+    at.selectbox(key="byo_preprocessing").set_value("0-255")
     _button(at, "Register model").click().run()
     assert not at.exception and not at.error, _errors(at)
     assert any("Registered model" in s.value for s in at.success)
     manifest = store.read_manifest("my-cnn")
-    assert manifest["classes"] == ["left", "right"] and manifest["input"]["rescales_inputs"] is False
+    assert manifest["classes"] == ["left", "right"] and manifest["input"]["preprocessing"] == "0-255"
+    assert manifest["inferred"]["preprocessing"] == "given"
     assert manifest["created_by"] == "app" and manifest["source"]["path"] == "upload: My CNN.keras"
     # Asked once: the page now says it is registered instead of asking again.
     at.run()
