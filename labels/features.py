@@ -2,9 +2,13 @@
 
 The review queue trains fresh heads on these features (see `labels.queue`), so the base of
 the model is run exactly once per dataset split. The feature layer is found generically:
-the input of the model's last top-level `Dense` layer (for the sample models that is the
-pooled "features" output; the dropout in between is the identity at inference). A model
-without such a layer falls back to the log of its output probabilities, which a fresh
+the input of the model's last `Dense` layer (for the sample models that is the pooled
+"features" output; the dropout in between is the identity at inference). Where that Dense
+sits inside a nested sub-model (the keras.io "text classification from scratch" recipe wraps
+its trained model in an outer one that adds the TextVectorization), the graph is re-run with
+the sub-model's call replaced by one that records what the Dense receives, so the features
+are still the penultimate layer's; the layer is named by its path ("model/dense_1"). A model
+without any Dense layer falls back to the log of its output probabilities, which a fresh
 softmax head can only recalibrate — cheaper and weaker, but it still ranks.
 """
 from __future__ import annotations
@@ -40,38 +44,136 @@ def _producer(tensor: Any) -> Any | None:
     return history.operation if history is not None else None
 
 
-def _feature_tensor(keras_model: Any) -> tuple[Any, str] | None:
-    """The tensor the last top-level Dense layer reads (past any dropout), and its layer name."""
+def _is_submodel(layer: Any) -> bool:
     import keras
 
-    dense = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.Dense)]
-    if not dense:
-        return None
+    return isinstance(layer, keras.Model)
+
+
+def _dense_chains(model: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every Dense layer as the chain of layers leading to it (sub-models first), in model order."""
+    import keras
+
+    chains: list[tuple[Any, ...]] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            chains.append(prefix + (layer,))
+        elif _is_submodel(layer):
+            chains.extend(_dense_chains(layer, prefix + (layer,)))
+    return chains
+
+
+def _last_dense_chain(keras_model: Any) -> tuple[Any, ...] | None:
+    chains = _dense_chains(keras_model)
+    return chains[-1] if chains else None
+
+
+def _feature_tensor_of(dense: Any) -> tuple[Any, str] | None:
+    """The tensor a Dense layer reads (past any dropout) in its own graph, and its producer's name."""
     try:
-        tensor = dense[-1].input
+        tensor = dense.input
     except (AttributeError, ValueError):  # a layer called several times, or never
         return None
     layer = _producer(tensor)
     while layer is not None and type(layer).__name__ in _INFERENCE_IDENTITY:
         tensor = layer.input
         layer = _producer(tensor)
-    return tensor, (layer.name if layer is not None else dense[-1].name + ":input")
+    return tensor, (layer.name if layer is not None else dense.name + ":input")
+
+
+def _feature_tensor(keras_model: Any) -> tuple[Any, str] | None:
+    """The tensor the last top-level Dense layer reads (past any dropout), and its layer name."""
+    import keras
+
+    dense = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.Dense)]
+    return _feature_tensor_of(dense[-1]) if dense else None
 
 
 def feature_layer_name(keras_model: Any) -> str | None:
-    """Name of the layer whose output feeds the last Dense layer, or None if there is none."""
-    found = _feature_tensor(keras_model)
-    return found[1] if found else None
+    """Path of the layer whose output feeds the last Dense layer ("inner/dense" when nested), or None."""
+    chain = _last_dense_chain(keras_model)
+    if chain is None:
+        return None
+    found = _feature_tensor_of(chain[-1])
+    if found is None:
+        return None
+    return "/".join([layer.name for layer in chain[:-1]] + [found[1]])
+
+
+# --- a last Dense inside a sub-model: re-run the graph, recording what the Dense receives ---
+
+
+def _graph_of(model: Any) -> Any:
+    """The functional graph a model runs (Keras 3 Sequential keeps one in `_functional`)."""
+    import keras
+
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    if graph is None or not hasattr(graph, "_run_through_graph"):
+        raise ValueError(f"model {model.name!r} is not a built functional or Sequential model")
+    return graph
+
+
+def _inference(op: Any) -> Any:
+    """Call an operation the way Functional.call does with training=False."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if "training" in getattr(op, "_call_context_args", ()):
+            kwargs["training"] = False
+        return op(*args, **kwargs)
+
+    return call
+
+
+def _run_recording_input(model: Any, chain: tuple[Any, ...], x: Any, captured: list[Any]) -> Any:
+    """model(x) at inference, appending to `captured` the input chain[-1] receives (chain[:-1]
+    are the sub-models it is nested in, outermost first). Nothing about the model is changed."""
+    head, rest = chain[0], chain[1:]
+
+    def intercept(*args: Any, **kwargs: Any) -> Any:
+        if rest:
+            return _run_recording_input(head, rest, args[0], captured)
+        captured.append(args[0])
+        return _inference(head)(*args, **kwargs)
+
+    outputs = _graph_of(model)._run_through_graph(
+        [x], operation_fn=lambda op: intercept if op is head else _inference(op))
+    if isinstance(outputs, (list, tuple)):
+        if len(outputs) != 1:
+            raise ValueError(f"model {model.name!r} has {len(outputs)} outputs")
+        outputs = outputs[0]
+    return outputs
+
+
+def _nested_feature_fn(keras_model: Any, chain: tuple[Any, ...]) -> Any:
+    """f(x) -> (what the nested last Dense receives, the model's output), run eagerly."""
+    _graph_of(keras_model)  # fail now (subclassed models) rather than at the first batch
+    for layer in chain[:-1]:
+        _graph_of(layer)
+
+    def run(x: Any, training: bool = False) -> tuple[Any, Any]:
+        captured: list[Any] = []
+        output = _run_recording_input(keras_model, chain, x, captured)
+        if len(captured) != 1:
+            raise ValueError(f"layer {chain[-1].name!r} runs {len(captured)} times in model {keras_model.name!r}")
+        return captured[0], output
+
+    return run
 
 
 def _feature_model(keras_model: Any) -> tuple[Any, str]:
-    """A model returning [features, probabilities] in one pass, and the feature layer's name."""
+    """A callable returning (features, raw output) in one pass, and the feature layer's name."""
     import keras
 
-    found = _feature_tensor(keras_model)
-    if found is not None:
+    chain = _last_dense_chain(keras_model)
+    name = feature_layer_name(keras_model) if chain is not None else None
+    if chain is not None and name is not None:
         try:
-            return keras.Model(keras_model.inputs, [found[0], keras_model.outputs[0]]), found[1]
+            if len(chain) == 1:
+                found = _feature_tensor(keras_model)
+                if found is not None:
+                    return keras.Model(keras_model.inputs, [found[0], keras_model.outputs[0]]), name
+            else:
+                return _nested_feature_fn(keras_model, chain), name
         except (AttributeError, ValueError, TypeError):
             pass  # e.g. a subclassed model: use the fallback below
     output = keras_model.outputs[0]
