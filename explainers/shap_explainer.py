@@ -352,10 +352,14 @@ class SHAPGradientExplainer(Explainer):
         self.batch_size = self.settings.batch_size
         height, width = model.image_size
         placeholder = np.zeros((1, height, width, model.io.channels), dtype=np.float32)
+        # Given as (inputs, output) rather than as a model: shap reads a model's output shape from
+        # its last *layer*, which for logit and one-unit heads is the raw Dense before the
+        # softmax/sigmoid the workbench adds with ops, so a one-unit head had no class 1.
+        probability_model = model.io.probability_model(model.keras_model)
         with model.lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._explainer = shap.GradientExplainer(model.io.probability_model(model.keras_model), placeholder,
-                                                     batch_size=self.batch_size)
+            self._explainer = shap.GradientExplainer(
+                (probability_model.inputs, probability_model.outputs[0]), placeholder, batch_size=self.batch_size)
 
     @classmethod
     def unavailable_reason(cls, model: Any) -> str | None:
