@@ -549,6 +549,29 @@ def _weighted_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return found
 
 
+def _all_layers(model: Any) -> list[Any]:
+    """Every layer, nested models expanded in place (depth first, in model order)."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _copy_vocabularies(source: Any, clone: Any) -> None:
+    """Give a clone's lookup layers (TextVectorization, StringLookup ...) the source's vocabulary.
+
+    clone_model rebuilds each layer from its config, and an *adapted* vocabulary (as in the
+    keras.io text recipes) is not part of the config, nor a weight: without this the clone's
+    lookup table is empty and its first call fails with "Table not initialized"."""
+    for original, copy in zip(_all_layers(source), _all_layers(clone)):
+        if hasattr(original, "get_vocabulary") and hasattr(copy, "set_vocabulary"):
+            copy.set_vocabulary(original.get_vocabulary())
+
+
 def _select_layers(weighted: list[tuple[str, Any]], layers: str | int | Sequence[str]) -> list[tuple[str, Any]]:
     if isinstance(layers, str) and layers in ("top", "all"):
         count = TOP_LAYERS if layers == "top" else len(weighted)
@@ -602,6 +625,7 @@ def randomised_copy(model: "LoadedModel", layers: str | int | Sequence[str] = "t
     with model.lock:
         clone = keras.models.clone_model(model.keras_model)
         clone.set_weights(model.keras_model.get_weights())
+        _copy_vocabularies(model.keras_model, clone)
     chosen = _select_layers(_weighted_layers(clone), layers)
     for offset, (_, layer) in enumerate(chosen):
         _reinitialise(layer, seed * 1000 + offset * 10)
