@@ -20,7 +20,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     dataset_name = args.dataset or model.info.dataset
     if not dataset_name:
         raise WorkbenchError(f"model {args.model!r} names no dataset; pass --dataset.")
-    dataset = datasets.load(dataset_name, args.split)
+    # train_noisy where the dataset ships one (the samples); an imported dataset has only train.
+    split = args.split or ("train_noisy" if "train_noisy" in datasets.splits(dataset_name) else "train")
+    dataset = datasets.load(dataset_name, split)
     log = (lambda message, fraction: None) if args.json else _stderr_progress
     result = queue.audit(model, dataset, k_folds=args.k_folds, seed=args.seed,
                          apply_corrections=not args.ignore_ledger, use_cache=not args.no_cache,
@@ -67,7 +69,8 @@ def register(sub) -> None:
     parser = sub.add_parser("audit", help="rank likely label errors (review queue) with out-of-sample probabilities")
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", default=None, help="dataset name (default: the one the model was trained on)")
-    parser.add_argument("--split", default="train_noisy", help="split to audit (default train_noisy)")
+    parser.add_argument("--split", default=None,
+                        help="split to audit (default train_noisy, or train for a dataset without one)")
     parser.add_argument("--k-folds", type=int, default=5, help="cross-validation folds for the fresh head (default 5)")
     parser.add_argument("--top", type=int, default=50, help="rows of the ranking to print (default 50)")
     parser.add_argument("--order", choices=["issue", "uncertainty"], default="issue",

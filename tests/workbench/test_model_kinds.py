@@ -307,10 +307,11 @@ def test_audit_reads_the_penultimate_layer_and_retraining_keeps_the_kind(kinds, 
     from workbench import api, datasets, retrain
 
     dataset = linked_dataset(kinds, name)
-    code, out, err = run_cli("audit", "--model", name, "--split", "train", "--k-folds", "2", "--json")
+    # An imported dataset has no train_noisy split: the audit takes its train split by default.
+    code, out, err = run_cli("audit", "--model", name, "--k-folds", "2", "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["n"] == len(datasets.load(dataset, "train"))
+    assert summary["split"] == "train" and summary["n"] == len(datasets.load(dataset, "train"))
     assert summary["feature_layer"] != features.LOG_PROBABILITIES
     model = api.load_model(name)
     outputs = features.extract(model, datasets.load(dataset, "train").x)
