@@ -352,7 +352,8 @@ def test_audit_reads_the_penultimate_layer_and_retraining_keeps_the_kind(kinds, 
 
     code, out, err = run_cli("models", "versions", name, "--json")
     assert code == 0, err
-    assert [row["version"] for row in json.loads(out)] == ["v1", result.candidate]
+    listed = [row["version"] for row in json.loads(out)]
+    assert listed[0] == "v1" and result.candidate in listed
     from models import model_card
 
     for version in ("v1", result.candidate):
@@ -364,6 +365,37 @@ def _walk(model):
     from models.layers import _walk as walk
 
     return walk(model)
+
+
+@pytest.mark.slow
+def test_the_cli_retrains_a_one_logit_model_from_a_correction_and_promotes_it(kinds):
+    """The page's path: a correction in the ledger, a retrain job (a subprocess), promotion."""
+    from labels import Ledger
+    from models import store
+    from workbench import datasets
+
+    name = "binary_from_scratch"
+    dataset = linked_dataset(kinds, name)
+    train = datasets.load(dataset, "train")
+    wrong = train.classes[1 - int(train.y[0])]
+    Ledger().record(dataset, train.ids[0], wrong, expected_event_id=None, annotator="tester")
+    code, out, err = run_cli("retrain", "--model", name, "--quick", "--head-epochs", "1",
+                             "--finetune-epochs", "0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["labels_changed"] == 1 and result["parent"] == "v1"
+    candidate = store.manifest(name, result["candidate"])
+    assert candidate.output_kind == "binary-logit" and candidate.input == store.manifest(name, "v1").input
+    assert candidate.lineage.labels_changed == 1
+    code, _, err = run_cli("models", "promote", name, result["candidate"])
+    assert code == 0, err
+    raw, seen = _sample_input(kinds, name)
+    code, out, err = run_cli("predict", "--model", name, raw, "--json")
+    assert code == 0, err
+    probabilities = np.asarray(list(json.loads(out.strip().splitlines()[-1])["probabilities"].values()))
+    promoted = store.load(name)
+    assert promoted.version == result["candidate"]
+    np.testing.assert_allclose(probabilities, _by_hand(name, promoted.keras_model, seen), atol=2e-5)
 
 
 # ------------------------------------------------------------------ dataset view and trust
