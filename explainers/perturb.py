@@ -51,14 +51,22 @@ def batched_probabilities(
     model: "LoadedModel", prepared_inputs: np.ndarray, batch_size: int | None = None
 ) -> np.ndarray:
     """Class probabilities (N x K, float32) for an already prepared batch, in chunks of
-    batch_size (default: default_batch_size(model))."""
+    batch_size (default: default_batch_size(model)).
+
+    Image models are scored by `models.runtime.scorer`: the model converted to LiteRT once
+    (checked against Keras within models.runtime.TOLERANCE), Keras until then or when the
+    conversion is refused or turned off. Predictions shown to users never come through here.
+    """
+    from models.runtime import scorer
+
     batch_size = default_batch_size(model) if batch_size is None else int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     n = len(prepared_inputs)
     if n == 0:
         return np.zeros((0, len(model.classes)), dtype=np.float32)
-    chunks = [model.forward(prepared_inputs[start : start + batch_size]) for start in range(0, n, batch_size)]
+    forward = scorer(model) if model.modality is Modality.IMAGE else model.forward
+    chunks = [forward(prepared_inputs[start : start + batch_size]) for start in range(0, n, batch_size)]
     return np.concatenate(chunks, axis=0)
 
 

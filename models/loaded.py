@@ -132,6 +132,20 @@ class LoadedModel:
                 self._forward = tf.function(lambda x: io.probabilities(model(x, training=False)), reduce_retracing=True)
             return np.asarray(self._forward(self.model_tensor(batch)), dtype=np.float32)
 
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for a prepared batch in perturbation scoring (SHAP, LIME, trust metrics):
+        a checked LiteRT copy for image models when `models.runtime` accepts one, else `forward`.
+        Displayed predictions never come from here (`forward`, `predict_proba`)."""
+        from models.runtime import scorer
+
+        return scorer(self)(batch)
+
+    def scoring_runtime(self) -> Any:
+        """Which runtime `score` uses (`models.runtime.RuntimeStatus`; settles it first)."""
+        from models.runtime import scorer
+
+        return scorer(self).wait()
+
     def model_tensor(self, batch: np.ndarray) -> Any:
         """A prepared batch (to_model_input) as the tensor type the model's input takes."""
         return self.io.tf_tensor(batch)

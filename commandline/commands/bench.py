@@ -14,6 +14,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise WorkbenchError("--repeats must be at least 1.")
+    if args.realistic_size < 32:
+        raise WorkbenchError("--realistic-size must be at least 32 (the smallest input keras.applications builds).")
     for name, modality in ((args.image_model, "image"), (args.text_model, "text")):
         if name not in store.model_names():
             raise WorkbenchError(f"there is no model named {name!r}; run `make zoo` to train the sample models.")
@@ -30,6 +32,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:  # e.g. a model the reference recipe cannot run on
         raise WorkbenchError(str(exc)) from None
     report["gradcam_throughput"] = _gradcam_throughput(args, log)
+    if args.realistic:
+        report["realistic"] = _realistic(args, log)
+        report["results"].extend(report["realistic"].pop("results"))
     if not args.quick and not args.no_app:
         report["app"] = _app_figures(log)
     if args.json:
@@ -49,6 +54,14 @@ def _gradcam_throughput(args: argparse.Namespace, log) -> dict:
     result = batch.throughput(api.load_model(args.image_model), "gradcam", n=128 if args.quick else 1024)
     log(f"Grad-CAM throughput: {result}")
     return result
+
+
+def _realistic(args: argparse.Namespace, log) -> dict:
+    """Rows on a Keras applications architecture at 224 x 224 with random weights (benchmarks/realistic.py)."""
+    from benchmarks import realistic
+
+    return realistic.run(size=args.realistic_size, architecture=args.realistic_model,
+                         repeats=1 if args.quick else args.repeats, log=log)
 
 
 def _app_figures(log) -> dict:
@@ -77,6 +90,12 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--image-model", args.image_model]
     if args.text_model != "headlines":
         parts += ["--text-model", args.text_model]
+    if args.realistic:
+        parts.append("--realistic")
+        if args.realistic_model != "mobilenetv2":
+            parts += ["--realistic-model", args.realistic_model]
+        if args.realistic_size != 224:
+            parts += ["--realistic-size", str(args.realistic_size)]
     return " ".join(parts)
 
 
@@ -89,4 +108,9 @@ def register(sub) -> None:
     bench.add_argument("--image-model", default="shapes", help="image model to time on (default shapes)")
     bench.add_argument("--text-model", default="headlines", help="text model to time on (default headlines)")
     bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--realistic", action="store_true",
+                       help="add rows on a real-size architecture with random weights (forward_224, gradcam_batch_224)")
+    bench.add_argument("--realistic-model", default="mobilenetv2", choices=["mobilenetv2", "resnet50"],
+                       help="the keras.applications architecture for --realistic (default mobilenetv2)")
+    bench.add_argument("--realistic-size", type=int, default=224, help="its input size (default 224; at least 32)")
     bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,43 @@
+"""`workbench bench --realistic`: the rows' schema on a tiny size (timings are not asserted here)."""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import realistic
+from commandline import cli
+
+ROW_KEYS = {"name", "ours_s", "reference_s", "ratio", "target", "meets_target", "rank_correlation",
+            "ours_runs_s", "reference_runs_s", "details"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [32])
+def test_realistic_rows_have_the_documented_keys(size):
+    report = realistic.run(size=size, repeats=1, forward_images=5, gradcam_images=3)
+    assert report["model"] == {"architecture": "mobilenetv2", "size": size, "classes": 10, "preprocessing": "-1..1",
+                               "weights": "random (BatchNorm statistics from one batch)"}
+    rows = {row["name"]: row for row in report["results"]}
+    assert set(rows) == {f"forward_{size}", f"gradcam_batch_{size}"}
+    for row in rows.values():
+        assert ROW_KEYS <= set(row)
+        assert row["ours_s"] > 0 and row["reference_s"] > 0
+        assert row["ratio"] == pytest.approx(row["ours_s"] / row["reference_s"], rel=0.01, abs=1e-3)
+        assert len(row["ours_runs_s"]) == len(row["reference_runs_s"]) == 1
+    forward = rows[f"forward_{size}"]["details"]
+    assert forward["images"] == 5 and forward["runtime"] in ("litert", "keras")
+    assert forward["runtime_state"] in ("ready", "fallback", "off") and forward["runtime_note"]
+    assert forward["top1_agreement_vs_predict"] == 1.0 and forward["max_abs_difference_vs_predict"] <= 1e-4
+    assert forward["keras_call_s"] > 0 and forward["compiled_keras_forward_s"] > 0
+    gradcam = rows[f"gradcam_batch_{size}"]
+    assert -1.0 <= gradcam["rank_correlation"] <= 1.0
+    details = gradcam["details"]
+    assert details["images"] == 3 and details["forward_s"] > 0 and details["forward_target"] == 1.5
+    assert details["ratio_to_forward"] == pytest.approx(gradcam["ours_s"] / details["forward_s"], rel=0.01)
+    assert details["meets_forward_target"] == (details["ratio_to_forward"] <= 1.5)
+
+
+def test_realistic_options_are_checked(capsys):
+    assert cli.main(["bench", "--realistic", "--realistic-size", "16"]) == 2
+    assert "--realistic-size must be at least 32" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown architecture"):
+        realistic.build_keras_model("vgg99", 32)
