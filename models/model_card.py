@@ -176,7 +176,7 @@ def model_card(
         "",
         "## Data and corrections",
         "",
-        f"- **Dataset**: {md(manifest.dataset)}, split {md(_or(lineage.train_split, 'train'))}",
+        f"- **Dataset**: {md(manifest.dataset or 'none')}, split {md(_or(lineage.train_split, 'train'))}",
         _data_line(manifest),
         f"- **Labels changed by corrections**: {int(lineage.labels_changed or 0)}",
         "",

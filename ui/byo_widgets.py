@@ -17,7 +17,7 @@ from foundation.errors import WorkbenchError
 from foundation.escaping import markdown_literal
 from models import model_card, model_io, store
 from models.inspect import (MAX_VOCABULARY_FILE_BYTES, QUESTIONS, InferredSpec, parse_typed_classes, parse_vocabulary,
-                            suggest_name)
+                            sidecar_classes_files, suggest_name)
 from models.manifest import Manifest
 from workbench import datasets, imports, user_models
 
@@ -107,8 +107,20 @@ def _spec_table(spec: InferredSpec) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="Checking the model…", max_entries=8)
-def _inspect_path(path: str, mtime: float, size: int) -> InferredSpec:
+def _inspect_path(path: str, mtime: float, size: int, sidecars: tuple[tuple[str, float, int], ...]) -> InferredSpec:
     return user_models.inspect_file(Path(path))
+
+
+def _sidecar_stamps(path: Path) -> tuple[tuple[str, float, int], ...]:
+    """The class files beside a model, as part of the cache key: editing one is seen at once."""
+    stamps = []
+    for candidate in sidecar_classes_files(path):
+        try:
+            stat = candidate.stat()
+        except OSError:
+            continue
+        stamps.append((candidate.name, stat.st_mtime, stat.st_size))
+    return tuple(stamps)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -174,12 +186,14 @@ def register_model_section() -> None:
             known = user_models.registered_sha256().get(hashlib.sha256(upload[0]).hexdigest())
         else:
             stat = path.stat()
-            spec = _inspect_path(str(path), stat.st_mtime, stat.st_size)
+            spec = _inspect_path(str(path), stat.st_mtime, stat.st_size, _sidecar_stamps(path))
             known = user_models.registered_sha256().get(_file_digest(str(path), stat.st_mtime, stat.st_size))
     except (WorkbenchError, OSError) as exc:
         _error(str(exc))
         return
-    st.dataframe(_spec_table(spec), hide_index=True)
+    # st.table wraps long values (st.dataframe cuts them); its cells are Markdown, so each is escaped.
+    st.table(_spec_table(spec).map(lambda cell: markdown_literal(cell, one_line=True)), hide_index=True,
+             border="horizontal")
     for note in spec.notes:
         st.caption(plain(note))
     if known:
@@ -194,11 +208,12 @@ def _preprocessing_question(spec: InferredSpec) -> dict[str, Any]:
     options = [p for p in model_io.PRESETS if channels == 3 or p not in (model_io.CAFFE, model_io.TORCH)]
     preset = st.selectbox(
         "How were the pixels prepared when the model was trained?", options, index=options.index(model_io.ZERO_ONE),
-        format_func=model_io.PRESETS.get, key="byo_preprocessing",
-        help="Nothing in the model says it (no Rescaling layer, no known Keras applications base). "
-             "`x / 255`: 0-1. `resnet50.preprocess_input` or `vgg16.preprocess_input`: caffe. "
-             "`mobilenet_v2.preprocess_input`: -1 to 1. `densenet.preprocess_input`: torch.",
+        format_func=model_io.PRESETS.get, key="byo_preprocessing", help=QUESTIONS["preprocessing"],
     )
+    st.caption("Nothing in the model says it (no Rescaling layer, no known Keras applications base). "
+               "Pixels divided by 255, as most tutorials do: 0-1. " + (
+                   "`resnet50` / `vgg16` `.preprocess_input`: caffe. `mobilenet_v2.preprocess_input`: -1 to 1. "
+                   "`densenet.preprocess_input`: torch." if channels == 3 else "Colour images are fed as grey."))
     answers: dict[str, Any] = {"preprocessing": preset}
     if preset == model_io.CUSTOM:
         names = ["grey"] if channels == 1 else ["red", "green", "blue"]
@@ -215,10 +230,11 @@ def _vocabulary_question() -> dict[str, Any] | None:
     """Upload the vocabulary of a token-id model, plus an optional OOV id and the padding side.
     None while no usable vocabulary is given (the error, if any, is shown)."""
     uploaded = st.file_uploader(
-        "Vocabulary file (a JSON list, or one token per line; line/position = token id)",
+        "Vocabulary file (a JSON list, or one token per line; the position is the token id)",
         type=["txt", "json", "vocab"], key="byo_vocabulary", max_upload_size=MAX_VOCABULARY_FILE_BYTES // 2**20,
         help=QUESTIONS["vocabulary"],
     )
+    tokens = _read_vocabulary(uploaded)
     left, right = st.columns(2)
     oov = left.number_input("Out-of-vocabulary id (optional)", min_value=0, value=None, step=1, key="byo_oov_id",
                             placeholder="found in the vocabulary",
@@ -227,6 +243,16 @@ def _vocabulary_question() -> dict[str, Any] | None:
     padding = right.radio("Padding", model_io.PADDING_SIDES, horizontal=True, key="byo_padding",
                           format_func={"post": "post (zeros after the text)", "pre": "pre (zeros before)"}.get,
                           help="post: what TextVectorization does. pre: keras.utils.pad_sequences' default.")
+    if tokens is None:
+        return None
+    answers: dict[str, Any] = {"vocabulary": tokens, "padding": padding}
+    if oov is not None:
+        answers["oov_id"] = int(oov)
+    return answers
+
+
+def _read_vocabulary(uploaded: Any) -> list[str] | None:
+    """The uploaded vocabulary's tokens (with a one-line summary), or None (with the error, if any)."""
     if uploaded is None:
         st.caption("The model reads token ids, so the workbench needs its vocabulary to turn words into ids.")
         return None
@@ -240,12 +266,9 @@ def _vocabulary_question() -> dict[str, Any] | None:
         _error(str(exc))
         return None
     found = model_io.find_oov_id(tokens)
-    st.caption(plain(f"{len(tokens):,} tokens read; " + (f"{tokens[found]} at id {found} is the out-of-vocabulary token."
+    st.caption(plain(f"{len(tokens):,} tokens read; " + (f"{tokens[found]} (id {found}) is the out-of-vocabulary token."
                                                          if found is not None else "no out-of-vocabulary token found.")))
-    answers: dict[str, Any] = {"vocabulary": tokens, "padding": padding}
-    if oov is not None:
-        answers["oov_id"] = int(oov)
-    return answers
+    return tokens
 
 
 def _register_form(spec: InferredSpec, path: Path | None, upload: tuple[bytes, str] | None) -> None:
@@ -298,7 +321,8 @@ def _register(answers: dict[str, Any], name: str, dataset: str, path: Path | Non
     registered = Manifest.from_dict(written)
     st.success(plain(f"Registered model '{registered.name}' (version v1). Choose it in the sidebar's model list."))
     with st.expander("Model card", expanded=True):
-        st.markdown(model_card.model_card(registered, status="current"))
+        card = model_card.model_card(registered, status="current")  # escaped; headings made smaller here
+        st.markdown(card.replace("\n## ", "\n#### ").replace("# Model card", "### Model card", 1))
     with st.expander("Manifest"):
         shown = dict(written, input=dict(written.get("input") or {}))
         if "vocabulary" in shown["input"]:  # up to a million tokens: not for the screen

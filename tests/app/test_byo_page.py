@@ -27,12 +27,18 @@ def _errors(at) -> str:
 
 def _said(elements) -> str:
     """What the reader sees: Markdown escapes and HTML entities undone."""
-    return html.unescape(" ".join(e.value for e in elements).replace("\\", ""))
+    return _unescape(" ".join(e.value for e in elements))
+
+
+def _unescape(text: str) -> str:
+    return html.unescape(text.replace("\\", ""))
 
 
 def _table(at) -> dict[str, tuple[str, str]]:
-    frame = at.dataframe[0].value
-    return {row["what"]: (row["value"], row["how it was known"]) for _, row in frame.iterrows()}
+    """The spec table as shown (its cells are escaped Markdown)."""
+    frame = at.table[0].value
+    return {_unescape(row["what"]): (_unescape(row["value"]), _unescape(row["how it was known"]))
+            for _, row in frame.iterrows()}
 
 
 def _asked(at) -> set[str]:
@@ -229,3 +235,14 @@ def test_padding_and_oov_answers_are_stored(one_model_page):
     assert not at.exception and not at.error, _errors(at)
     spec = store.read_manifest("token_id_bilstm")["input"]
     assert spec["oov_id"] == 2 and spec["padding"] == "pre"
+
+
+def test_names_from_a_classes_file_are_shown_as_typed_and_an_edit_is_seen(one_model_page, tmp_path):
+    at = one_model_page("binary_from_scratch")
+    assert at.table[0].value.set_index("what").loc["classes", "value"] == "cat\\, dog"
+    # The administrator fixes the class file beside the model: the page reads it again.
+    (tmp_path / "folder" / "binary_from_scratch.classes.json").write_text(json.dumps(["*cat* $x$", "_dog_"]))
+    at.run()
+    assert not at.exception
+    shown = at.table[0].value.set_index("what").loc["classes", "value"]
+    assert shown == "\\*cat\\* \\$x\\$\\, \\_dog\\_"

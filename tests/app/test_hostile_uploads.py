@@ -115,9 +115,9 @@ def test_an_uploaded_model_asks_once_for_what_it_cannot_infer(model_files, works
     path = model_files["cnn"]
     at.file_uploader(key="model_upload").set_value(("My CNN.keras", path.read_bytes(), "application/octet-stream")).run()
     assert not at.exception and not at.error
-    table = at.dataframe[0].value
+    table = at.table[0].value  # cells are escaped Markdown
     assert list(table["what"]) == ["modality", "output", "input size", "channels", "preprocessing", "classes",
-                                   "Grad-CAM layer"]
+                                   "Grad\\-CAM layer"]
     assert table.set_index("what").loc["input size", "value"] == "32 x 32 pixels"
     at.text_area(key="byo_classes").set_value("left\nright")
     assert at.selectbox(key="byo_preprocessing").value == "0-1"  # the tutorials' convention, preselected
