@@ -91,9 +91,9 @@ def test_both_arms_are_fine_tuned_with_the_same_seeds(workspace, monkeypatch):
     trained = []  # (seed, hash of the labels fine-tuned on), for every fine-tuning of either arm
     real_fine_tune = training.fine_tune
 
-    def recording_fine_tune(model, train, val, config, callbacks=()):
+    def recording_fine_tune(model, train, val, config, callbacks=(), **kwargs):
         trained.append((config.seed, dataset_hash(train)))
-        return real_fine_tune(model, train, val, config, callbacks)
+        return real_fine_tune(model, train, val, config, callbacks, **kwargs)
 
     monkeypatch.setattr(training, "fine_tune", recording_fine_tune)
     config = samples.quick_config()
