@@ -6,6 +6,8 @@ applications architecture with random weights (nothing is downloaded: weights=No
 it through the core like a user's model (in a temporary workspace, so nothing is left behind)
 and time it the way the explainers use it:
 
+Every row's sides take turns within each timed round (the machine may be busy).
+
 forward_224        one 50-image batch (a perturbation method's batch): our scoring forward
                    (`LoadedModel.score`: the checked LiteRT copy of models/runtime.py, or Keras
                    when it is refused) vs the model's own `model.predict(x, verbose=0)`.
@@ -35,7 +37,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from benchmarks.explainers_bench import Result, compared, keras_io_gradcam, quiet, rank_correlation, timed
+from benchmarks.explainers_bench import Result, compared, keras_io_gradcam, quiet, rank_correlation
 
 ARCHITECTURES = ("mobilenetv2", "resnet50")
 FORWARD_IMAGES = 50
@@ -99,9 +101,23 @@ def random_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
-    runs, _ = timed(fn, repeats)
-    return statistics.median(runs), runs
+def interleaved(sides: dict[str, Callable[[], Any]], repeats: int,
+                warm_ups: dict[str, Callable[[], Any]] | None = None) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Seconds of each side over `repeats` rounds, the sides taking turns within a round (after
+    one untimed call each, or its cheaper `warm_ups` entry), so a busy machine slows them alike;
+    and each side's last result."""
+    results: dict[str, Any] = {}
+    with quiet():
+        for name, fn in sides.items():
+            (warm_ups or {}).get(name, fn)()
+    runs: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            with quiet():
+                started = time.perf_counter()
+                results[name] = fn()
+                runs[name].append(time.perf_counter() - started)
+    return runs, results
 
 
 def bench_forward(model: Any, keras_model: Any, size: int, repeats: int, suffix: str,
@@ -112,19 +128,23 @@ def bench_forward(model: Any, keras_model: Any, size: int, repeats: int, suffix:
     started = time.perf_counter()
     runtime = model.scoring_runtime()  # converts (or loads the converted copy) before timing
     settle_s = time.perf_counter() - started
-    ours_runs, ours = timed(lambda: model.score(batch), repeats)
-    reference_runs, reference = timed(lambda: keras_model.predict(batch, verbose=0), repeats)
-    call_s, _ = _median_seconds(lambda: keras_model(batch, training=False), repeats)
-    compiled_s, _ = _median_seconds(lambda: model.forward(batch), repeats)
-    ours_s = statistics.median(ours_runs)
+    runs, results = interleaved({
+        "ours": lambda: model.score(batch),
+        "predict": lambda: keras_model.predict(batch, verbose=0),
+        "call": lambda: keras_model(batch, training=False),
+        "compiled": lambda: model.forward(batch),
+    }, repeats)
+    ours_runs, reference_runs = runs["ours"], runs["predict"]
+    ours, reference = results["ours"], np.asarray(results["predict"])
+    ours_s, call_s, compiled_s = (statistics.median(runs[name]) for name in ("ours", "call", "compiled"))
     return compared(
         f"forward_{suffix}", ours_runs, reference_runs,
         details={
             "images": n, "runtime": runtime.runtime, "runtime_state": runtime.state,
             "runtime_note": runtime.describe(), "settle_s": round(settle_s, 3),
             "check_max_abs_difference": runtime.max_abs_difference, "check_speedup": runtime.speedup,
-            "max_abs_difference_vs_predict": float(np.max(np.abs(ours - np.asarray(reference)))),
-            "top1_agreement_vs_predict": float(np.mean(ours.argmax(1) == np.asarray(reference).argmax(1))),
+            "max_abs_difference_vs_predict": float(np.max(np.abs(ours - reference))),
+            "top1_agreement_vs_predict": float(np.mean(ours.argmax(1) == reference.argmax(1))),
             "keras_call_s": round(call_s, 4), "ratio_to_keras_call": round(ours_s / call_s, 4),
             "compiled_keras_forward_s": round(compiled_s, 4), "ratio_to_compiled_keras_forward": round(ours_s / compiled_s, 4),
             "reference": "model.predict(x, verbose=0) on the same batch",
@@ -150,10 +170,14 @@ def bench_gradcam(model: Any, folder: Path, size: int, repeats: int, suffix: str
     def reference() -> list[np.ndarray]:
         return [keras_io_gradcam(prepared[i : i + 1], recipe_model, layer_name) for i in range(len(prepared))]
 
-    ours_runs, mine = timed(lambda: api.explain(model, "gradcam", list(images), use_cache=False), repeats)
-    reference_runs, heatmaps = timed(reference, repeats)
-    forward_s, forward_runs = _median_seconds(lambda: model.forward(prepared), repeats)
-    ours_s = statistics.median(ours_runs)
+    runs, results = interleaved({
+        "ours": lambda: api.explain(model, "gradcam", list(images), use_cache=False),
+        "recipe": reference,
+        "forward": lambda: model.forward(prepared),
+    }, repeats, warm_ups={"recipe": lambda: keras_io_gradcam(prepared[:1], recipe_model, layer_name)})
+    ours_runs, reference_runs, forward_runs = runs["ours"], runs["recipe"], runs["forward"]
+    mine, heatmaps = results["ours"], results["recipe"]
+    ours_s, forward_s = statistics.median(ours_runs), statistics.median(forward_runs)
     correlations = [
         rank_correlation(explanation.values, cv2.resize(np.atleast_2d(np.nan_to_num(h)).astype(np.float32), (size, size)))
         for explanation, h in zip(mine, heatmaps)

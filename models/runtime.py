@@ -1,13 +1,26 @@
 """A faster forward pass for perturbation scoring: the Keras model converted once to LiteRT.
 
 Why: SHAP and LIME score hundreds or thousands of perturbed copies of one image, so on a
-real-size model (MobileNetV2 or ResNet50 at 224 x 224) the forward pass is nearly all of
-their time. Measured on 2 cores (README, "Scoring runtime"), for a batch of 50 images the
-TensorFlow Lite / LiteRT interpreter with its default XNNPACK CPU delegate took about a
-third of the time of the compiled `tf.function` `LoadedModel.forward` uses, with the same
-probabilities to ~1e-6; ONNX Runtime won less, XLA lost, and float16 / dynamic-range
-quantised models moved probabilities by 1e-3 to 3e-2 (and changed top-1 classes), so they
-are not used.
+real-size model the forward pass is nearly all of their time. Measured 2026-12-02 on this
+2-core machine (shared with other jobs, so options were interleaved in one process and
+compared per round), one batch of 50 float32 images at 224 x 224, random weights, seconds
+(median; ratio = median of the per-round ratios to the compiled tf.function):
+
+                                    MobileNetV2 (5 rounds)         ResNet50 (5 rounds)
+  model(x, training=False)          2.93  1.51                     6.93  1.47
+  model.predict                     2.28  1.12                     5.17  1.31
+  tf.function (LoadedModel.forward) 1.88  1.00                     4.33  1.00
+  tf.function + XLA jit_compile    24.0  13.7                      not run (far slower on MobileNetV2)
+  LiteRT fp32, XNNPACK, 2 threads   0.61  0.45  dp 2e-6            4.15  0.96  dp 3e-5
+  ONNX Runtime (tf2onnx), 2 threads 1.16  0.62  dp 1e-6            4.43  1.01  dp 3e-5
+  LiteRT, float16 weights           0.61  0.42  dp 3e-3            (3 rounds) 0.94  dp 2e-2
+  LiteRT, dynamic-range int8        1.00  0.56  dp 3e-2, top-1 90% (3 rounds) 0.33  dp 1.4e-1
+
+(dp: max absolute probability difference from Keras on the batch.) LiteRT fp32 wins on the
+depthwise-convolution MobileNet (2.2x the compiled Keras forward pass, 3.6x the plain call) and ties on
+ResNet50, whose dense convolutions TensorFlow's oneDNN kernels already run well; reduced
+precision moves probabilities far beyond the tolerance, so it is not used. Hence the
+per-model speed check below: a model is scored by LiteRT only where it is measurably faster.
 
 What this module guarantees:
 - Only perturbation scoring uses it (`explainers.perturb.batched_probabilities`). The
@@ -18,12 +31,14 @@ What this module guarantees:
   keyed by the model file's sha256 and RUNTIME_KEY. A later process loads the cached file.
 - Conversion is checked: on a fixed random batch the converted model's probabilities must
   match the Keras model's within TOLERANCE (max absolute difference) with the same top
-  class, and it must be faster than the Keras forward pass on that batch; otherwise (or
+  class, and it must be MIN_SPEEDUP times faster than the Keras forward pass (SPEED_IMAGES
+  images, best of 3); otherwise (or
   when conversion fails) scoring stays on Keras, with a one-sentence notice in
   `status().notice` (also logged). The verdict is cached too, so a refused model is not
   converted again.
 - `WORKBENCH_RUNTIME=keras` turns it off; `status()` always says which runtime scores.
-Image models only: text models (strings or token ids) keep Keras.
+Image models of at least MIN_PIXELS only (smaller ones gained nothing); text models keep
+Keras. Delete the workspace's `cache/runtime/` folder to convert and measure again.
 """
 from __future__ import annotations
 
@@ -51,7 +66,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "WORKBENCH_RUNTIME"
 KERAS = "keras"
 LITERT = "litert"
-CHOICES = ("auto", KERAS, LITERT)
+CHOICES = ("auto", KERAS)
 # Converted probabilities may differ from the Keras model's by at most this much (absolute).
 TOLERANCE = 1e-4
 # The converted model is kept only if it is at least this much faster than Keras on the check batch.
@@ -62,7 +77,7 @@ CHECK_SEED = 0
 # Images per interpreter call. XNNPACK's time per image was flat from 1 to 64 images (MobileNetV2
 # at 224, 2 cores), so a small call keeps the activation arena small however big the caller's batch.
 SUB_BATCH = 16
-# Smaller inputs keep Keras: measured on the 64 x 64 sample models (README), see unconverted_reason.
+# Smaller inputs keep Keras: on the 64 x 64 sample models LiteRT was no faster on 256 images (0.94-1.03x).
 MIN_PIXELS = 96 * 96
 CACHE_FOLDER = "runtime"
 FORMAT = 1  # bump when the conversion recipe changes: old cache entries are then ignored

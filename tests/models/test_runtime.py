@@ -146,7 +146,7 @@ def test_an_unknown_value_keeps_keras_and_says_so(monkeypatch):
     monkeypatch.setenv(runtime.ENV_VAR, "tensorrt")
     model = loaded()
     status = runtime.scorer(model).wait()
-    assert status.runtime == "keras" and "'tensorrt' is not one of auto, keras, litert" in status.notice
+    assert status.runtime == "keras" and "'tensorrt' is not one of auto, keras" in status.notice
 
 
 @pytest.mark.parametrize("kwargs, reason", [
