@@ -354,10 +354,9 @@ def test_audit_reads_the_penultimate_layer_and_retraining_keeps_the_kind(kinds, 
     assert code == 0, err
     listed = [row["version"] for row in json.loads(out)]
     assert listed[0] == "v1" and result.candidate in listed
-    from models import model_card
-
     for version in ("v1", result.candidate):
-        card = model_card.model_card(store.manifest(name, version))
+        code, card, err = run_cli("models", "card", name, version)
+        assert code == 0, err
         assert card.startswith("# Model card:") and version in card.splitlines()[0]
 
 
@@ -409,6 +408,7 @@ def test_dataset_view_and_trust_figures_on_the_new_kinds(kinds, name):
 
     dataset = linked_dataset(kinds, name)
     model = api.load_model(name)
+    assert dataset_view.compatible_datasets(model)[0] == dataset  # its own dataset offered first
     split = datasets.load(dataset, "test")
     outputs = dataset_view.dataset_outputs(model, split, use_cache=False)
     assert outputs.feature_layer not in ("", features.LOG_PROBABILITIES)
@@ -418,6 +418,14 @@ def test_dataset_view_and_trust_figures_on_the_new_kinds(kinds, name):
     assert 0.0 <= result["accuracy"] <= 1.0
 
     method = "lime" if name == "token_id_bilstm" else "gradcam"
+    # The Explain page's trust panel: one explanation, its figures.
+    item = split.x[0]
+    explained = api.explain_input(model, method, item, params={"num_samples": 60} if method == "lime" else None)
+    report = explained.trust()
+    assert report.figures["probability"] == pytest.approx(
+        float(model.predict_proba([item])[0, explained.explanation.target]), abs=1e-4)
+    assert report.level in ("good", "mixed", "poor", "warning")
+
     figures = model_trust.measure_trust(model, n=3, method=method)
     trust = figures["trust"]
     assert trust["method"] == method and trust["examples"] == len(split.x[:3])
