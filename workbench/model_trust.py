@@ -57,12 +57,25 @@ def _localisation(data: Any, explanations: list[Any], tokens: list[tuple[str, ..
     return figures
 
 
-def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str = "gradcam", seed: int = 0) -> dict[str, Any]:
-    """Mean trust figures of `method` on the first `n` clean test examples of the model's dataset.
+def default_method(model: Any) -> str:
+    """The method the card's figures are measured with: Grad-CAM (one pass per batch) where the
+    model has a convolution, otherwise the first method that applies, in the registry's order."""
+    from explainers import registry
+
+    available = registry.available(model)
+    if not available:
+        raise WorkbenchError(f"no explanation method applies to {model.name} {model.version}, so there is nothing to measure.")
+    return next(iter(available))
+
+
+def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Mean trust figures of `method` (default: `default_method`) on the first `n` clean test
+    examples of the model's dataset.
 
     Returns {"trust": {...}, "sanity": {...}} for `model_card(trust=..., sanity=...)`, and
     stores it in the workspace so the card shows it from then on.
     """
+    method = method or default_method(model)
     dataset = model.info.dataset
     if not dataset:
         raise WorkbenchError(f"{model.name} {model.version} does not record its dataset, so there is nothing to measure on.")
