@@ -402,7 +402,7 @@ def test_the_cli_retrains_a_one_logit_model_from_a_correction_and_promotes_it(ki
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["binary_from_scratch", "mnist_convnet", "token_id_bilstm", "text_from_scratch"])
-def test_dataset_view_and_trust_figures_on_the_new_kinds(kinds, name):
+def test_dataset_view_and_trust_figures_on_the_new_kinds(kinds, name, tmp_path):
     from labels import features
     from workbench import api, dataset_view, datasets, model_trust
 
@@ -435,6 +435,18 @@ def test_dataset_view_and_trust_figures_on_the_new_kinds(kinds, name):
         assert 0.0 <= trust[key] <= 1.0
     assert figures["sanity"]["verdict"].startswith("the explanation")
     assert model_trust.card_for(name, model.version)
+
+    # The faithfulness report and the batch explainer, through the CLI.
+    code, out, err = run_cli("evaluate", "--model", name, "--method", trust["method"], "--split", "test", "--n", "2",
+                             "--sanity-n", "0", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n"] == len(split.x[:2])
+    source = kinds["root"] / "data" / (f"{name}.csv" if name in TEXT_KINDS else f"{name}.zip")
+    code, out, err = run_cli("explain-batch", "--model", name, "--method", trust["method"], "--out",
+                             str(tmp_path / "batch"), str(source), "--limit", "3", "--json")
+    assert code == 0, err
+    batch = json.loads(out)
+    assert batch["explained"] == 3 and batch["failed"] == 0
 
 
 def test_a_dense_head_nested_in_a_sub_model_gives_its_input_as_features(kinds):
