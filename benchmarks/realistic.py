@@ -56,15 +56,18 @@ def build_keras_model(architecture: str = "mobilenetv2", size: int = 224, seed: 
     shape = (size, size, 3)
     if architecture == "mobilenetv2":
         model = keras.applications.MobileNetV2(input_shape=shape, alpha=1.0, weights=None, classes=len(CLASSES))
+        preprocess = keras.applications.mobilenet_v2.preprocess_input
     elif architecture == "resnet50":
         model = keras.applications.ResNet50(input_shape=shape, weights=None, classes=len(CLASSES))
+        preprocess = keras.applications.resnet50.preprocess_input
     else:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in batch_norms:
         layer.momentum = 0.0
-    calibration = np.random.default_rng(seed).uniform(-1, 1, size=(8, *shape)).astype(np.float32)
-    model(calibration, training=True)
+    # Pixels as the model will see them (its family's preprocessing of 0..255 images).
+    pixels = np.random.default_rng(seed).uniform(0, 255, size=(8, *shape)).astype(np.float32)
+    model(preprocess(pixels), training=True)
     for layer in batch_norms:
         layer.momentum = 0.99
     return model

@@ -260,7 +260,7 @@ def prepare(model: "LoadedModel") -> tuple[RuntimeStatus, Callable[[np.ndarray],
     folder = cache_dir(digest, shape) if digest else None
     verdict = _read_verdict(folder)
     if verdict is not None and not verdict.get("accepted"):
-        return _fallback(verdict.get("reason") or "an earlier LiteRT conversion was refused"), None
+        return _fallback(verdict.get("reason") or "an earlier LiteRT conversion was refused", verdict), None
     if verdict is not None:
         try:
             runner = interpreter_runner(folder / "model.tflite", shape)
@@ -281,7 +281,7 @@ def prepare(model: "LoadedModel") -> tuple[RuntimeStatus, Callable[[np.ndarray],
             return _fallback(reason), None
         if result["reason"]:
             _write_verdict(folder, {"accepted": False, **result})
-            return _fallback(result["reason"]), None
+            return _fallback(result["reason"], result), None
         if folder is not None:
             _publish(path, folder / "model.tflite")
             runner = interpreter_runner(folder / "model.tflite", shape)
@@ -416,8 +416,10 @@ def _seconds(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def _fallback(reason: str) -> RuntimeStatus:
-    return RuntimeStatus(KERAS, "fallback", notice=f"Perturbation scoring uses Keras: {reason}.")
+def _fallback(reason: str, figures: dict[str, Any] | None = None) -> RuntimeStatus:
+    figures = figures or {}
+    return RuntimeStatus(KERAS, "fallback", notice=f"Perturbation scoring uses Keras: {reason}.",
+                         max_abs_difference=figures.get("max_abs_difference"), speedup=figures.get("speedup"))
 
 
 def _short(exc: BaseException) -> str:
