@@ -47,8 +47,9 @@ DEFAULT_SPLIT = "train_noisy"
 # Inverse L2 strength of the fresh head; mild, because the head should follow the labels
 # of the K-1 folds without memorising the few wrong ones.
 HEAD_C = 0.1
-# Bump when the ranking method changes, so cached results of the old method are not reused.
-METHOD_VERSION = "queue-1"
+# Bump when the ranking method or the features change, so cached results of the old ones are not
+# reused (queue-2: features of a model whose last Dense is nested come from that Dense's input).
+METHOD_VERSION = "queue-2"
 ORDERS = ("issue", "uncertainty")
 QUALITY_METHOD = "self_confidence"
 _FLOOR = 1e-6
@@ -504,7 +505,8 @@ def _labels_digest(ids: Sequence[str], labels: Sequence[str]) -> str:
 def _features(model: Any, dataset: Any, use_cache: bool):
     from labels.features import ModelOutputs, extract
 
-    key = _cache_key("features", _model_key(model), dataset.name, dataset.split, _dataset_digest(dataset))
+    key = _cache_key("features", METHOD_VERSION, _model_key(model), dataset.name, dataset.split,
+                     _dataset_digest(dataset))
     if use_cache:
         stored = _read_arrays(key)
         if stored is not None and {"features", "probabilities", "feature_layer"} <= stored.keys():
