@@ -155,8 +155,12 @@ class Scorer:
         runner = self._runner
         if runner is None:
             return self._model.forward(batch)
-        with self._lock:
-            raw = runner(np.asarray(batch, dtype=np.float32))
+        try:
+            with self._lock:
+                raw = runner(np.asarray(batch, dtype=np.float32))
+        except Exception as exc:  # the interpreter failed on this batch: Keras from now on
+            self._finish(_fallback(f"the LiteRT model failed on a batch ({_short(exc)})"))
+            return self._model.forward(batch)
         return np.asarray(self._model.io.probabilities(raw), dtype=np.float32)
 
     def status(self) -> RuntimeStatus:
@@ -181,7 +185,10 @@ class Scorer:
         if requested not in CHOICES:
             return self._finish(RuntimeStatus(KERAS, "off", notice=(
                 f"{ENV_VAR}={requested!r} is not one of {', '.join(CHOICES)}; perturbation scoring uses Keras.")))
-        reason = unconverted_reason(model)
+        try:
+            reason = unconverted_reason(model)
+        except Exception as exc:  # e.g. a manifest without an input size: Keras says so when it runs
+            reason = f"its input size is unknown ({_short(exc)})"
         if reason:
             return self._finish(RuntimeStatus(KERAS, "off", notice=None, reason=reason))
         self._status = RuntimeStatus(KERAS, "converting")
@@ -201,8 +208,8 @@ class Scorer:
         self._runner = runner if status.runtime == LITERT else None
         self._status = status
         self._done.set()
-        if status.notice:
-            log.warning("%s: %s", self._label, status.notice)
+        if status.notice:  # a refused or failed conversion warns; a deliberate setting informs
+            (log.warning if status.state == "fallback" else log.info)("%s: %s", self._label, status.notice)
 
 
 _SCORERS: "weakref.WeakKeyDictionary[Any, Scorer]" = weakref.WeakKeyDictionary()

@@ -195,3 +195,17 @@ def test_loaded_model_score_and_scoring_runtime():
     assert model.scoring_runtime().runtime == "litert"
     batch = model.image_tensor(images(3))
     np.testing.assert_array_equal(model.score(batch), runtime.scorer(model)(batch))
+
+
+def test_an_interpreter_failing_on_a_batch_switches_to_keras(monkeypatch):
+    model = loaded()
+    scorer = runtime.scorer(model)
+    assert scorer.wait().runtime == "litert"
+
+    def broken(batch):
+        raise RuntimeError("tensor arena exhausted")
+
+    scorer._runner = broken
+    batch = model.image_tensor(images(4))
+    np.testing.assert_array_equal(scorer(batch), model.forward(batch))
+    assert scorer.status().runtime == "keras" and "failed on a batch" in scorer.status().notice
