@@ -176,8 +176,7 @@ def _feature_model(keras_model: Any) -> tuple[Any, str]:
                 return _nested_feature_fn(keras_model, chain), name
         except (AttributeError, ValueError, TypeError):
             pass  # e.g. a subclassed model: use the fallback below
-    output = keras_model.outputs[0]
-    return keras.Model(keras_model.inputs, [output, output]), LOG_PROBABILITIES
+    return _log_probability_model(keras_model), LOG_PROBABILITIES
 
 
 def extract(model: Any, inputs: Sequence[Any], batch_size: int = BATCH_SIZE) -> ModelOutputs:
@@ -187,15 +186,34 @@ def extract(model: Any, inputs: Sequence[Any], batch_size: int = BATCH_SIZE) -> 
         return ModelOutputs(np.zeros((0, 0), np.float32), np.zeros((0, n_classes), np.float32), "")
     with model.lock:
         both, layer = _feature_model(model.keras_model)
-        features, probabilities = [], []
-        for start in range(0, len(inputs), batch_size):
-            batch = model.to_model_input(inputs[start : start + batch_size])
-            feats, raw = both(model.model_tensor(batch), training=False)
-            probs = model.io.probabilities(np.asarray(raw, dtype=np.float32))
+        try:
+            return _run(model, both, layer, inputs, batch_size)
+        except ValueError:
             if layer == LOG_PROBABILITIES:
-                feats = probs
-            features.append(np.asarray(feats, dtype=np.float32).reshape(len(batch), -1))
-            probabilities.append(np.asarray(probs, dtype=np.float32))
+                raise
+            # e.g. the sub-model holding the last Dense runs twice per input: no single
+            # penultimate layer, so the probabilities it is (the fallback) are used.
+            both, layer = _log_probability_model(model.keras_model), LOG_PROBABILITIES
+            return _run(model, both, layer, inputs, batch_size)
+
+
+def _log_probability_model(keras_model: Any) -> Any:
+    import keras
+
+    output = keras_model.outputs[0]
+    return keras.Model(keras_model.inputs, [output, output])
+
+
+def _run(model: Any, both: Any, layer: str, inputs: Sequence[Any], batch_size: int) -> ModelOutputs:
+    features, probabilities = [], []
+    for start in range(0, len(inputs), batch_size):
+        batch = model.to_model_input(inputs[start : start + batch_size])
+        feats, raw = both(model.model_tensor(batch), training=False)
+        probs = model.io.probabilities(np.asarray(raw, dtype=np.float32))
+        if layer == LOG_PROBABILITIES:
+            feats = probs
+        features.append(np.asarray(feats, dtype=np.float32).reshape(len(batch), -1))
+        probabilities.append(np.asarray(probs, dtype=np.float32))
     feats = np.concatenate(features)
     probs = np.concatenate(probabilities)
     if layer == LOG_PROBABILITIES:

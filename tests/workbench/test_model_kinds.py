@@ -506,3 +506,23 @@ def test_the_sanity_checks_randomised_copy_keeps_an_adapted_vocabulary(kinds):
     assert vectorize(copy).get_vocabulary() == vectorize(model).get_vocabulary()  # ... not the vocabulary
     np.testing.assert_array_equal(np.asarray(vectorize(copy)(texts)), np.asarray(vectorize(model)(texts)))
     assert copy.predict_proba(texts).shape == (4, 2)
+
+
+def test_a_nested_head_that_runs_twice_falls_back_to_log_probabilities():
+    """No single penultimate layer when the sub-model holding the last Dense runs twice per input."""
+    import keras
+
+    from labels import features
+    from tests.explainers import tiny_models
+
+    keras.utils.set_random_seed(5)
+    size = tiny_models.IMAGE_SIZE
+    head = keras.Sequential([keras.Input((size, size, 3)), keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(len(tiny_models.IMAGE_CLASSES), activation="softmax")], name="head")
+    image = keras.Input((size, size, 3))
+    both = keras.layers.Average()([head(image), head(keras.layers.Rescaling(0.5)(image))])
+    model = tiny_models.loaded_image_model(keras.Model(image, both))
+    images = tiny_models.random_images(3)
+    outputs = features.extract(model, images)
+    assert outputs.feature_layer == features.LOG_PROBABILITIES
+    np.testing.assert_allclose(np.exp(outputs.features), model.predict_proba(images), rtol=1e-5, atol=1e-6)
