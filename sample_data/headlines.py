@@ -6,6 +6,12 @@ depends on more than one word. Square brackets in a template mark the words that
 sentiment; they become the example's rationale (as `models.loaded.tokenize` tokens) and are
 removed from the text. For neutral headlines the rationale is the words that make the news
 routine ("schedules earnings call"), so every example has one.
+
+The splits are grouped by phrasing template: all headlines of one template (e.g.
+"positive/plain/3") sit in the same split, so val and test phrasings are unseen in training and
+test accuracy measures generalisation to new phrasings, not recall of known ones. Templates are
+shared out within each class and kind (plain or twist) to about 70/15/15 of the headlines, so
+every split has every class and both kinds.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from foundation.dataset import Dataset
 from foundation.tokens import tokenize
 from foundation.types import Modality
 from sample_data.building import make_ids, take_split
-from sample_data.splits import stratified_split
+from sample_data.splits import grouped_split
 
 NAME = "headlines"
 CLASSES = ("negative", "neutral", "positive")
@@ -358,7 +364,7 @@ def generate_headlines(n: int = COUNT, seed: int = SEED) -> list[Headline]:
 
 
 def build() -> dict[str, Dataset]:
-    """The clean splits: "train", "val", "test"."""
+    """The clean splits: "train", "val", "test", grouped by template (see the module docstring)."""
     headlines = generate_headlines()
     texts = [h.text for h in headlines]
     y = np.array([h.label for h in headlines], dtype=np.int64)
@@ -366,8 +372,15 @@ def build() -> dict[str, Dataset]:
     ids = make_ids(NAME, len(headlines))
     return {
         split: take_split(NAME, split, Modality.TEXT, CLASSES, ids, texts, y, index, rationales=rationales)
-        for split, index in stratified_split(y, SPLIT_SEED).items()
+        for split, index in template_split(headlines).items()
     }
+
+
+def template_split(headlines: list[Headline], seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """Positions of "train", "val" and "test": whole templates, about 70/15/15 per class and kind."""
+    templates = [h.template for h in headlines]
+    # "positive/plain/3" -> stratum "positive/plain"
+    return grouped_split(templates, [t.rsplit("/", 1)[0] for t in templates], seed)
 
 
 def _compose(rng: np.random.Generator, label: int) -> Headline:

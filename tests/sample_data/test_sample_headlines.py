@@ -1,4 +1,4 @@
-"""The headlines dataset: size, variety, negation, rationales."""
+"""The headlines dataset: size, variety, negation, rationales, splits grouped by phrasing."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,9 @@ import numpy as np
 import sample_data
 from foundation.tokens import tokenize
 from foundation.types import Modality
-from sample_data.headlines import COMPANIES, TEMPLATES, generate_headlines
+from sample_data.headlines import CLASSES, COMPANIES, TEMPLATES, generate_headlines, template_split
+from sample_data.noisy import flipped_payload, read_flipped
+from sample_data.splits import grouped_split
 
 
 def _all_splits() -> list[sample_data.Dataset]:
@@ -18,7 +20,7 @@ def _all_splits() -> list[sample_data.Dataset]:
 
 def test_headline_splits_follow_the_contract() -> None:
     splits = _all_splits()
-    assert [len(ds) for ds in splits] == [2100, 450, 450]
+    assert [len(ds) for ds in splits] == [2093, 459, 448]
     for ds in splits:
         assert ds.modality is Modality.TEXT and ds.classes == ("negative", "neutral", "positive")
         assert isinstance(ds.x, list) and all(isinstance(text, str) for text in ds.x)
@@ -96,3 +98,75 @@ def test_rationales_carry_the_sentiment() -> None:
 def test_generation_is_deterministic() -> None:
     assert generate_headlines(300, seed=5) == generate_headlines(300, seed=5)
     assert generate_headlines(300, seed=5) != generate_headlines(300, seed=6)
+
+
+def _templates_by_split() -> dict[str, list[str]]:
+    """The template of every example of each split, read back through its id."""
+    headlines = generate_headlines()
+    return {
+        ds.split: [headlines[int(example_id.rsplit("-", 1)[1])].template for example_id in ds.ids]
+        for ds in _all_splits()
+    }
+
+
+def test_no_phrasing_template_sits_in_two_splits() -> None:
+    templates = {split: set(names) for split, names in _templates_by_split().items()}
+    assert not (templates["train"] & templates["val"])
+    assert not (templates["train"] & templates["test"])
+    assert not (templates["val"] & templates["test"])
+    assert len(templates["train"] | templates["val"] | templates["test"]) == 104
+    assert [len(templates[split]) for split in ("train", "val", "test")] == [73, 15, 16]
+
+
+def test_every_split_has_every_class_and_kind_of_phrasing() -> None:
+    by_split = _templates_by_split()
+    for ds in _all_splits():
+        assert set(ds.y.tolist()) == {0, 1, 2}, ds.split
+        strata = {t.rsplit("/", 1)[0] for t in by_split[ds.split]}
+        assert strata == {f"{label}/{kind}" for label in CLASSES for kind in ("plain", "twist")}, ds.split
+        # The ids carry the template's label: the split did not mix them up.
+        assert [CLASSES.index(t.split("/")[0]) for t in by_split[ds.split]] == ds.y.tolist()
+    counts = {ds.split: np.bincount(ds.y, minlength=3).tolist() for ds in _all_splits()}
+    assert counts == {"train": [714, 670, 709], "val": [132, 175, 152], "test": [154, 155, 139]}
+    # Roughly 70/15/15 within every class.
+    for label in range(3):
+        total = sum(counts[split][label] for split in counts)
+        assert 0.62 < counts["train"][label] / total < 0.78
+        assert 0.10 < counts["val"][label] / total < 0.20 and 0.10 < counts["test"][label] / total < 0.20
+
+
+def test_template_split_is_deterministic_and_covers_every_headline() -> None:
+    headlines = generate_headlines()
+    first, again = template_split(headlines), template_split(headlines)
+    assert all(np.array_equal(first[split], again[split]) for split in ("train", "val", "test"))
+    every = np.sort(np.concatenate(list(first.values())))
+    assert np.array_equal(every, np.arange(len(headlines)))
+
+
+def test_regenerated_flips_match_the_committed_file() -> None:
+    committed = read_flipped("headlines")
+    assert committed == flipped_payload("headlines")
+    train = sample_data.load("headlines", "train")
+    assert set(committed["flipped"]) <= set(train.ids)
+    assert len(committed["flipped"]) == round(0.05 * len(train)) == 105
+    noisy = sample_data.load("headlines", "train_noisy")
+    assert noisy.flipped_ids == frozenset(committed["flipped"])
+    assert int((noisy.y != train.y).sum()) == 105
+
+
+def test_grouped_split_keeps_groups_whole_within_strata() -> None:
+    groups = [f"g{i // 5}" for i in range(200)]  # 40 groups of 5
+    strata = ["a" if i < 100 else "b" for i in range(200)]
+    parts = grouped_split(groups, strata, seed=1)
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(200))
+    for name, index in parts.items():
+        other = np.concatenate([parts[n] for n in parts if n != name])
+        assert not {groups[i] for i in index} & {groups[i] for i in other}
+        assert {strata[i] for i in index} == {"a", "b"}, name
+    assert [len(parts[n]) for n in ("train", "val", "test")] == [140, 30, 30]
+    try:
+        grouped_split(["x", "x"], ["a", "b"], seed=1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a group spanning two strata must be refused")
