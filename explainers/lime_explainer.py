@@ -27,6 +27,12 @@ many features as there are tokens, which is what an explanation of every token n
 Tokens are exactly `model.tokenize(text)` (truncated to the sequence length).
 
 Deterministic for a given seed: LIME's random_state and the segmentation use `seed`.
+
+Rounds (stopping="stable", the default; see explainers.rounds): the perturbations of the
+full budget are drawn once, with the same random draws as the fixed budget, and round k
+fits the surrogate on the first 150 x 2^k of them, scoring only rows not scored before.
+The run stops when two consecutive maps agree, so it never scores more than the budget,
+and a run that reaches the last round fits on exactly the fixed budget's samples.
 """
 from __future__ import annotations
 
@@ -48,6 +54,15 @@ from explainers.perturb import (
     prepare_texts,
 )
 from explainers.registry import register
+from explainers.rounds import (
+    LIME_FIRST_ROUND,
+    STOPPING_LABELS,
+    MemoForward,
+    RoundResult,
+    fixed_record,
+    round_budgets,
+    run_rounds,
+)
 from foundation.types import Explanation, Modality
 
 SEGMENTATIONS = ("slic", "quickshift")
@@ -98,9 +113,14 @@ def _batched_lime_image_class() -> type:
     class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
         """LimeImageExplainer whose neighbourhood images are built a batch at a time."""
 
+        # Set for rounds: the perturbations drawn once for the whole budget (see SamplePool).
+        sample_pool: "SamplePool | None" = None
+
         def data_labels(  # type: ignore[override]
             self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10
         ):
+            if self.sample_pool is not None:
+                return self.sample_pool.take(num_samples, image, fudged_image, segments, classifier_fn, batch_size)
             # Same random draws, in the same order, as the library's loop.
             n_features = np.unique(segments).shape[0]
             data = self.random_state.randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
@@ -116,6 +136,30 @@ def _batched_lime_image_class() -> type:
 
 def _batched_lime_image_explainer(**kwargs: Any) -> Any:
     return _batched_lime_image_class()(**kwargs)
+
+
+class SamplePool:
+    """LIME's perturbation rows for one image and a whole budget, drawn once as the library
+    draws them; `take(n, ...)` returns the first n rows and their labels, scoring only the
+    rows no earlier call scored."""
+
+    def __init__(self, n_features: int, budget: int, seed: int) -> None:
+        random_state = np.random.RandomState(seed)  # what LIME's check_random_state(seed) builds
+        self.data = random_state.randint(0, 2, budget * n_features).reshape((budget, n_features))
+        self.data[0, :] = 1
+        self._labels: list[np.ndarray] = []
+        self.scored = 0
+
+    def take(
+        self, n: int, image: np.ndarray, fudged_image: np.ndarray, segments: np.ndarray,
+        classifier_fn: Callable[[np.ndarray], np.ndarray], batch_size: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        while self.scored < n:
+            end = min(n, self.scored + batch_size)
+            rows = self.data[self.scored : end]
+            self._labels.append(np.asarray(classifier_fn(paste_superpixels(image, fudged_image, segments, rows))))
+            self.scored = end
+        return self.data[:n], np.concatenate(self._labels, axis=0)[:n]
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -167,11 +211,17 @@ def lime_text_surrogate(
     num_samples: int = 5000,
     seed: int = 0,
     kernel_width: float = TEXT_KERNEL_WIDTH,
+    masks: np.ndarray | None = None,
 ) -> TextSurrogate:
-    """LIME's text algorithm, batched: one weight per token for class `target`."""
+    """LIME's text algorithm, batched: one weight per token for class `target`.
+
+    `masks`: keep-masks drawn beforehand (rounds fit on prefixes of one draw); by default
+    `num_samples` of them are drawn from `seed`.
+    """
     from sklearn.linear_model import Ridge
 
-    masks = sample_keep_masks(len(tokens), num_samples, np.random.default_rng(seed))
+    if masks is None:
+        masks = sample_keep_masks(len(tokens), num_samples, np.random.default_rng(seed))
     # Short texts have few distinct perturbations; the model sees each one once.
     unique_masks, inverse = np.unique(masks, axis=0, return_inverse=True)
     probabilities = np.asarray(predict(masked_texts(tokens, unique_masks)), dtype=np.float64)
@@ -234,6 +284,15 @@ class LIMEParams(MethodParams):
         by_modality={Modality.IMAGE: IMAGE_KERNEL_WIDTH, Modality.TEXT: TEXT_KERNEL_WIDTH},
         help="How fast a sample's weight falls with its distance from the input (LIME's default).",
     )
+    stopping: str = param(
+        "stable", str, "Stop", choices=STOPPING_LABELS, shown=False,
+        help="Run in rounds of growing sample counts and stop once the map stops changing, "
+             "or always spend the full budget (reproducible reports).",
+        summary={"budget": "full budget"},
+    )
+
+
+OnRound = Callable[[int, Explanation], None]
 
 
 @register
@@ -256,6 +315,7 @@ class LIMEExplainer(Explainer):
         hide_color: float | None = None,
         batch_size: int | None = None,
         kernel_width: float | None = None,
+        stopping: str = "stable",
     ) -> None:
         super().__init__(
             model,
@@ -266,8 +326,10 @@ class LIMEExplainer(Explainer):
             hide_color=hide_color,
             batch_size=batch_size,
             kernel_width=kernel_width,
+            stopping=stopping,
         )
         settings = self.settings
+        self.adaptive = settings.stopping == "stable"
         self.is_text = model.modality is Modality.TEXT
         self.num_samples = settings.num_samples
         self.batch_size = default_batch_size(model) if settings.batch_size is None else settings.batch_size
@@ -285,12 +347,18 @@ class LIMEExplainer(Explainer):
         return "superpixel mean" if self.hide_color is None else f"constant {self.hide_color:g}"
 
     def explain(
-        self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0
+        self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0,
+        on_round: OnRound | None = None,
     ) -> list[Explanation]:
-        """One surrogate per input, for its target class (the predicted class when None)."""
+        """One surrogate per input, for its target class (the predicted class when None).
+
+        With stopping="stable" (the default) each input runs in rounds; `on_round(round_index,
+        explanation)` receives the map after every round, its extras saying "refining" until
+        the last (then "stable" or "budget"). Inputs are explained one after another.
+        """
         if self.is_text:
-            return self._explain_texts(inputs, targets, seed)
-        return self._explain_images(inputs, targets, seed)
+            return self._explain_texts(inputs, targets, seed, on_round)
+        return self._explain_images(inputs, targets, seed, on_round)
 
     # images
 
@@ -299,7 +367,62 @@ class LIMEExplainer(Explainer):
             image, self.segmentation, n_segments=self.n_segments, kernel_size=self.kernel_size, seed=seed
         )
 
-    def _explain_images(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
+    def _surrogate_image(
+        self, explainer: Any, image: np.ndarray, target: int, segments: np.ndarray, num_samples: int, seed: int
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """LIME's fit on num_samples perturbations: per-segment weights and the fit's figures."""
+        n_features = int(segments.max()) + 1
+        result = explainer.explain_instance(
+            image,
+            self._predict,
+            labels=(target,),
+            hide_color=self.hide_color,
+            top_labels=None,
+            num_features=n_features,
+            num_samples=num_samples,
+            batch_size=self.batch_size,
+            segmentation_fn=lambda _image, segments=segments: segments,
+            random_seed=seed,
+        )
+        weights = {int(feature): float(weight) for feature, weight in result.local_exp[target]}
+        per_segment = np.array([weights.get(s, 0.0) for s in range(n_features)], dtype=np.float64)
+        intercept = float(result.intercept[target])
+        return per_segment, {
+            "weights": weights,
+            "score": float(result.score),
+            "intercept": intercept,
+            "local_prediction": float(np.ravel(result.local_pred)[0]),
+        }
+
+    def _image_rounds(
+        self, image: np.ndarray, target: int, segments: np.ndarray, seed: int,
+        report: Callable[[int, np.ndarray, dict[str, Any]], None],
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Per-segment weights and extras: the fixed budget, or rounds over one pool of samples."""
+        explainer = _batched_lime_image_explainer(
+            kernel_width=self.kernel_width, feature_selection="none", random_state=seed
+        )
+        if not self.adaptive:
+            per_segment, fit = self._surrogate_image(explainer, image, target, segments, self.num_samples, seed)
+            return per_segment, {**fit, **fixed_record(self.num_samples, self.num_samples)}
+        pool = SamplePool(int(segments.max()) + 1, self.num_samples, seed)
+        explainer.sample_pool = pool
+
+        def compute(budget: int) -> RoundResult:
+            per_segment, fit = self._surrogate_image(explainer, image, target, segments, budget, seed)
+            return RoundResult(comparable=per_segment, payload=(per_segment, fit), evaluations=pool.scored)
+
+        def notify(index: int, result: RoundResult, record: dict[str, Any]) -> None:
+            per_segment, fit = result.payload
+            report(index, per_segment, {**fit, **record})
+
+        result, record = run_rounds(round_budgets(LIME_FIRST_ROUND, self.num_samples), compute, notify)
+        per_segment, fit = result.payload
+        return per_segment, {**fit, **record}
+
+    def _explain_images(
+        self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int, on_round: OnRound | None = None
+    ) -> list[Explanation]:
         started = time.perf_counter()
         images = self.model.prepare_images(inputs)
         probabilities = batched_probabilities(self.model, self.model.image_tensor(images), self.batch_size)
@@ -309,27 +432,9 @@ class LIMEExplainer(Explainer):
         for image, target, probs in zip(images, chosen, probabilities):
             begun = time.perf_counter()
             segments = self.segments(image, seed)
-            n_features = int(segments.max()) + 1
-            explainer = _batched_lime_image_explainer(
-                kernel_width=self.kernel_width, feature_selection="none", random_state=seed
-            )
-            result = explainer.explain_instance(
-                image,
-                self._predict,
-                labels=(target,),
-                hide_color=self.hide_color,
-                top_labels=None,
-                num_features=n_features,
-                num_samples=self.num_samples,
-                batch_size=self.batch_size,
-                segmentation_fn=lambda _image, segments=segments: segments,
-                random_seed=seed,
-            )
-            weights = {int(feature): float(weight) for feature, weight in result.local_exp[target]}
-            per_segment = np.array([weights.get(s, 0.0) for s in range(n_features)], dtype=np.float64)
-            intercept = float(result.intercept[target])
-            explanations.append(
-                Explanation(
+
+            def build(per_segment: np.ndarray, fit: dict[str, Any]) -> Explanation:
+                return Explanation(
                     method=self.name,
                     modality=Modality.IMAGE,
                     target=target,
@@ -340,23 +445,51 @@ class LIMEExplainer(Explainer):
                     seconds=shared + time.perf_counter() - begun,
                     params=self.params,
                     seed=seed,
-                    base_value=intercept,
+                    base_value=fit["intercept"],
                     extras={
                         "masker": self._masker_description(),
                         "segments": segments,
-                        "weights": weights,
-                        "score": float(result.score),
-                        "intercept": intercept,
-                        "local_prediction": float(np.ravel(result.local_pred)[0]),
+                        **fit,
                         "probability": float(probs[target]),
+                        "model_evaluations": fit["evaluations_used"],
                     },
                 )
-            )
+
+            def report(index: int, per_segment: np.ndarray, fit: dict[str, Any]) -> None:
+                if on_round is not None:
+                    on_round(index, build(per_segment, fit))
+
+            per_segment, fit = self._image_rounds(image, target, segments, seed, report)
+            explanations.append(build(per_segment, fit))
         return explanations
 
     # text
 
-    def _explain_texts(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
+    def _text_rounds(
+        self, tokens: tuple[str, ...], target: int, seed: int, report: Callable[[int, TextSurrogate, dict], None],
+    ) -> tuple[TextSurrogate, dict[str, Any]]:
+        """The token surrogate and its rounds record: the fixed budget, or rounds over one draw of masks."""
+        if not self.adaptive:
+            surrogate = lime_text_surrogate(
+                self._predict, tokens, target, num_samples=self.num_samples, seed=seed, kernel_width=self.kernel_width,
+            )
+            return surrogate, fixed_record(self.num_samples, surrogate.distinct_texts)
+        masks = sample_keep_masks(len(tokens), self.num_samples, np.random.default_rng(seed))
+        memo = MemoForward(self._predict)
+
+        def compute(budget: int) -> RoundResult:
+            surrogate = lime_text_surrogate(memo, tokens, target, masks=masks[:budget], kernel_width=self.kernel_width)
+            return RoundResult(comparable=surrogate.weights, payload=surrogate, evaluations=memo.evaluations)
+
+        def notify(index: int, result: RoundResult, record: dict[str, Any]) -> None:
+            report(index, result.payload, record)
+
+        result, record = run_rounds(round_budgets(LIME_FIRST_ROUND, self.num_samples), compute, notify)
+        return result.payload, record
+
+    def _explain_texts(
+        self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int, on_round: OnRound | None = None
+    ) -> list[Explanation]:
         started = time.perf_counter()
         texts = [str(t) for t in inputs]
         probabilities = batched_probabilities(self.model, prepare_texts(texts), self.batch_size)
@@ -366,23 +499,21 @@ class LIMEExplainer(Explainer):
         for text, target, probs in zip(texts, chosen, probabilities):
             begun = time.perf_counter()
             tokens = tuple(self.model.tokenize(text))
-            extras: dict[str, Any] = {"probability": float(probs[target]), "masker": self._masker_description()}
-            if tokens:
-                surrogate = lime_text_surrogate(
-                    self._predict, tokens, target,
-                    num_samples=self.num_samples, seed=seed, kernel_width=self.kernel_width,
-                )
-                values, intercept = surrogate.weights, surrogate.intercept
-                extras.update(
-                    score=surrogate.score,
-                    intercept=intercept,
-                    local_prediction=surrogate.local_prediction,
-                    model_evaluations=surrogate.distinct_texts,
-                )
-            else:  # nothing the model reads: nothing to attribute
-                values, intercept = np.zeros(0), None
-            explanations.append(
-                Explanation(
+
+            def build(surrogate: TextSurrogate | None, record: dict[str, Any] | None) -> Explanation:
+                extras: dict[str, Any] = {"probability": float(probs[target]), "masker": self._masker_description()}
+                if surrogate is not None and record is not None:
+                    values, intercept = surrogate.weights, surrogate.intercept
+                    extras.update(
+                        score=surrogate.score,
+                        intercept=intercept,
+                        local_prediction=surrogate.local_prediction,
+                        model_evaluations=record["evaluations_used"],
+                        **record,
+                    )
+                else:  # nothing the model reads: nothing to attribute
+                    values, intercept = np.zeros(0), None
+                return Explanation(
                     method=self.name,
                     modality=Modality.TEXT,
                     target=target,
@@ -397,5 +528,13 @@ class LIMEExplainer(Explainer):
                     base_value=intercept,
                     extras=extras,
                 )
-            )
+
+            def report(index: int, surrogate: TextSurrogate, record: dict[str, Any]) -> None:
+                if on_round is not None:
+                    on_round(index, build(surrogate, record))
+
+            if tokens:
+                explanations.append(build(*self._text_rounds(tokens, target, seed, report)))
+            else:
+                explanations.append(build(None, None))
         return explanations

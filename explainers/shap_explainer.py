@@ -27,7 +27,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
@@ -44,6 +44,15 @@ from explainers.perturb import (
     token_spans,
 )
 from explainers.registry import register
+from explainers.rounds import (
+    SHAP_FIRST_ROUND,
+    STOPPING_LABELS,
+    MemoForward,
+    RoundResult,
+    fixed_record,
+    round_budgets,
+    run_rounds,
+)
 from foundation.types import Explanation, Modality
 
 IMAGE_MASKERS = ("blur", "inpaint")
@@ -157,6 +166,15 @@ class SHAPParams(MethodParams):
     batch_size: int | None = param(
         None, int, "Batch size", minimum=1, maximum=100_000, optional=True, shown=False, help=BATCH_SIZE_HELP,
     )
+    stopping: str = param(
+        "stable", str, "Stop", choices=STOPPING_LABELS, shown=False,
+        help="Run in rounds of growing budget and stop once the map stops changing, "
+             "or always spend the full budget (reproducible reports).",
+        summary={"budget": "full budget"},
+    )
+
+
+OnRound = Callable[[int, Explanation], None]
 
 
 @register
@@ -176,12 +194,15 @@ class SHAPExplainer(Explainer):
         masker: str = "blur",
         blur: int = 8,
         batch_size: int | None = None,
+        stopping: str = "stable",
     ) -> None:
         import shap
 
-        super().__init__(model, max_evals=max_evals, masker=masker, blur=blur, batch_size=batch_size)
+        super().__init__(model, max_evals=max_evals, masker=masker, blur=blur, batch_size=batch_size,
+                         stopping=stopping)
         settings = self.settings
         self.max_evals = settings.max_evals
+        self.adaptive = settings.stopping == "stable"
         self.batch_size = default_batch_size(model) if settings.batch_size is None else settings.batch_size
         # The batch size decides how Partition groups its evaluations, so the record keeps the one used.
         self.settings = replace(settings, batch_size=self.batch_size)
@@ -198,33 +219,74 @@ class SHAPExplainer(Explainer):
             self._masker = shap.maskers.Image(self.mask_value, (height, width, 3))
         self._explainer = _partition_explainer(self._predict, self._masker)
 
-    def _partition(self, row: Any, target: int, seed: int) -> tuple[np.ndarray, float, int]:
+    def _partition(
+        self, row: Any, target: int, seed: int, max_evals: int | None = None, explainer: Any = None,
+        *, fresh: bool = True,
+    ) -> tuple[np.ndarray, float, int]:
         """SHAP values of one input for one class, its base value, and the model calls used."""
+        explainer = self._explainer if explainer is None else explainer
         with seeded_global_numpy(seed):
             # The image masker caches the blurred input keyed by id(input); ids are reused
-            # once an array is freed, so forget the cache before every input.
-            if hasattr(self._masker, "last_xid"):
+            # once an array is freed, so forget the cache before every input (rounds of one
+            # input keep it: same array, same blur).
+            if fresh and hasattr(self._masker, "last_xid"):
                 self._masker.last_xid = None
-            result = self._explainer(
+            result = explainer(
                 row,
-                max_evals=self.max_evals,
+                max_evals=self.max_evals if max_evals is None else max_evals,
                 batch_size=self.batch_size,
                 outputs=np.array([target]),
                 silent=True,
             )
         values = np.asarray(result.values[0], dtype=np.float64)[..., 0]
         base = float(np.asarray(result.base_values[0]).ravel()[0])
-        return values, base, int(getattr(self._explainer, "last_eval_count", 0)) + 2
+        return values, base, int(getattr(explainer, "last_eval_count", 0)) + 2
+
+    def _values_for(
+        self, row: Any, target: int, seed: int, to_map: Callable[[np.ndarray], np.ndarray],
+        report: Callable[[int, np.ndarray, float, dict[str, Any]], None] | None,
+    ) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """The input's values, base value and rounds record: fixed budget, or rounds until stable.
+
+        Every round is a Partition run at its budget over one memoised model function, so a
+        round scores only the masks the earlier rounds did not (see explainers.rounds).
+        """
+        if not self.adaptive:
+            values, base, evals = self._partition(row, target, seed)
+            return values, base, fixed_record(self.max_evals, evals)
+        memo = MemoForward(self._predict)
+        explainer = _partition_explainer(memo, self._masker)
+
+        def compute(budget: int) -> RoundResult:
+            values, base, _ = self._partition(row, target, seed, budget, explainer, fresh=budget == budgets[0])
+            return RoundResult(comparable=to_map(values), payload=(values, base), evaluations=memo.evaluations)
+
+        def notify(index: int, result: RoundResult, record: dict[str, Any]) -> None:
+            if report is not None:
+                report(index, *result.payload, record)
+
+        budgets = round_budgets(SHAP_FIRST_ROUND, self.max_evals)
+        result, record = run_rounds(budgets, compute, notify)
+        values, base = result.payload
+        return values, base, record
 
     def explain(
-        self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0
+        self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0,
+        on_round: OnRound | None = None,
     ) -> list[Explanation]:
-        """One Partition run per input, for its target class (the predicted class when None)."""
-        if self.model.modality is Modality.TEXT:
-            return self._explain_texts(inputs, targets, seed)
-        return self._explain_images(inputs, targets, seed)
+        """One Partition run per input, for its target class (the predicted class when None).
 
-    def _explain_images(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
+        With stopping="stable" (the default) each input runs in rounds; `on_round(round_index,
+        explanation)` receives the map after every round, its extras saying "refining" until
+        the last (then "stable" or "budget"). Inputs are explained one after another.
+        """
+        if self.model.modality is Modality.TEXT:
+            return self._explain_texts(inputs, targets, seed, on_round)
+        return self._explain_images(inputs, targets, seed, on_round)
+
+    def _explain_images(
+        self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int, on_round: OnRound | None = None
+    ) -> list[Explanation]:
         started = time.perf_counter()
         images = self.model.prepare_images(inputs)
         probabilities = batched_probabilities(self.model, self.model.image_tensor(images), self.batch_size)
@@ -233,14 +295,25 @@ class SHAPExplainer(Explainer):
         explanations = []
         for image, target, probs in zip(images, chosen, probabilities):
             begun = time.perf_counter()
-            values, base, evals = self._partition(image[None].astype(np.float32), target, seed)
+
+            def report(index: int, values: np.ndarray, base: float, record: dict[str, Any]) -> None:
+                if on_round is not None:
+                    on_round(index, self._explanation(
+                        values.sum(axis=-1), target, base, seed, shared + time.perf_counter() - begun,
+                        probability=float(probs[target]), record=record))
+
+            values, base, record = self._values_for(
+                image[None].astype(np.float32), target, seed, lambda v: v.sum(axis=-1), report
+            )
             explanations.append(
                 self._explanation(values.sum(axis=-1), target, base, seed, shared + time.perf_counter() - begun,
-                                  probability=float(probs[target]), evals=evals)
+                                  probability=float(probs[target]), record=record)
             )
         return explanations
 
-    def _explain_texts(self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int) -> list[Explanation]:
+    def _explain_texts(
+        self, inputs: Sequence[Any], targets: Sequence[int] | None, seed: int, on_round: OnRound | None = None
+    ) -> list[Explanation]:
         started = time.perf_counter()
         texts = [str(t) for t in inputs]
         probabilities = batched_probabilities(self.model, prepare_texts(texts), self.batch_size)
@@ -250,19 +323,26 @@ class SHAPExplainer(Explainer):
         for text, target, probs in zip(texts, chosen, probabilities):
             begun = time.perf_counter()
             tokens = tuple(token for _, _, token in model_token_spans(self.model, text))
+
+            def report(index: int, values: np.ndarray, base: float, record: dict[str, Any]) -> None:
+                if on_round is not None and len(values) == len(tokens):
+                    on_round(index, self._explanation(
+                        values, target, base, seed, shared + time.perf_counter() - begun,
+                        probability=float(probs[target]), record=record, tokens=tokens))
+
             if len(tokens) < 2:
                 # Partition needs two features to split; with one token its value is exact:
                 # f(text) - f(nothing), and with none there is nothing to attribute.
                 base = float(self._predict([""])[0, target])
                 values = np.array([float(probs[target]) - base] * len(tokens))
-                evals = 1
+                record = fixed_record(self.max_evals, 1)
             else:
-                values, base, evals = self._partition([text], target, seed)
+                values, base, record = self._values_for([text], target, seed, lambda v: v, report)
             if len(values) != len(tokens):
                 raise ValueError(f"SHAP returned {len(values)} values for {len(tokens)} tokens")
             explanations.append(
                 self._explanation(values, target, base, seed, shared + time.perf_counter() - begun,
-                                  probability=float(probs[target]), evals=evals, tokens=tokens)
+                                  probability=float(probs[target]), record=record, tokens=tokens)
             )
         return explanations
 
@@ -275,7 +355,7 @@ class SHAPExplainer(Explainer):
         seconds: float,
         *,
         probability: float,
-        evals: int,
+        record: dict[str, Any],
         tokens: tuple[str, ...] | None = None,
     ) -> Explanation:
         return Explanation(
@@ -291,8 +371,8 @@ class SHAPExplainer(Explainer):
             seed=seed,
             tokens=tokens,
             base_value=base,
-            extras={"probability": probability, "model_evaluations": evals, "masker": self.masker_name,
-                    "mask_value": self.mask_value, "algorithm": "partition"},
+            extras={"probability": probability, "model_evaluations": record["evaluations_used"],
+                    "masker": self.masker_name, "mask_value": self.mask_value, "algorithm": "partition", **record},
         )
 
 

@@ -79,6 +79,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     model = api.load_model(args.model)
     params = method_params(args.method, args.param, model.modality)
+    params = _stopping(args, params)
     inputs = api.read_inputs(model, args.inputs)
     targets = None
     if args.target is not None:
@@ -92,8 +93,40 @@ def cmd_explain(args: argparse.Namespace) -> int:
         path = exporting.write_explanation_file(out, index, raw, item, explanation, model)
         row = {"input": raw, "method": explanation.method, "target": explanation.target_label,
                "seconds": round(explanation.seconds, 4), "overlay": str(path)}
-        print(json.dumps(row) if args.json else f"{raw}: {explanation.target_label} -> {path}")
+        row.update(_rounds_summary(explanation.extras))
+        print(json.dumps(row) if args.json else f"{raw}: {explanation.target_label} -> {path}" + _rounds_text(row))
     return 0
+
+
+ROUNDS_FIELDS = ("evaluations_used", "budget", "rounds", "stopped")
+
+
+def _stopping(args: argparse.Namespace, params: dict) -> dict:
+    """SHAP and LIME run in rounds until the map is stable; --full-budget spends the whole budget.
+
+    The choice is always passed explicitly, so results cached before rounds existed (keyed
+    without it) are not served in place of a run that reports its evaluations.
+    """
+    from explainers import registry
+
+    takes_stopping = "stopping" in registry.params_class(args.method).specs()
+    if args.full_budget:
+        if not takes_stopping:
+            raise WorkbenchError(f"--full-budget applies to methods that run in rounds (shap, lime), not {args.method}.")
+        return dict(params, stopping="budget")
+    return dict({"stopping": "stable"}, **params) if takes_stopping else params
+
+
+def _rounds_summary(extras) -> dict:
+    if "evaluations_used" not in extras:
+        return {}
+    return {name: extras[name] for name in ROUNDS_FIELDS if name in extras}
+
+
+def _rounds_text(row: dict) -> str:
+    if "evaluations_used" not in row:
+        return ""
+    return f" ({row['evaluations_used']:,} of {row['budget']:,} evaluations, {row['stopped']})"
 
 
 
@@ -129,4 +162,7 @@ def register(sub) -> None:
     explain.add_argument("--out", default="explanations")
     explain.add_argument("inputs", nargs="+")
     explain.add_argument("--json", action="store_true")
+    explain.add_argument("--full-budget", action="store_true",
+                         help="shap, lime: spend the whole evaluation budget instead of stopping once the map "
+                              "is stable (reproducible reports)")
     explain.set_defaults(func=cmd_explain)

@@ -211,7 +211,7 @@ def test_shap_image_is_well_formed_additive_and_deterministic(image_model):
         assert exp.seconds > 0
         assert exp.params["max_evals"] == 200 and exp.params["batch_size"] == 64
         # The record is exactly the constructor's parameters; the seed is the explanation's own.
-        assert exp.params == {"max_evals": 200, "masker": "blur", "blur": 8, "batch_size": 64}
+        assert exp.params == {"max_evals": 200, "masker": "blur", "blur": 8, "batch_size": 64, "stopping": "stable"}
         assert exp.extras["mask_value"] == "blur(8,8)"
         # Partition values are additive: they share out exactly f(x) - f(everything masked).
         assert exp.values.sum() == pytest.approx(probabilities[i, exp.target] - exp.base_value, abs=1e-4)
