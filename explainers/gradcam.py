@@ -7,9 +7,17 @@ y the model's score for the target class,
 Grad-CAM++ (Chattopadhyay et al. 2018) replaces w_k by a positive-gradient sum weighted
 per position (plus_plus_weights), which spreads credit over several object instances.
 
-The score y is the predicted *probability* of the target class, because our models end in
-softmax and expose nothing else (the keras.io Grad-CAM recipe uses the same quantity).
-Both variants use that same score.
+The score y is, by default, the target class's score *before* the output activation, as in
+the paper and the keras.io recipe (which removes the last softmax): the last Dense layer's
+pre-activation (the input of a Softmax/Activation layer), the logit itself for models that
+emit logits, and for one-unit binary heads the signed logit (z for the second class, -z for
+the first). The Grad-CAM++ closed form below assumes exactly such a piecewise-linear score.
+`score="probability"` takes the gradient of the class probability instead (what this module
+did before); a model whose output layer is not one of those falls back to it, and says so in
+`extras["score"]`.
+
+The forward+backward pass is one compiled `tf.function` per explainer, so a big model's
+backward pass costs about what its forward pass does rather than an eager layer-by-layer run.
 
 Image maps are resized to the model's input size and divided by their maximum, so they lie
 in [0, 1] with 0 meaning "no evidence"; the maximum before that division is kept in
@@ -29,7 +37,7 @@ from explainers.base import Explainer
 from explainers.params import MethodParams, param
 from explainers.registry import register
 from foundation.types import Explanation, Modality
-from models.layers import build_activation_model, find_last_conv_layer
+from models.layers import build_activation_model, find_last_conv_layer, has_pre_activation, output_layer_path, pre_activation, resolve_layer_path
 
 # Inputs per forward+backward pass: bounds the memory held by activations and gradients.
 CHUNK_SIZE = 64
@@ -145,31 +153,66 @@ def _model_tensor(model: Any, inputs: Sequence[Any]) -> Any:
     return model.model_tensor(model.to_model_input(inputs))
 
 
-def _forward_backward(model: Any, activation_fn: Callable[..., Any], inputs: Sequence[Any], targets: np.ndarray) -> _Pass:
-    """One pass for a chunk. targets[i] == -1 means "the class the model predicts"."""
-    import tensorflow as tf
+LOGIT, PROBABILITY = "logit", "probability"
+SCORES = {LOGIT: "the class score before softmax (the paper's choice)",
+          PROBABILITY: "the class probability"}
 
-    tensor = _model_tensor(model, inputs)
-    requested = tf.constant(targets, dtype=tf.int32)
-    with model.lock:
-        with tf.GradientTape() as tape:
-            acts, raw = activation_fn(tensor, watch=tape.watch)
-            # Logit and one-unit heads get the workbench's softmax/sigmoid inside the tape.
-            probs = model.io.probabilities(raw)
-            predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
-            chosen = tf.where(requested >= 0, requested, predicted)
-            scores = tf.gather(probs, chosen, axis=1, batch_dims=1)
-        # Each input's score depends only on its own activations (inference mode), so the
-        # gradient of the batch's scores holds every input's own gradient.
-        grads = tape.gradient(scores, acts)
-    if grads is None:
-        raise ValueError("the model's output does not depend on the Grad-CAM layer; choose another layer")
-    return _Pass(
-        activations=np.asarray(acts, dtype=np.float64),
-        gradients=np.asarray(grads, dtype=np.float64),
-        probabilities=np.asarray(probs, dtype=np.float64),
-        targets=np.asarray(chosen, dtype=np.int64),
-    )
+
+class _GradientPass:
+    """The compiled forward+backward pass of one Grad-CAM setting (layer, score) on one model."""
+
+    def __init__(self, model: Any, layer: str, score: str = LOGIT) -> None:
+        import tensorflow as tf
+
+        keras_model, kind = model.keras_model, model.io.output_kind
+        self.score = score
+        score_path = None
+        if score == LOGIT and kind in ("softmax", "sigmoid"):
+            score_path = output_layer_path(keras_model)
+            score_layer = resolve_layer_path(keras_model, score_path)[-1] if score_path else None
+            if score_layer is None or not has_pre_activation(score_layer):
+                self.score, score_path = PROBABILITY + " (the output layer's score before softmax is not readable)", None
+        activation_fn = build_activation_model(keras_model, layer, score_layer_path=score_path)
+        one_unit = kind in ("sigmoid", "binary-logit")
+        use_logit = self.score == LOGIT
+
+        def class_scores(raw: Any, received: Any) -> Any:
+            """N x K scores the gradient is taken of."""
+            if not use_logit:
+                return model.io.probabilities(raw)
+            logits = raw if received is None else pre_activation(score_layer, received)
+            return tf.concat([-logits, logits], axis=-1) if one_unit else logits
+
+        @tf.function(reduce_retracing=True)
+        def run(tensor: Any, requested: Any) -> tuple[Any, Any, Any, Any]:
+            with tf.GradientTape() as tape:
+                acts, raw, *received = activation_fn(tensor, watch=tape.watch)
+                probs = model.io.probabilities(raw)
+                predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
+                chosen = tf.where(requested >= 0, requested, predicted)
+                scores = tf.gather(class_scores(raw, received[0] if received else None), chosen, axis=1, batch_dims=1)
+            # Each input's score depends only on its own activations (inference mode), so the
+            # gradient of the batch's scores holds every input's own gradient.
+            grads = tape.gradient(scores, acts)
+            if grads is None:
+                raise ValueError("the model's output does not depend on the Grad-CAM layer; choose another layer")
+            return acts, grads, probs, chosen
+
+        self._run = run
+
+    def __call__(self, model: Any, inputs: Sequence[Any], targets: np.ndarray) -> _Pass:
+        """One pass for a chunk. targets[i] == -1 means "the class the model predicts"."""
+        import tensorflow as tf
+
+        tensor = _model_tensor(model, inputs)
+        with model.lock:
+            acts, grads, probs, chosen = self._run(tensor, tf.constant(targets, dtype=tf.int32))
+        return _Pass(
+            activations=np.asarray(acts, dtype=np.float64),
+            gradients=np.asarray(grads, dtype=np.float64),
+            probabilities=np.asarray(probs, dtype=np.float64),
+            targets=np.asarray(chosen, dtype=np.int64),
+        )
 
 
 def _requested_targets(targets: Sequence[int] | None, n: int, n_classes: int) -> np.ndarray:
@@ -208,6 +251,11 @@ class GradCAMParams(MethodParams):
         help="The path of the convolution layer whose maps are weighted, e.g. backbone/conv; "
              "by default the model card's choice, else the last convolution.",
     )
+    score: str = param(
+        LOGIT, str, "Score", choices=SCORES, shown=False,
+        help="Which score's gradient weighs the maps: the class score before softmax (as in the paper "
+             "and the keras.io recipe), or the class probability.",
+    )
 
 
 class _GradCAMBase(Explainer):
@@ -215,13 +263,13 @@ class _GradCAMBase(Explainer):
     Params = GradCAMParams
     variant: ClassVar[str]
 
-    def __init__(self, model: Any, layer: str | None = None) -> None:
-        super().__init__(model, layer=layer)
+    def __init__(self, model: Any, layer: str | None = None, score: str = LOGIT) -> None:
+        super().__init__(model, layer=layer, score=score)
         with model.lock:
             self.layer = find_last_conv_layer(
                 model.keras_model, layer or model.info.gradcam_layer, modality=model.modality
             )
-            self._activation_fn = build_activation_model(model.keras_model, self.layer)
+            self._pass = _GradientPass(model, self.layer, self.settings.score)
         # Record the layer actually read, so the record reproduces it even if the card changes.
         self.settings = replace(self.settings, layer=self.layer)
 
@@ -256,7 +304,7 @@ class _GradCAMBase(Explainer):
         rows: list[tuple[np.ndarray, int, float]] = []
         for start in range(0, n, CHUNK_SIZE):
             stop = min(start + CHUNK_SIZE, n)
-            result = _forward_backward(self.model, self._activation_fn, inputs[start:stop], requested[start:stop])
+            result = self._pass(self.model, inputs[start:stop], requested[start:stop])
             cams = weighted_activation_map(result.activations, weighting(result.gradients, result.activations))
             for i in range(stop - start):
                 target = int(result.targets[i])
@@ -282,6 +330,7 @@ class _GradCAMBase(Explainer):
                     tokens=tokens,
                     extras={
                         "variant": self.variant,
+                        "score": self._pass.score,
                         "raw_max": float(cam.max()) if cam.size else 0.0,
                         "probability": probability,
                         "feature_map_shape": tuple(cam.shape),
@@ -311,22 +360,23 @@ class GradCAMPlusPlus(_GradCAMBase):
 
 
 def gradcam_parts(
-    model: Any, image: Any, target: int | None = None, *, layer: str | None = None, variant: str = "gradcam"
+    model: Any, image: Any, target: int | None = None, *, layer: str | None = None, variant: str = "gradcam",
+    score: str = LOGIT,
 ) -> dict[str, Any]:
     """Every intermediate of Grad-CAM for one input, for teaching.
 
     Keys: layer, target, target_label, probabilities (K classes), activations and
     gradients (positions... x channels), weights (channels), weighted_sum (before ReLU),
-    cam (after ReLU), values (the explanation's values), raw_max, tokens (text only).
-    `image` may also be a text for a text model.
+    cam (after ReLU), values (the explanation's values), raw_max, tokens (text only), score
+    (which score's gradient was taken). `image` may also be a text for a text model.
     """
     if variant not in WEIGHTINGS:
         raise ValueError(f"unknown Grad-CAM variant {variant!r}; choose one of {', '.join(WEIGHTINGS)}")
     with model.lock:
         path = find_last_conv_layer(model.keras_model, layer or model.info.gradcam_layer, modality=model.modality)
-        activation_fn = build_activation_model(model.keras_model, path)
+        gradient_pass = _GradientPass(model, path, score)
     requested = _requested_targets(None if target is None else [target], 1, len(model.classes))
-    result = _forward_backward(model, activation_fn, [image], requested)
+    result = gradient_pass(model, [image], requested)
     weights = WEIGHTINGS[variant](result.gradients, result.activations)
     weighted_sum = weighted_activation_map(result.activations, weights, relu=False)[0]
     cam = np.maximum(weighted_sum, 0.0)
@@ -346,4 +396,5 @@ def gradcam_parts(
         "values": values,
         "raw_max": float(cam.max()) if cam.size else 0.0,
         "tokens": tokens,
+        "score": gradient_pass.score,
     }

@@ -6,7 +6,8 @@ A layer is named by a *path*: layer names joined by "/", one name per level of n
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import keras
 
@@ -143,65 +144,137 @@ def _inference(op: Any) -> Callable[..., Any]:
     return call
 
 
-def _run_capturing(model: Any, chain: list[Any], watch: Callable[[Any], None] | None) -> Callable[[Any], tuple[Any, Any]]:
-    """f(x) -> (output of chain[-1], output of model), re-running model's graph on x.
+@dataclass(frozen=True)
+class _Capture:
+    """One tensor to record while the graph runs: the output (or input) of the last layer of `chain`."""
+
+    chain: tuple[Any, ...]
+    what: str = "output"  # or "input": what the layer receives
+    watch: bool = True  # watch it on the tape (the Grad-CAM feature maps)
+
+    def rest(self) -> _Capture:
+        return _Capture(self.chain[1:], self.what, self.watch)
+
+
+def _run_capturing(model: Any, captures: Sequence[_Capture], watch: Callable[[Any], None] | None) -> Callable[[Any], tuple[list[Any], Any]]:
+    """f(x) -> ([one tensor per capture], output of model), re-running model's graph on x.
 
     The graph is executed node by node (what Functional.call does), with the node that
-    calls chain[0] replaced: by a call that records its output when chain[0] is the
-    target, or by the same capture one level down when chain[0] is a sub-model. So any
-    outer graph works, linear or not, and the sub-model's output still feeds the layers
-    after it exactly as in the original model.
+    calls a capture's first layer replaced: by a call that records that layer's output (or
+    input) when it is the target, or by the same capture one level down when it is a
+    sub-model. So any outer graph works, linear or not, and every layer's output still
+    feeds the layers after it exactly as in the original model.
     """
     graph = _graph_of(model)
-    head, rest = chain[0], chain[1:]
+    heads = {id(c.chain[0]) for c in captures}
 
-    def run(x: Any) -> tuple[Any, Any]:
-        captured: list[Any] = []
+    def run(x: Any) -> tuple[list[Any], Any]:
+        found: dict[int, list[Any]] = {i: [] for i in range(len(captures))}
 
-        def intercept(*args: Any, **kwargs: Any) -> Any:
-            if rest:
-                inner = _run_capturing(head, rest, watch)
-                activations, output = inner(args[0])
-            else:
-                output = _inference(head)(*args, **kwargs)
-                activations = output
-                if watch is not None:
-                    # Watch here, before anything downstream runs, so the gradient exists
-                    # even when the layers around it are frozen (trainable=False).
-                    watch(activations)
-            captured.append(activations)
-            return output
+        def intercept_for(op: Any) -> Callable[..., Any]:
+            mine = [i for i, c in enumerate(captures) if c.chain[0] is op]
+            nested = [i for i in mine if len(captures[i].chain) > 1]
+            here = [i for i in mine if len(captures[i].chain) == 1]
+
+            def intercept(*args: Any, **kwargs: Any) -> Any:
+                for i in here:
+                    if captures[i].what == "input":
+                        found[i].append(args[0])
+                if nested:
+                    inner = _run_capturing(op, [captures[i].rest() for i in nested], watch)
+                    recorded, output = inner(args[0])
+                    for i, tensor in zip(nested, recorded):
+                        found[i].append(tensor)
+                else:
+                    output = _inference(op)(*args, **kwargs)
+                for i in here:
+                    if captures[i].what == "output":
+                        if watch is not None and captures[i].watch:
+                            # Watch here, before anything downstream runs, so the gradient exists
+                            # even when the layers around it are frozen (trainable=False).
+                            watch(output)
+                        found[i].append(output)
+                return output
+
+            return intercept
 
         def operation_fn(op: Any) -> Callable[..., Any]:
-            return intercept if op is head else _inference(op)
+            return intercept_for(op) if id(op) in heads else _inference(op)
 
         predictions = graph._run_through_graph([x], operation_fn=operation_fn)
         if isinstance(predictions, (list, tuple)):
             if len(predictions) != 1:
                 raise ValueError(f"model {model.name!r} has {len(predictions)} outputs; Grad-CAM needs one")
             predictions = predictions[0]
-        if len(captured) != 1:
-            raise ValueError(
-                f"layer {head.name!r} runs {len(captured)} times in model {model.name!r}; "
-                "Grad-CAM needs a layer that runs exactly once"
-            )
-        return captured[0], predictions
+        for i, tensors in found.items():
+            if len(tensors) != 1:
+                raise ValueError(
+                    f"layer {captures[i].chain[-1].name!r} runs {len(tensors)} times in model {model.name!r}; "
+                    "Grad-CAM needs a layer that runs exactly once"
+                )
+        return [found[i][0] for i in range(len(captures))], predictions
 
     return run
 
 
-def build_activation_model(model: Any, layer_path: str) -> ActivationFn:
-    """A callable `f(batch, watch=None) -> (activations, predictions)` for use inside a tape.
+def build_activation_model(model: Any, layer_path: str, *, score_layer_path: str | None = None) -> ActivationFn:
+    """A callable `f(batch, watch=None) -> (activations, predictions)` for use inside a tape;
+    with `score_layer_path`, `f` returns (activations, predictions, what that layer receives),
+    from which the pre-activation score of an output layer is computed (`pre_activation`).
 
-    `batch` is what the model takes (float images or an N x 1 string tensor). Pass
+    `batch` is what the model takes (float images, token ids or an N x 1 string tensor). Pass
     `watch=tape.watch` so the activations are watched even in a frozen model. Works for
-    functional and Sequential models, with the layer at the top level or inside nested
+    functional and Sequential models, with the layers at the top level or inside nested
     sub-models at any depth, and outer graphs that are not a simple chain.
     """
-    chain = resolve_layer_path(model, layer_path)
+    captures = [_Capture(tuple(resolve_layer_path(model, layer_path)))]
+    if score_layer_path is not None:
+        captures.append(_Capture(tuple(resolve_layer_path(model, score_layer_path)), "input", watch=False))
     _graph_of(model)  # fail now, not at the first call, for unsupported models
 
-    def activation_model(batch: Any, watch: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
-        return _run_capturing(model, chain, watch)(batch)
+    def activation_model(batch: Any, watch: Callable[[Any], None] | None = None) -> tuple[Any, ...]:
+        recorded, predictions = _run_capturing(model, captures, watch)(batch)
+        return (recorded[0], predictions, *recorded[1:])
 
     return activation_model
+
+
+# --- the score before the output activation -------------------------------------------
+
+
+def output_layer_path(model: Any) -> str | None:
+    """Path of the layer that produces the model's output (inside nested models), or None."""
+    path: list[str] = []
+    container = model
+    for _ in range(32):  # nesting is shallow; the bound only guards against cycles
+        outputs = getattr(container, "outputs", None) or []
+        if len(outputs) != 1:
+            return None
+        history = getattr(outputs[0], "_keras_history", None)
+        layer = getattr(history, "operation", None) if history else None
+        if layer is None or not any(layer is child for child in getattr(container, "layers", [])):
+            return None
+        path.append(layer.name)
+        if not _is_submodel(layer):
+            return "/".join(path)
+        container = layer
+    return None
+
+
+def has_pre_activation(layer: Any) -> bool:
+    """Whether `pre_activation` knows the layer (a Dense, a Softmax or an Activation layer)."""
+    return isinstance(layer, (keras.layers.Dense, keras.layers.Softmax, keras.layers.Activation))
+
+
+def pre_activation(layer: Any, received: Any) -> Any | None:
+    """The output layer's score before its softmax/sigmoid, from what it receives; None when
+    the layer is not one whose pre-activation the workbench knows (a Dense, a Softmax or an
+    Activation layer)."""
+    from keras import ops
+
+    if isinstance(layer, keras.layers.Dense):
+        score = ops.matmul(received, layer.kernel)
+        return score + layer.bias if layer.use_bias else score
+    if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+        return received
+    return None

@@ -34,7 +34,15 @@ def _dprob_dpooled(p: np.ndarray, dense_kernel: np.ndarray, target: int) -> np.n
     return dense_kernel.astype(np.float64) @ (p[target] * (onehot - p))
 
 
-def hand_image(image: np.ndarray, target: int | None = None, weights: dict | None = None) -> dict:
+def _dscore_dpooled(p: np.ndarray, dense_kernel: np.ndarray, target: int, score: str) -> np.ndarray:
+    # The pre-softmax score z_t = pooled @ W[:, t] + c_t has gradient W[:, t] (the paper's choice).
+    if score == "logit":
+        return dense_kernel.astype(np.float64)[:, target]
+    return _dprob_dpooled(p, dense_kernel, target)
+
+
+def hand_image(image: np.ndarray, target: int | None = None, weights: dict | None = None,
+               score: str = "logit") -> dict:
     """Forward and gradient of the tiny image CNN (conv -> relu -> GAP -> dense softmax)."""
     w = weights or tm.image_weights()
     x = image.astype(np.float64) / 255.0
@@ -44,13 +52,14 @@ def hand_image(image: np.ndarray, target: int | None = None, weights: dict | Non
         for j in range(6):
             acts[i, j] = np.tensordot(x[i : i + 3, j : j + 3, :], kernel, axes=3) + w["conv_bias"]
     pooled = np.maximum(acts, 0.0).mean(axis=(0, 1))
-    p = _softmax(pooled @ w["dense_kernel"].astype(np.float64) + w["dense_bias"])
+    z = pooled @ w["dense_kernel"].astype(np.float64) + w["dense_bias"]
+    p = _softmax(z)
     t = int(np.argmax(p)) if target is None else target
     # The ReLU passes gradient only where the conv output is positive; GAP divides by 36.
-    grads = _dprob_dpooled(p, w["dense_kernel"], t)[None, None, :] * (acts > 0) / 36.0
+    grads = _dscore_dpooled(p, w["dense_kernel"], t, score)[None, None, :] * (acts > 0) / 36.0
     weights_k = grads.mean(axis=(0, 1))
     weighted_sum = (acts * weights_k).sum(axis=-1)
-    return {"acts": acts, "grads": grads, "p": p, "target": t, "weights": weights_k,
+    return {"acts": acts, "grads": grads, "p": p, "z": z, "target": t, "weights": weights_k,
             "weighted_sum": weighted_sum, "cam": np.maximum(weighted_sum, 0.0)}
 
 
@@ -74,7 +83,7 @@ def expected_values(cam: np.ndarray) -> np.ndarray:
     return resized / resized.max() if resized.max() > 0 else np.zeros_like(resized)
 
 
-def hand_text(tokens: list[str], target: int | None = None) -> dict:
+def hand_text(tokens: list[str], target: int | None = None, score: str = "logit") -> dict:
     """Embedding -> Conv1D(k=3, same) -> GlobalMaxPooling1D -> Dense softmax, by hand."""
     w = tm.text_weights()
     length = tm.SEQUENCE_LENGTH
@@ -87,7 +96,7 @@ def hand_text(tokens: list[str], target: int | None = None) -> dict:
     t = int(np.argmax(p)) if target is None else target
     # Max pooling sends each channel's gradient to its arg-max position only.
     grads = np.zeros_like(acts)
-    grads[acts.argmax(axis=0), np.arange(acts.shape[1])] = _dprob_dpooled(p, w["dense_kernel"], t)
+    grads[acts.argmax(axis=0), np.arange(acts.shape[1])] = _dscore_dpooled(p, w["dense_kernel"], t, score)
     cam = np.maximum(acts @ grads.mean(axis=0), 0.0)
     return {"cam": cam, "p": p, "target": t}
 
@@ -215,7 +224,8 @@ def test_explanation_records_method_params_and_time(flat_model, images):
     for cls, variant in ((GradCAM, "gradcam"), (GradCAMPlusPlus, "gradcam++")):
         (explanation,) = cls(flat_model).explain(images[:1], seed=7)
         assert explanation.method == variant and explanation.modality is Modality.IMAGE
-        assert explanation.params == {"layer": "conv"} and explanation.extras["variant"] == variant
+        assert explanation.params == {"layer": "conv", "score": "logit"} and explanation.extras["variant"] == variant
+        assert explanation.extras["score"] == "logit"
         assert explanation.seed == 7 and explanation.seconds > 0
         assert explanation.model_name == "tiny-image" and explanation.model_version == "v1"
     assert GradCAM(flat_model).explain([]) == []
@@ -299,7 +309,7 @@ def test_layer_without_weights_upstream_still_has_gradients(flat_model, images):
         up, down = image.copy(), image.copy()
         up[position] += eps * 255
         down[position] -= eps * 255
-        numeric = (hand_image(up, target=1)["p"][1] - hand_image(down, target=1)["p"][1]) / (2 * eps)
+        numeric = (hand_image(up, target=1)["z"][1] - hand_image(down, target=1)["z"][1]) / (2 * eps)
         assert parts["gradients"][position] == pytest.approx(numeric, rel=1e-3, abs=1e-7)
 
 
@@ -407,3 +417,39 @@ def test_subclassed_models_are_not_supported():
     assert not GradCAM.supports(loaded)
     with pytest.raises(ValueError, match="subclassed models are not supported"):
         GradCAM(loaded)
+
+
+def test_the_probability_score_is_an_option_and_matches_its_hand_computation(flat_model, images):
+    explanations = GradCAM(flat_model, score="probability").explain(images)
+    for image, explanation in zip(images, explanations):
+        hand = hand_image(image, score="probability")
+        assert explanation.extras["score"] == "probability"
+        np.testing.assert_allclose(explanation.values, expected_values(hand["cam"]), atol=1e-5)
+
+
+def test_logit_and_probability_scores_give_different_maps_where_the_softmax_bends(flat_model, images):
+    # d p_t / d A mixes in every other class's weights (p_t (W_t - sum_j p_j W_j)); d z_t / d A does not.
+    logit = hand_image(images[0], target=2)
+    probability = hand_image(images[0], target=2, score="probability")
+    assert not np.allclose(logit["weights"] / np.abs(logit["weights"]).max(),
+                           probability["weights"] / np.abs(probability["weights"]).max(), atol=1e-3)
+
+
+def test_one_unit_heads_use_the_signed_logit(workspace):
+    """Sigmoid unit: class 1's score is z, class 0's is -z, so their channel weights are exact opposites."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((tm.IMAGE_SIZE, tm.IMAGE_SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(3, 3, name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="unit")(x)
+    model = tm.loaded_model_with_output(keras.Model(inputs, outputs), "sigmoid")
+    image = tm.random_images(1, seed=9)[0]
+    one = gradcam_parts(model, image, 1)
+    zero = gradcam_parts(model, image, 0)
+    assert one["score"] == zero["score"] == "logit"
+    np.testing.assert_allclose(one["gradients"], -zero["gradients"], atol=1e-7)
+    # With GAP and a linear conv, dz/dA is the unit's weight over the 36 positions, everywhere.
+    kernel = model.keras_model.get_layer("unit").kernel.numpy()[:, 0]
+    np.testing.assert_allclose(one["gradients"], np.broadcast_to(kernel / 36.0, one["gradients"].shape), rtol=1e-5)
+    np.testing.assert_allclose(one["probabilities"].sum(), 1.0, atol=1e-6)

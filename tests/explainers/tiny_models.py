@@ -235,6 +235,16 @@ def loaded_image_model(
                        keras_model=keras_model or flat_image_cnn())
 
 
+def loaded_model_with_output(keras_model: keras.Model, output_kind: str, *, name: str = "tiny-output") -> LoadedModel:
+    """An image model at the tiny size whose manifest records another output kind (e.g. "sigmoid")."""
+    classes = ("no", "yes") if output_kind in ("sigmoid", "binary-logit") else tuple(IMAGE_CLASSES)
+    manifest = Manifest(
+        modality=Modality.IMAGE, classes=classes, output={"kind": output_kind},
+        input=InputSpec(height=IMAGE_SIZE, width=IMAGE_SIZE, channels=3, rescales_inputs=True),
+    )
+    return LoadedModel(name=name, version="v1", manifest=manifest.to_dict(), keras_model=keras_model)
+
+
 def loaded_text_model(
     keras_model: keras.Model | None = None,
     *,

@@ -198,9 +198,9 @@ def test_gradcam_on_a_registered_nested_mobilenet_matches_the_definition(saved, 
     x = tf.constant(np.stack(images).astype("float32"))
     with tf.GradientTape() as tape:
         conv, features = inner(scale(x), training=False)
-        probs = head(pool(features))
-        targets = tf.argmax(probs, axis=1)
-        scores = tf.gather(probs, targets, axis=1, batch_dims=1)
+        logits = tf.matmul(pool(features), head.kernel) + head.bias  # the softmax head's pre-activation
+        targets = tf.argmax(logits, axis=1)
+        scores = tf.gather(logits, targets, axis=1, batch_dims=1)
     grads = tape.gradient(scores, conv).numpy()
     for i, explanation in enumerate(explanations):
         assert explanation.target == int(targets[i])
@@ -221,9 +221,9 @@ def test_gradcam_on_a_registered_sequential_cnn_matches_the_definition(saved, wo
     x = tf.constant(np.stack(images).astype("float32") / 255.0)  # the model was registered as wanting 0-1
     with tf.GradientTape() as tape:
         conv = last_conv(pool_a(conv_a(x)))
-        probs = softmax(logits(gap(conv)))
-        targets = tf.argmax(probs, axis=1)
-        scores = tf.gather(probs, targets, axis=1, batch_dims=1)
+        scores_all = logits(gap(conv))  # the input of the Softmax layer: the paper's pre-softmax score
+        targets = tf.argmax(softmax(scores_all), axis=1)
+        scores = tf.gather(scores_all, targets, axis=1, batch_dims=1)
     grads = tape.gradient(scores, conv).numpy()
     for i, explanation in enumerate(explanations):
         expected = _reference_cam(conv.numpy()[i], grads[i], (32, 32))
