@@ -809,6 +809,8 @@ def _localisation_figures(model: "LoadedModel", explanation: Explanation, input:
         figures["mask_mass"] = float(mask_mass(explanation.values, truth.mask))
         figures["mask_share"] = float(area_share(truth.mask))
         figures["pointing_game"] = float(pointing_game(explanation.values, truth.mask))
+        # A uniform map's score: the chance of hitting the (dilated) object by pointing at random.
+        figures["pointing_chance"] = float(pointing_game(np.ones(truth.mask.shape, np.float32), truth.mask))
     if truth.cue_mask is not None and np.any(truth.cue_mask):
         figures["cue_mass"] = float(cue_mass(explanation.values, truth.cue_mask))
         figures["cue_share"] = float(area_share(truth.cue_mask))

@@ -306,6 +306,8 @@ def test_trust_summary_reports_figures_and_a_verdict(region_setup):
     assert report.figures["mask_mass"] == pytest.approx(1.0)
     assert report.figures["mask_share"] == pytest.approx(16 / 64)
     assert report.figures["pointing_game"] == 1.0
+    # Chance: the 4 x 4 corner grown by the 1-pixel tolerance (a 3 x 3 cross) covers 5 x 5 - 1 pixels.
+    assert report.figures["pointing_chance"] == pytest.approx(24 / 64)
     assert report.sanity is None and "sanity_rank_correlation" not in report.figures
     flat = Explanation(method="flat", modality=Modality.IMAGE, target=0, target_label="cat",
                        values=np.ones((SIZE, SIZE)), model_name=model.name, model_version=model.version, seconds=0.0)

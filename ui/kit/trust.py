@@ -99,7 +99,9 @@ def _localisation_metric(column: Any, figures: dict[str, float]) -> None:
         column.metric("On the object", f"{figures['mask_mass']:.0%}",
                       delta=f"{figures['mask_mass'] - figures['mask_share']:+.0%} vs uniform",
                       help="Share of the map that lies on the object (uniform map: the object's share of the image). "
-                      f"Peak on the object: {'yes' if figures.get('pointing_game', 0) >= 0.5 else 'no'}.")
+                      f"Peak on the object: {'yes' if figures.get('pointing_game', 0) >= 0.5 else 'no'} "
+                      f"(a random point hits it, with the pointing game's tolerance, "
+                      f"{figures.get('pointing_chance', 0):.0%} of the time).")
     elif "rationale_overlap" in figures:
         column.metric("Top words that matter", f"{figures['rationale_overlap']:.0%}",
                       delta=f"{figures['rationale_overlap'] - figures['rationale_chance']:+.0%} vs chance",
