@@ -17,7 +17,7 @@ def test_realistic_rows_have_the_documented_keys(size):
     assert report["model"] == {"architecture": "mobilenetv2", "size": size, "classes": 10, "preprocessing": "-1..1",
                                "weights": "random (BatchNorm statistics from one batch)"}
     rows = {row["name"]: row for row in report["results"]}
-    assert set(rows) == {f"forward_{size}", f"gradcam_batch_{size}"}
+    assert set(rows) == {f"forward_{size}", f"gradcam_batch_{size}", f"shap_image_{size}", f"lime_image_{size}"}
     for row in rows.values():
         assert ROW_KEYS <= set(row)
         assert row["ours_s"] > 0 and row["reference_s"] > 0
@@ -34,6 +34,13 @@ def test_realistic_rows_have_the_documented_keys(size):
     assert details["images"] == 3 and details["forward_s"] > 0 and details["forward_target"] == 1.5
     assert details["ratio_to_forward"] == pytest.approx(gradcam["ours_s"] / details["forward_s"], rel=0.01)
     assert details["meets_forward_target"] == (details["ratio_to_forward"] <= 1.5)
+    for name, budget in (("shap_image", 500), ("lime_image", 1000)):
+        row = rows[f"{name}_{size}"]
+        assert -1.0 <= row["rank_correlation"] <= 1.0
+        details = row["details"]
+        assert details["budget"] == budget and 0 < details["evaluations_used"] <= budget
+        assert details["stopped"] in ("stable", "budget") and details["rounds"] == len(details["round_agreement"])
+        assert details["reference"]
 
 
 def test_realistic_options_are_checked(capsys):
