@@ -102,11 +102,8 @@ ROUNDS_FIELDS = ("evaluations_used", "budget", "rounds", "stopped")
 
 
 def _stopping(args: argparse.Namespace, params: dict) -> dict:
-    """SHAP and LIME run in rounds until the map is stable; --full-budget spends the whole budget.
-
-    The choice is always passed explicitly, so results cached before rounds existed (keyed
-    without it) are not served in place of a run that reports its evaluations.
-    """
+    """SHAP and LIME run in rounds until the map is stable (their default); --full-budget
+    spends the whole budget."""
     from explainers import registry
 
     takes_stopping = "stopping" in registry.params_class(args.method).specs()
@@ -114,7 +111,7 @@ def _stopping(args: argparse.Namespace, params: dict) -> dict:
         if not takes_stopping:
             raise WorkbenchError(f"--full-budget applies to methods that run in rounds (shap, lime), not {args.method}.")
         return dict(params, stopping="budget")
-    return dict({"stopping": "stable"}, **params) if takes_stopping else params
+    return params
 
 
 def _rounds_summary(extras) -> dict:
