@@ -1,0 +1,47 @@
+"""The README's deterministic trust targets, asserted on the shipped models with fixed seeds.
+
+`workbench evaluate` is seeded, so each figure is a fixed number for a given model file and
+n; these tests re-measure the README's ✅ rows on the first n clean test examples (fewer than
+the README's 200, to stay quick) and fail when a change to a model, a method or a metric
+makes a target regress. The queue's recall at 2N is asserted in tests/labels/test_queue.py.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from commandline.cli import main
+from models import store
+
+pytestmark = pytest.mark.slow
+
+
+def _evaluate(capsys, model: str, method: str, n: int) -> dict:
+    if model not in store.model_names():
+        pytest.fail(f"sample model {model} is missing from models/zoo; run `make zoo`")
+    assert main(["evaluate", "--model", model, "--method", method, "--n", str(n), "--sanity-n", "0",
+                 "--seed", "0", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_shapes_gradcam_localises_the_object(capsys, workspace):
+    result = _evaluate(capsys, "shapes", "gradcam", 60)
+    metrics, targets = result["metrics"], result["targets"]
+    assert targets["mask_mass_ratio"]["value"] >= 2.0  # README: mass on object ≥ 2× the object's share
+    assert metrics["pointing_game"]["mean"] >= 0.8  # README: pointing game ≥ 0.8
+    # The pointing game's chance level (a uniform map's score) is far below the figure.
+    assert metrics["pointing_game"]["random_mean"] < 0.35
+
+
+@pytest.mark.parametrize("model, method", [("shapes", "gradcam"), ("shapes", "gradcam++"), ("shapes", "lime"),
+                                           ("shapes", "shap"), ("headlines", "gradcam")])
+def test_deletion_is_below_the_random_order(model, method, capsys, workspace):
+    n = 60 if method.startswith("gradcam") else 12
+    deletion = _evaluate(capsys, model, method, n)["metrics"]["deletion_auc"]
+    assert deletion["mean"] < deletion["random_mean"]
+
+
+def test_the_shortcut_model_puts_its_attribution_on_the_corner_mark(capsys, workspace):
+    result = _evaluate(capsys, "shapes-shortcut", "gradcam", 60)
+    assert result["targets"]["cue_mass_ratio"]["passed"]  # ≥ 5× the mark's share of the image
