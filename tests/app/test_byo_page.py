@@ -17,7 +17,7 @@ from tests.models import tutorial_models as tm
 
 PAGE = "pages/bring_your_own.py"
 EXAMPLES = Path(__file__).resolve().parents[2] / "sample_data" / "examples"
-KINDS = ("binary_from_scratch", "mnist_convnet", "token_id_bilstm", "mobilenet_transfer")
+KINDS = tuple(tm.KINDS)  # every tutorial kind but the 95 MB ResNet50 (tests/models/test_model_io.py has it)
 QUESTION_KEYS = ("byo_classes", "byo_preprocessing", "byo_height", "byo_vocabulary")
 
 
@@ -88,6 +88,21 @@ def registered_home(registered, monkeypatch):
     """Later tests run in the workspace the page registered the models into."""
     monkeypatch.setenv("WORKBENCH_HOME", registered["home"])
     return registered
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_every_kind_is_registered_through_the_page_with_what_its_model_tells(registered, name):
+    kind, convention = tm.EXPECTED[name]
+    manifest = registered["manifests"][name]
+    assert manifest["output"] == {"kind": kind} and manifest["created_by"] == "app"
+    spec = manifest["input"]
+    if manifest["modality"] == "text":
+        assert spec.get("encoding", "strings") == convention
+    else:
+        assert spec["preprocessing"] == convention
+    # Only what the model cannot tell was asked.
+    expected_questions = {"mnist_convnet": {"byo_preprocessing"}, "token_id_bilstm": {"byo_vocabulary"}}
+    assert registered["seen"][name][1] == expected_questions.get(name, set())
 
 
 def test_binary_logit_model_is_registered_without_questions(registered):
