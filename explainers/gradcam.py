@@ -27,6 +27,7 @@ the token positions the model reads, normalised the same way.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -154,8 +155,19 @@ def _model_tensor(model: Any, inputs: Sequence[Any]) -> Any:
 
 
 LOGIT, PROBABILITY = "logit", "probability"
+_PASSES: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], _GradientPass]]" = weakref.WeakKeyDictionary()
 SCORES = {LOGIT: "the class score before softmax (the paper's choice)",
           PROBABILITY: "the class probability"}
+
+
+def _gradient_pass(model: Any, layer: str, score: str) -> _GradientPass:
+    """The pass for (model, layer, score), built once per loaded model: tracing a big model's
+    graph takes seconds, so every explainer on the same model shares the traced function."""
+    passes = _PASSES.setdefault(model, {})
+    key = (layer, score)
+    if key not in passes:
+        passes[key] = _GradientPass(model, layer, score)
+    return passes[key]
 
 
 class _GradientPass:
@@ -164,7 +176,10 @@ class _GradientPass:
     def __init__(self, model: Any, layer: str, score: str = LOGIT) -> None:
         import tensorflow as tf
 
-        keras_model, kind = model.keras_model, model.io.output_kind
+        # The traced function keeps the Keras model and its IO, never the LoadedModel itself,
+        # so the per-model cache (_PASSES, weakly keyed) lets a loaded model go.
+        keras_model, io = model.keras_model, model.io
+        kind = io.output_kind
         self.score = score
         score_path = None
         if score == LOGIT and kind in ("softmax", "sigmoid"):
@@ -179,7 +194,7 @@ class _GradientPass:
         def class_scores(raw: Any, received: Any) -> Any:
             """N x K scores the gradient is taken of."""
             if not use_logit:
-                return model.io.probabilities(raw)
+                return io.probabilities(raw)
             logits = raw if received is None else pre_activation(score_layer, received)
             return tf.concat([-logits, logits], axis=-1) if one_unit else logits
 
@@ -187,7 +202,7 @@ class _GradientPass:
         def run(tensor: Any, requested: Any) -> tuple[Any, Any, Any, Any]:
             with tf.GradientTape() as tape:
                 acts, raw, *received = activation_fn(tensor, watch=tape.watch)
-                probs = model.io.probabilities(raw)
+                probs = io.probabilities(raw)
                 predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
                 chosen = tf.where(requested >= 0, requested, predicted)
                 scores = tf.gather(class_scores(raw, received[0] if received else None), chosen, axis=1, batch_dims=1)
@@ -269,7 +284,7 @@ class _GradCAMBase(Explainer):
             self.layer = find_last_conv_layer(
                 model.keras_model, layer or model.info.gradcam_layer, modality=model.modality
             )
-            self._pass = _GradientPass(model, self.layer, self.settings.score)
+            self._pass = _gradient_pass(model, self.layer, self.settings.score)
         # Record the layer actually read, so the record reproduces it even if the card changes.
         self.settings = replace(self.settings, layer=self.layer)
 
@@ -374,7 +389,7 @@ def gradcam_parts(
         raise ValueError(f"unknown Grad-CAM variant {variant!r}; choose one of {', '.join(WEIGHTINGS)}")
     with model.lock:
         path = find_last_conv_layer(model.keras_model, layer or model.info.gradcam_layer, modality=model.modality)
-        gradient_pass = _GradientPass(model, path, score)
+        gradient_pass = _gradient_pass(model, path, score)
     requested = _requested_targets(None if target is None else [target], 1, len(model.classes))
     result = gradient_pass(model, [image], requested)
     weights = WEIGHTINGS[variant](result.gradients, result.activations)
