@@ -1,7 +1,8 @@
 """The method tabs of the Explain image page: one per method the registry offers, and Compare.
 
 Each tab body is a fragment: changing a method's settings reruns that tab alone, not the
-prediction above it or the other methods. Results come from the core (`api.explain_input`),
+prediction above it or the other methods. SHAP and LIME draw their first map after their first
+round and redraw it as the rounds refine it, with how many evaluations they used. Results come from the core (`api.explain_input`),
 cached per (model version, input, method, parameters, class, seed), so a repeat is instant.
 """
 from __future__ import annotations
@@ -13,8 +14,10 @@ import numpy as np
 import streamlit as st
 
 from explainers import render
+from foundation.types import Explanation
 from models.loaded import LoadedModel
 from ui import compare_views, kit, method_params, text_views
+from ui.kit.running import OnRound
 from workbench import api
 
 HOW_IT_WORKS = {
@@ -42,8 +45,10 @@ class ImageTask:
     alpha: float
     ground_truth: Any = None  # object / cue masks of a sample image, for the trust panel
 
-    def explain(self, chosen: method_params.MethodChoice, spinner: bool = True) -> api.ExplainedInput:
-        return kit.explain(self.model, chosen, self.model_input, self.target, self.ground_truth, spinner=spinner)
+    def explain(self, chosen: method_params.MethodChoice, spinner: bool = True,
+                on_round: OnRound | None = None) -> api.ExplainedInput:
+        return kit.explain(self.model, chosen, self.model_input, self.target, self.ground_truth, spinner=spinner,
+                           on_round=on_round)
 
 
 def _caption(task: ImageTask, chosen: method_params.MethodChoice, result: api.ExplainedInput) -> str:
@@ -64,10 +69,21 @@ def method_section(task: ImageTask, method: str) -> None:
         if signed:
             st.html(text_views.legend_html())
     with picture:
-        result = task.explain(chosen)
-        overlay = kit.overlay_image(task.display, result.explanation.values, alpha=task.alpha, signed=signed,
-                                    colormap=colormap)
-        st.image(overlay, caption=_caption(task, chosen, result), width=360)
+        # SHAP and LIME run in rounds: each round redraws this slot, the first map comes after the first one.
+        slot = st.empty()
+
+        def draw(explanation: Explanation, caption: str) -> None:
+            overlay = kit.overlay_image(task.display, explanation.values, alpha=task.alpha, signed=signed,
+                                        colormap=colormap)
+            with slot.container():
+                st.image(overlay, caption=caption, width=360)
+                progress = kit.rounds_caption(explanation)
+                if progress:
+                    st.caption(progress)
+
+        partial_caption = f"{chosen.title} for “{task.target_md}”"
+        result = task.explain(chosen, on_round=lambda _, partial: draw(partial, partial_caption))
+        draw(result.explanation, _caption(task, chosen, result))
     if signed:
         st.caption(f"Settings: {chosen.describe()}.")
     kit.explanation_footer(result, key=f"trust_{method}")

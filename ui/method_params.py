@@ -13,7 +13,8 @@ rendering their widgets. Widgets get their defaults from session state (`keep_st
 never from a `value=` argument, which would clash with that.
 
 Session-state keys: `{page}_{method}_{parameter}` (e.g. "image_shap_max_evals"),
-`{page}_{method}_seed` for seeded methods; the Grad-CAM variant keeps "cam_method".
+`{page}_{method}_seed` for seeded methods; the Grad-CAM variant keeps "cam_method";
+`{page}_{method}_stopping` is SHAP's and LIME's "Full budget (reproducible)" checkbox (a bool).
 Running the chosen method is `ui.kit.running.explain`.
 """
 from __future__ import annotations
@@ -38,6 +39,11 @@ _PAGE_DEFAULTS: dict[str, dict[str, Any]] = {"image": {"colormap": "jet"}, "text
 # The setting that picks between a method and its variants (Grad-CAM's keeps its old name).
 _VARIANT_SETTINGS = {"gradcam": "cam_method"}
 _VARIANT_LABELS = {"image": "Method", "text": "Variant"}
+# Parameters declared for the CLI and API only that the pages offer all the same, as one checkbox
+# that picks the given value: when SHAP and LIME stop ("Full budget (reproducible)" -> stopping="budget";
+# unticked, the rounds stop once the map is stable). Unticked, the value is left out of the call, as
+# the CLI does, so the recorded parameters and cached results stay as they were.
+PAGE_OFFERED = {"stopping": "budget"}
 # The Grad-CAM widgets of the image page keep the keys they had before the other methods came.
 _PLAIN_KEYS = {("image", "cam_method"): "cam_method", ("image", "colormap"): "colormap"}
 
@@ -62,6 +68,12 @@ def _shown(method: str, modality: Modality) -> dict[str, Spec]:
     """The parameters a page offers for a method: declared as shown, and applying to its modality."""
     return {name: spec for name, spec in _params_class(method).specs().items()
             if spec.shown and spec.applies_to(modality)}
+
+
+def _offered(method: str, modality: Modality) -> dict[str, Spec]:
+    """The method's hidden parameters the page offers as a checkbox (PAGE_OFFERED)."""
+    return {name: spec for name, spec in _params_class(method).specs().items()
+            if name in PAGE_OFFERED and spec.applies_to(modality)}
 
 
 def _variant_setting(method: str) -> str:
@@ -98,6 +110,7 @@ def _defaults(prefix: str) -> dict[str, Any]:
             defaults[_variant_setting(name)] = name
         declared = cls.Params.defaults(modality)
         defaults.update({f"{name}_{field}": declared[field] for field in _shown(name, modality)})
+        defaults.update({f"{name}_{field}": False for field in _offered(name, modality)})  # checkbox unticked
         if cls.Params.seeded:
             defaults[f"{name}_seed"] = 0
     return defaults
@@ -146,6 +159,8 @@ def choice(prefix: str, method: str) -> MethodChoice:
     values = {name: spec.check(name, value(prefix, f"{method}_{name}")) for name, spec in shown.items()}
     # Only what matters for these values (no SLIC segment count with quickshift), as the result records.
     params = {name: v for name, v in values.items() if _applies(shown[name], values)}
+    params.update({name: PAGE_OFFERED[name] for name in _offered(method, _modality(prefix))
+                   if value(prefix, f"{method}_{name}") is True})
     seed = int(value(prefix, f"{method}_seed")) if params_class.seeded else 0
     return MethodChoice(method, params, seed)
 
@@ -183,6 +198,9 @@ def widgets(prefix: str, method: str) -> MethodChoice:
     for row in range(0, len(cells), 2):
         for column, (name, spec) in zip(st.columns(2), cells[row : row + 2]):
             _render_field(column, prefix, method, name, spec)
+    for name, spec in _offered(method, _modality(prefix)).items():
+        label = (spec.choices or {}).get(PAGE_OFFERED[name], spec.label)
+        st.checkbox(label, key=key(prefix, f"{method}_{name}"), help=spec.help)
     return choice(prefix, method)
 
 

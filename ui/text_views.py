@@ -1,5 +1,6 @@
 """The Explain text page's views: highlighted words, the legend, the strongest-words chart,
 and the method and Compare tabs (each a fragment, so a method's settings rerun it alone).
+SHAP and LIME redraw the highlighted words after each of their rounds, with the evaluations used.
 
 Everything a user or a dataset wrote (the text, class names) is escaped before it reaches
 HTML: the highlighted text comes from `render.token_html`, which escapes every word and
@@ -23,6 +24,7 @@ from foundation.types import Explanation
 from models.loaded import LoadedModel
 from ui import kit, method_params
 from ui.compare_views import agreement_table, normalised
+from ui.kit.running import OnRound
 from ui.method_params import MethodChoice
 from workbench import api
 
@@ -114,16 +116,31 @@ class TextTask:
     def target_md(self) -> str:
         return markdown_literal(self.model.classes[self.target])
 
-    def explain(self, chosen: MethodChoice, spinner: bool = True) -> api.ExplainedInput:
-        return kit.explain(self.model, chosen, self.text, self.target, self.rationale, spinner=spinner)
+    def explain(self, chosen: MethodChoice, spinner: bool = True, on_round: OnRound | None = None) -> api.ExplainedInput:
+        return kit.explain(self.model, chosen, self.text, self.target, self.rationale, spinner=spinner,
+                           on_round=on_round)
 
 
 @st.fragment
 def method_section(task: TextTask, method: str) -> None:
     """One method's settings, highlighted words and strongest-words chart, trust and report below."""
     chosen = method_params.widgets("text", method)
-    result = task.explain(chosen)
-    show_token_explanation(result.explanation, task.words, key=f"text_bars_{method}")
+    # SHAP and LIME run in rounds: each round redraws this slot (the words only; the chart comes with the last).
+    slot = st.empty()
+
+    def draw_partial(_: int, partial: Explanation) -> None:
+        with slot.container():
+            if task.words:
+                st.html(f'<div style="font-size:1.15em">{highlighted_html(task.words, partial.values)}</div>'
+                        + legend_html())
+            st.caption(kit.rounds_caption(partial) or "refining…")
+
+    result = task.explain(chosen, on_round=draw_partial)
+    with slot.container():
+        show_token_explanation(result.explanation, task.words, key=f"text_bars_{method}")
+        progress = kit.rounds_caption(result.explanation)
+        if progress:
+            st.caption(progress)
     st.caption(f"{chosen.describe()} · for “{task.target_md}” · {result.caption()}. "
                "Orange words pushed the model towards this class, blue words away from it; "
                "hover a word for its value.")

@@ -9,10 +9,11 @@ report sections. `compare` does the same for several methods on one input. Pages
 """
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -68,18 +69,24 @@ def explain(
     *,
     seed: int = 0,
     use_cache: bool = True,
+    on_round: Callable[[int, Explanation], None] | None = None,
     **params: Any,
 ) -> list[Explanation]:
     """Explain a batch with a registered method (images are brought to the model's input first).
 
     `use_cache=False` computes afresh and leaves target choice to the method itself: what the
-    benchmarks time, so they measure the method and not the cache.
+    benchmarks time, so they measure the method and not the cache. `on_round(round_index,
+    partial_explanation)` is handed to a method that runs in rounds (SHAP, LIME), so a page can
+    draw the first map and refine it; it is not called for a cached result.
     """
     cls = explainer_class(model, method)
     if model.modality is Modality.IMAGE:
         inputs = list(prepare_images(model, inputs))
+    # Only methods in rounds (SHAP, LIME) take the hook; Grad-CAM answers in one pass.
+    takes_hook = on_round is not None and "on_round" in inspect.signature(cls.explain).parameters
+    hook = {"on_round": on_round} if takes_hook else {}
     if not use_cache:
-        return cls(model, **params).explain(list(inputs), targets, seed=seed)
+        return cls(model, **params).explain(list(inputs), targets, seed=seed, **hook)
     if targets is None:
         targets = [int(i) for i in model.predict_proba(inputs).argmax(axis=1)]
     targets = [int(t) for t in targets]
@@ -90,7 +97,7 @@ def explain(
 
     def compute(indices: list[int]) -> list[Explanation]:
         explainer = cls(model, **params)
-        return explainer.explain([inputs[i] for i in indices], [targets[i] for i in indices], seed=seed)
+        return explainer.explain([inputs[i] for i in indices], [targets[i] for i in indices], seed=seed, **hook)
 
     return cache.EXPLANATIONS.get_or_compute_batch(keys, compute)
 
@@ -165,13 +172,14 @@ def explain_input(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     ground_truth: Any = None,
+    on_round: Callable[[int, Explanation], None] | None = None,
 ) -> ExplainedInput:
     """Explain one input (an image at any size, or a cleaned text) with one method for one class
-    (the predicted one when None)."""
+    (the predicted one when None); `on_round` sees each partial map of a method in rounds."""
     model_input = prepare_input(model, item)
     started = time.perf_counter()
     explanation = explain(model, method, [model_input], None if target is None else [int(target)], seed=seed,
-                          **(params or {}))[0]
+                          on_round=on_round, **(params or {}))[0]
     return ExplainedInput(model, explanation, model_input, as_ground_truth(ground_truth),
                           time.perf_counter() - started)
 

@@ -1,4 +1,5 @@
 """AppTest of the Explain image page: a dataset sample, an upload, a refused upload."""
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,40 @@ def test_gradcam_tab_says_why_it_is_unavailable(dense_app):
     _open_tab(dense_app, "Compare")  # the comparison runs the methods that can run
     assert [c.split(" · ")[0] for c in _image_captions(dense_app)[1:]] == ["SHAP", "LIME"]
     assert not dense_app.info
+
+
+# --- SHAP in rounds -------------------------------------------------------------------------------
+
+ROUNDS_CAPTION = re.compile(r"^(refining…|stable after|full budget:)")
+
+
+def _rounds_captions(at) -> list[str]:
+    return [c.value for c in at.caption if ROUNDS_CAPTION.match(c.value)]
+
+
+def _latest(method: str):
+    """The explanation the page just drew: the most recently used cache entry of the method."""
+    from workbench import cache
+
+    return [e for e in cache.EXPLANATIONS._items.values() if e.method == method][-1]
+
+
+def test_shap_tab_says_how_many_evaluations_the_rounds_used_and_offers_the_full_budget(app):
+    _open_tab(app, "SHAP")
+    extras = _latest("shap").extras
+    assert extras["budget"] == 500 and extras["stopped"] in {"stable", "budget"}
+    used = extras["evaluations_used"]
+    if extras["stopped"] == "stable":
+        expected = f"stable after {used} of 500 evaluations"
+    else:
+        expected = "full budget: 500 evaluations" if used == 500 else f"full budget: {used} of 500 evaluations"
+    assert _rounds_captions(app) == [expected]
+    assert 0 < used <= 500
+    # The full budget, for a reproducible report: every round runs.
+    app.checkbox(key="image_shap_stopping").check().run()
+    assert not app.exception, app.exception
+    full = _latest("shap").extras
+    assert full["stopped"] == "budget" and full["rounds"] == 1 and full["evaluations_used"] >= used
+    [caption] = _rounds_captions(app)
+    assert caption.startswith("full budget: ") and f"{full['evaluations_used']}" in caption
+    assert any("full budget" in c.value for c in app.caption if c.value.startswith("Settings: "))

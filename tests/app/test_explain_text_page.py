@@ -129,3 +129,30 @@ def test_identical_headlines_keep_their_own_rationale():
     at.selectbox(key="text_sample").set_value(1).run()
     assert not at.exception, at.exception
     assert at.markdown[0].value == "Acme beats forecasts | 1 | forecasts"  # not the first row's words
+
+
+@pytest.mark.parametrize("view, method, budget", [("LIME", "lime", 500), ("SHAP", "shap", 120)])
+def test_methods_in_rounds_say_how_many_evaluations_they_used_and_offer_the_full_budget(view, method, budget):
+    from workbench import cache
+
+    def latest():  # the explanation the page just drew: the most recently used cache entry of the method
+        return [e for e in cache.EXPLANATIONS._items.values() if e.method == method][-1]
+
+    at = _type(_app(text_view=view), "Acme shares soar after record profit")
+    extras = latest().extras
+    used = extras["evaluations_used"]
+    assert extras["budget"] == budget and 0 < used <= budget
+    rounds = [c.value for c in at.caption if c.value.startswith(("stable after", "full budget:"))]
+    if extras["stopped"] == "stable":
+        assert rounds == [f"stable after {used} of {budget} evaluations"]
+    else:
+        assert rounds == [f"full budget: {used} evaluations" if used == budget
+                          else f"full budget: {used} of {budget} evaluations"]
+    at.checkbox(key=f"text_{method}_stopping").check().run()
+    assert not at.exception, at.exception
+    full = latest().extras
+    assert full["stopped"] == "budget" and full["rounds"] == 1
+    [caption] = [c.value for c in at.caption if c.value.startswith(("stable after", "full budget:"))]
+    assert caption.startswith("full budget: ") and str(full["evaluations_used"]) in caption
+    assert "full budget" in _captions(at)  # the settings line says so too
+    assert len(_highlighted(at)) == 1  # the partial maps were replaced, not stacked

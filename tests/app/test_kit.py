@@ -53,3 +53,25 @@ def test_explanation_footer_shows_trust_then_the_report_button():
     at.toggle(key="kit_on").set_value(False).run()  # trust off: the report still downloads
     assert not any("Can I trust" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 1
+
+
+def test_rounds_caption_follows_the_explanations_record():
+    import numpy as np
+
+    from foundation.types import Explanation, Modality
+    from ui import kit
+
+    def explained(**extras):
+        return Explanation(method="shap", modality=Modality.IMAGE, target=0, target_label="cat",
+                           values=np.zeros((2, 2), np.float32), model_name="m", model_version="v1", seconds=0.0,
+                           extras=extras)
+
+    assert kit.rounds_caption(explained()) is None  # Grad-CAM, or a result cached before rounds existed
+    assert kit.rounds_caption(explained(stopped="refining", evaluations_used=200, budget=500)) == \
+        "refining… (200 of 500 evaluations)"
+    assert kit.rounds_caption(explained(stopped="stable", evaluations_used=300, budget=500)) == \
+        "stable after 300 of 500 evaluations"
+    assert kit.rounds_caption(explained(stopped="budget", evaluations_used=500, budget=500)) == \
+        "full budget: 500 evaluations"
+    assert kit.rounds_caption(explained(stopped="budget", evaluations_used=2400, budget=5000)) == \
+        "full budget: 2,400 of 5,000 evaluations"

@@ -95,3 +95,22 @@ def test_tabs_follow_the_explainers_declared_order_and_page_flag(model, monkeypa
     assert [t.method for t in api.method_tabs(model)] == ["shap", "gradcam", "lime"]
     monkeypatch.setattr(shap_cls, "on_pages", False)
     assert [t.method for t in api.method_tabs(model)] == ["gradcam", "lime"]
+
+
+def test_on_round_sees_each_partial_map_of_a_method_in_rounds_and_never_a_cached_one(model):
+    image = tiny_models.random_images(1, seed=11)[0]
+    seen = []
+    result = api.explain_input(model, "shap", image, target=0, params={"max_evals": 400},
+                               on_round=lambda index, partial: seen.append((index, partial)))
+    extras = result.explanation.extras
+    assert [index for index, _ in seen] == list(range(extras["rounds"]))
+    assert [p.extras["stopped"] for _, p in seen[:-1]] == ["refining"] * (len(seen) - 1)
+    assert seen[-1][1].extras["stopped"] == extras["stopped"] in {"stable", "budget"}
+    assert all(p.values.shape == (SIZE, SIZE) for _, p in seen)
+    np.testing.assert_array_equal(seen[-1][1].values, result.explanation.values)
+    again = []
+    api.explain_input(model, "shap", image, target=0, params={"max_evals": 400}, on_round=lambda *a: again.append(a))
+    assert again == []  # from the cache: drawn at once
+    # A method in one pass ignores the hook; the callers without it work as before.
+    assert api.explain_input(model, "gradcam", image, on_round=lambda *a: again.append(a)).explanation.method
+    assert again == []
