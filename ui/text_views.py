@@ -82,12 +82,15 @@ def legend_html() -> str:
     return render.diverging_legend_html(*LEGEND)
 
 
-def show_token_explanation(explanation: Explanation, words: Sequence[str], *, key: str) -> None:
-    """Highlighted text with its legend, then the strongest-words chart."""
+def show_token_explanation(explanation: Explanation, words: Sequence[str], *, key: str, note: str | None = None) -> None:
+    """Highlighted text with its legend (and a note under it, such as how far the rounds got),
+    then the strongest-words chart."""
     if not words:
         st.info("None of these words is in the model's vocabulary view of the text, so there is nothing to colour.")
         return
     st.html(f'<div style="font-size:1.15em">{highlighted_html(words, explanation.values)}</div>' + legend_html())
+    if note:
+        st.caption(note)
     st.plotly_chart(strongest_words_figure(words, explanation.values), key=key, width="stretch")
 
 
@@ -137,10 +140,8 @@ def method_section(task: TextTask, method: str) -> None:
 
     result = task.explain(chosen, on_round=draw_partial)
     with slot.container():
-        show_token_explanation(result.explanation, task.words, key=f"text_bars_{method}")
-        progress = kit.rounds_caption(result.explanation)
-        if progress:
-            st.caption(progress)
+        show_token_explanation(result.explanation, task.words, key=f"text_bars_{method}",
+                               note=kit.rounds_caption(result.explanation))
     st.caption(f"{chosen.describe()} · for “{task.target_md}” · {result.caption()}. "
                "Orange words pushed the model towards this class, blue words away from it; "
                "hover a word for its value.")
