@@ -56,12 +56,13 @@ from explainers.perturb import (
 from explainers.registry import register
 from explainers.rounds import (
     LIME_FIRST_ROUND,
-    STOPPING_LABELS,
     MemoForward,
+    OnRound,
     RoundResult,
     fixed_record,
     round_budgets,
     run_rounds,
+    stopping_param,
 )
 from foundation.types import Explanation, Modality
 
@@ -284,15 +285,8 @@ class LIMEParams(MethodParams):
         by_modality={Modality.IMAGE: IMAGE_KERNEL_WIDTH, Modality.TEXT: TEXT_KERNEL_WIDTH},
         help="How fast a sample's weight falls with its distance from the input (LIME's default).",
     )
-    stopping: str = param(
-        "stable", str, "Stop", choices=STOPPING_LABELS, shown=False,
-        help="Run in rounds of growing sample counts and stop once the map stops changing, "
-             "or always spend the full budget (reproducible reports).",
-        summary={"budget": "full budget"},
-    )
+    stopping: str = stopping_param("sample counts")
 
-
-OnRound = Callable[[int, Explanation], None]
 
 
 @register

@@ -26,12 +26,28 @@ from typing import Any, Callable
 
 import numpy as np
 
+from foundation.types import Explanation
+
 TOP_FRACTION = 0.1
 STABLE_IOU = 0.9
 STABLE_SPEARMAN = 0.95
 SHAP_FIRST_ROUND = 100
 LIME_FIRST_ROUND = 150
 STOPPING_LABELS = {"stable": "When the map is stable", "budget": "Full budget (reproducible)"}
+# The page's callback: (round index, the explanation so far).
+OnRound = Callable[[int, Explanation], None]
+
+
+def stopping_param(what_grows: str) -> Any:
+    """The `stopping` parameter SHAP and LIME declare alike ("stable" or "budget")."""
+    from explainers.params import param
+
+    return param(
+        "stable", str, "Stop", choices=STOPPING_LABELS, shown=False,
+        help=f"Run in rounds of growing {what_grows} and stop once the map stops changing, "
+             "or always spend the full budget (reproducible reports).",
+        summary={"budget": "full budget"},
+    )
 
 
 # --- agreement between two maps ---------------------------------------------------------

@@ -46,12 +46,13 @@ from explainers.perturb import (
 from explainers.registry import register
 from explainers.rounds import (
     SHAP_FIRST_ROUND,
-    STOPPING_LABELS,
     MemoForward,
+    OnRound,
     RoundResult,
     fixed_record,
     round_budgets,
     run_rounds,
+    stopping_param,
 )
 from foundation.types import Explanation, Modality
 
@@ -166,15 +167,8 @@ class SHAPParams(MethodParams):
     batch_size: int | None = param(
         None, int, "Batch size", minimum=1, maximum=100_000, optional=True, shown=False, help=BATCH_SIZE_HELP,
     )
-    stopping: str = param(
-        "stable", str, "Stop", choices=STOPPING_LABELS, shown=False,
-        help="Run in rounds of growing budget and stop once the map stops changing, "
-             "or always spend the full budget (reproducible reports).",
-        summary={"budget": "full budget"},
-    )
+    stopping: str = stopping_param("budget")
 
-
-OnRound = Callable[[int, Explanation], None]
 
 
 @register
