@@ -397,6 +397,7 @@ def bench_gradcam(model: Any, images: np.ndarray, repeats: int) -> Result:
     prepared = api.prepare_images(model, images)
     layer_path = api.gradcam_layer(model)
     flat = flattened_equivalent(model.keras_model, prepared[:8])
+    flat.layers[-1].activation = None  # the keras.io recipe: "Remove last layer's softmax" (a copy's layer)
     layer_name = layer_path.split("/")[-1]
 
     def reference() -> list[np.ndarray]:
