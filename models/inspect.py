@@ -187,11 +187,6 @@ def output_kind(keras_model: Any) -> tuple[str, int]:
     )
 
 
-def output_count(keras_model: Any) -> int:
-    """Number of classes the model tells apart (2 for a one-unit binary head)."""
-    return output_kind(keras_model)[1]
-
-
 def output_activation(keras_model: Any) -> str | None:
     """The activation the output layer applies: "softmax", "sigmoid", "linear", ... (None when unknown)."""
     import keras
@@ -205,10 +200,6 @@ def output_activation(keras_model: Any) -> str | None:
     if isinstance(activation, dict):  # a serialised activation object
         activation = activation.get("config", {}).get("name") or activation.get("class_name")
     return None if activation is None else str(activation)
-
-
-def ends_in_softmax(keras_model: Any) -> bool:
-    return output_activation(keras_model) == "softmax"
 
 
 def _output_layer(keras_model: Any) -> Any:
