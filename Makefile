@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test
 # Rebuild the shipped sample models from the shipped/generated data (a few minutes on 2 cores).
 zoo: $(VENV)/.installed
 	$(VENV)/bin/workbench train --all --out models/zoo
+	$(VENV)/bin/workbench train --all --noisy --out models/zoo
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/workbench bench --json

@@ -5,7 +5,7 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from foundation.types import Modality
 from models import training
@@ -29,13 +29,22 @@ INTENDED_USE = {
 }
 
 
+NOISY_SPLIT = "train_noisy"
+NOISY_SUFFIX = "-noisy"
+
+
+def noisy_twin(name: str) -> str:
+    """The name of a sample model's twin trained on the flipped-label copy of its data."""
+    return f"{name}{NOISY_SUFFIX}"
+
+
 def _build(name: str, config: training.TrainConfig, out_root: Path, backbone_path: Path | None,
-           callbacks: list[Any]) -> tuple[Any, dict[str, Any]]:
+           callbacks: list[Any], split: str = "train") -> tuple[Any, dict[str, Any]]:
     import sample_data
 
     spec = SAMPLE_MODELS[name]
     dataset_name = spec["dataset"]
-    train = training._limited(sample_data.load(dataset_name, "train"), config.limit)
+    train = training._limited(sample_data.load(dataset_name, split), config.limit)
     val = sample_data.load(dataset_name, "val")
     if spec["recipe"] == "scratch":
         model = training.train_image_from_scratch(train, val, config, callbacks)
@@ -58,9 +67,14 @@ def train_sample(
     backbone_path: Path | None = None,
     callbacks: list[Any] | None = None,
     log: Callable[[str], None] = lambda _: None,
+    noisy: bool = False,
 ) -> Manifest:
     """Train one sample model, evaluate on the clean test split, write model + manifest.
 
+    noisy: train on `train_noisy` (about 5 % of labels flipped) instead, as a user's own model
+    learns from labels nobody has reviewed yet, and write it as `<name>-noisy`. The review
+    queue of the sample data is ranked with these twins (see `review_model_name`): a model
+    that learned the clean labels of the very examples it audits finds the flips too easily.
     Returns the manifest as written (with the file's sha256); `to_dict()` is the JSON on disk.
     """
     import keras
@@ -74,7 +88,8 @@ def train_sample(
         config = recipe_config(name)
     start = time.perf_counter()
     log(f"training {name} ...")
-    model, info = _build(name, config, out_root, backbone_path, list(callbacks or []))
+    split = NOISY_SPLIT if noisy else "train"
+    model, info = _build(name, config, out_root, backbone_path, list(callbacks or []), split)
     test = sample_data.load(info["dataset"], "test")
     modality = sample_data.modality(info["dataset"])
     vectorize = model.get_layer("vectorize") if modality is Modality.TEXT else None
@@ -82,33 +97,58 @@ def train_sample(
     seconds = round(time.perf_counter() - start, 1)  # training and the clean test/val evaluation
     if name == "shapes-shortcut":
         measured["test_nocue"] = training.evaluate(model, sample_data.load(info["dataset"], "test_nocue"))
+    written_name = noisy_twin(name) if noisy else name
     manifest = Manifest(
-        name=name,
+        name=written_name,
         version="v1",
         modality=modality,
         classes=tuple(test.classes),
         input=training.input_spec(modality, model),
         dataset=info["dataset"],
-        lineage=Lineage(parent=None, data_hash=sample_data.dataset_hash(info["train"]), labels_changed=0),
+        lineage=Lineage(parent=None, data_hash=sample_data.dataset_hash(info["train"]), labels_changed=0,
+                        train_split=split if noisy else None),
         recipe=info["recipe"],
-        intended_use=INTENDED_USE[name],
+        intended_use=_noisy_use(name) if noisy else INTENDED_USE[name],
         metrics=Metrics.from_dict(measured),
-        training=Training(config=training.config_dict(config), seconds=seconds, command=f"workbench train {name}"),
+        training=Training(config=training.config_dict(config), seconds=seconds,
+                          command=f"workbench train {name}" + (" --noisy" if noisy else "")),
         created_at=now_iso(),
         created_by="workbench train",
         software={"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
         vocabulary_size=None if vectorize is None else len(vectorize.get_vocabulary()),
         gradcam_layer=None if vectorize is not None else "backbone/" + model.get_layer("backbone").layers[-1].name,
     )
-    folder = out_root / name
+    folder = out_root / written_name
     folder.mkdir(parents=True, exist_ok=True)
     if vectorize is not None:
         from foundation.atomic import write_json_atomic
 
         write_json_atomic(folder / "vocabulary.json", vectorize.get_vocabulary())
     manifest = save_model_folder(model, manifest, folder)
-    log(f"{name}: test accuracy {manifest.metrics.test.accuracy:.4f} ({manifest.training.seconds} s)")
+    log(f"{written_name}: test accuracy {manifest.metrics.test.accuracy:.4f} ({manifest.training.seconds} s)")
     return manifest
+
+
+def _noisy_use(name: str) -> str:
+    dataset = SAMPLE_MODELS[name]["dataset"]
+    return (f"The {name} recipe trained on the train_noisy split of {dataset} (about 5 % of labels flipped), "
+            "as your own model learns from labels nobody has reviewed yet. The Review page and "
+            f"`workbench audit` rank the labels of {dataset} with it.")
+
+
+def review_model_name(model_name: str, split: str, available: Sequence[str]) -> str:
+    """The model whose features should rank `split` of a sample model's data.
+
+    The shipped sample models learned from the clean labels of `train`, which are the very
+    examples `train_noisy` holds; their features already separate the true classes, so they
+    find the flipped labels too easily. When the model's noisy twin is in `available`, the
+    queue is ranked with the twin instead: the honest setting of a model trained on the labels
+    under review. Any other model (a user's, a retrained version, a twin) is used as given.
+    """
+    twin = noisy_twin(model_name)
+    if split == NOISY_SPLIT and model_name in SAMPLE_MODELS and twin in available:
+        return twin
+    return model_name
 
 
 def recipe_config(name: str) -> training.TrainConfig:

@@ -51,9 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
     written = []  # the manifests as written to disk: --json prints their JSON
     for name in names:
-        written.append(samples.train_sample(name, out, config, log=log))
+        written.append(samples.train_sample(name, out, config, log=log, noisy=args.noisy))
         if not args.json:
-            print(f"{name}: test accuracy {written[-1].metrics.test.accuracy:.4f} -> {out / name}")
+            print(f"{written[-1].name}: test accuracy {written[-1].metrics.test.accuracy:.4f} -> {out / written[-1].name}")
     if args.json:
         as_json = [manifest.to_dict() for manifest in written]
         _print_json(as_json if len(as_json) > 1 else as_json[0])
@@ -140,6 +140,9 @@ def register(sub) -> None:
     train.add_argument("--out", default="models/zoo", help="output folder (default models/zoo)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
+    train.add_argument("--noisy", action="store_true",
+                       help="train on train_noisy (~5%% flipped labels) and write <name>-noisy, the model the "
+                            "review queue of the sample data uses")
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=cmd_train)
 

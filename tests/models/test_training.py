@@ -109,3 +109,29 @@ def test_models_expecting_unit_pixels_are_trained_on_unit_pixels():
     x = training.as_model_input(data, scale)
     assert x.max() <= 1.0 and x.max() > 0.5  # the digits use the full byte range
     np.testing.assert_allclose(x * 255.0, training.as_model_input(data), rtol=1e-5)
+
+
+def test_the_noisy_twin_learns_the_flipped_labels_and_says_so(trained):
+    out, _ = trained
+    manifest = samples.train_sample("headlines", out, samples.quick_config(), noisy=True)
+    assert manifest.name == "headlines-noisy" and (out / "headlines-noisy" / "model.keras").is_file()
+    assert manifest.lineage.train_split == "train_noisy"
+    noisy = sample_data.load("headlines", "train_noisy")
+    clean = sample_data.load("headlines", "train")
+    limit = samples.quick_config().limit
+    # It trained on the flipped labels: the hash is that of the noisy split, not of the clean one.
+    assert manifest.lineage.data_hash == sample_data.dataset_hash(samples.training._limited(noisy, limit))
+    assert manifest.lineage.data_hash != sample_data.dataset_hash(samples.training._limited(clean, limit))
+    assert manifest.training.command == "workbench train headlines --noisy"
+    assert "train_noisy" in manifest.intended_use
+    # It is scored on the clean test split, like every sample model.
+    assert manifest.metrics.test.n == len(sample_data.load("headlines", "test"))
+
+
+def test_the_review_queue_uses_the_noisy_twin_only_for_the_noisy_split():
+    available = ["digits", "digits-noisy", "headlines", "mine"]
+    assert samples.review_model_name("digits", "train_noisy", available) == "digits-noisy"
+    assert samples.review_model_name("digits", "train", available) == "digits"  # the clean split: as given
+    assert samples.review_model_name("headlines", "train_noisy", available) == "headlines"  # no twin shipped
+    assert samples.review_model_name("digits-noisy", "train_noisy", available) == "digits-noisy"
+    assert samples.review_model_name("mine", "train_noisy", available + ["mine-noisy"]) == "mine"  # users' models as given
