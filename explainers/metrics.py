@@ -4,12 +4,15 @@ Pure and batched: numpy in, numpy or small dataclasses out; no streamlit.
 
 Faithfulness (deletion / insertion, after Petsiuk et al. 2018, "RISE")
     Order the input's pixels (or tokens) from most to least important by the
-    explanation. *Deletion* replaces them, in that order, by a baseline (a blurred copy
-    of the image; for text the token is removed) and records the model's probability for
+    explanation. *Deletion* replaces them, in that order, by a baseline (images: a blurred
+    copy of the image, its mean colour, uniform noise or black; text: the token is removed
+    or replaced by a mask token the model reads as unknown) and records the model's probability for
     the explained class after each step; *insertion* starts from the baseline and puts
     them back. A faithful explanation makes the deletion curve fall fast (small area)
     and the insertion curve rise fast (large area). The same curves with a seeded random
-    order are the reference: an explanation is only informative where it beats them.
+    order, against the same baseline, are the reference: an explanation is only informative
+    where it beats them. Blur and removal are close to what the SHAP and LIME maskers do, so
+    a comparison of methods should be read under the other baselines too.
     Ties in the attribution are broken at random, so a constant map is exactly a random
     order (it carries no ranking information).
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -46,7 +50,28 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.loaded import LoadedModel
 
 DEFAULT_STEPS = 20
-BASELINES = ("blur", "black", "mean")
+# What a removed pixel or token becomes, per modality, the default first (for a selectbox).
+# Blur and token removal are also what the SHAP maskers do (box blur; a "..." mask the model's
+# standardisation deletes) and close to LIME's (a hidden superpixel takes its mean colour; a
+# hidden token is dropped), so scoring every method under the other baselines too keeps the
+# comparison from favouring the perturbation methods.
+IMAGE_BASELINES = ("blur", "mean", "noise", "black")
+TEXT_BASELINES = ("remove", "mask")
+BASELINES: dict[Modality, tuple[str, ...]] = {Modality.IMAGE: IMAGE_BASELINES, Modality.TEXT: TEXT_BASELINES}
+# Human-readable, to complete "removed pixels/words become ...". "blur" and "remove tokens" are
+# the strings reports printed before there was a choice, kept so existing reports still read alike.
+BASELINE_LABELS = {
+    "blur": "blur",
+    "mean": "the mean colour",
+    "noise": "uniform noise",
+    "black": "black",
+    "remove": "remove tokens",
+    "mask": "a mask token",  # completed with the token itself, e.g. "a mask token [UNK]"
+}
+# The word written in place of a hidden token, in order of preference: the first one the model
+# reads as a single out-of-vocabulary token ("[UNK]" standardises to "unk", which a vocabulary
+# seldom holds; the others are fallbacks for one that does).
+MASK_TOKEN_CANDIDATES = ("[UNK]", "[MASK]", "<unk>", "xxunk", "unkxxmask")
 # Gaussian blur sigma as a fraction of the image's longer side: strong enough to wipe out
 # edges and small marks (a 64 px image gets sigma 4), weak enough to keep colours in place,
 # so the baseline stays a natural-looking image rather than an out-of-distribution black.
@@ -273,7 +298,8 @@ class Curves:
     """Deletion and insertion curves for N explained inputs, and the same with random order.
 
     Curves are N x S, sampled at `fractions` (0 = nothing removed / inserted, 1 = all).
-    Areas are per input; with random_repeats > 1 the random curves and areas are means.
+    Areas are per input; with random_repeats > 1 the random curves and areas are means (NaN
+    with random_repeats = 0). Method and random order are scored against the same baseline.
     """
 
     fractions: np.ndarray
@@ -286,7 +312,8 @@ class Curves:
     random_deletion_auc: np.ndarray
     random_insertion_auc: np.ndarray
     targets: np.ndarray
-    baseline: str
+    baseline: str  # human-readable: "blur", "uniform noise", "a mask token [UNK]" (describe_baseline)
+    baseline_name: str = ""  # the name it was asked for: one of BASELINES[modality]
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -328,8 +355,21 @@ def blur_baseline(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def image_baseline(image: np.ndarray, baseline: str) -> np.ndarray:
-    """What a removed pixel becomes: the blurred image, black, or the image's mean colour."""
+def noise_baseline(image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Uniform noise in the pixel range: whole values 0..255 per pixel and channel, as float32.
+
+    Seeded by `seed` and the image's own pixels, so one image gets the same noise wherever it
+    is scored (alone in the trust panel or anywhere in a batch), and every method explaining
+    it is scored against the same noise.
+    """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    rng = np.random.default_rng([int(seed), zlib.crc32(image.tobytes()), len(image.shape)])
+    return rng.integers(0, 256, size=image.shape).astype(np.float32)
+
+
+def image_baseline(image: np.ndarray, baseline: str, seed: int = 0) -> np.ndarray:
+    """What a removed pixel becomes: the blurred image, the image's mean colour, uniform noise
+    (seeded by `seed` and the image) or black. Values stay in the model's 0..255 pixel range."""
     image = np.asarray(image, dtype=np.float32)
     if baseline == "blur":
         return blur_baseline(image)
@@ -337,7 +377,74 @@ def image_baseline(image: np.ndarray, baseline: str) -> np.ndarray:
         return np.zeros_like(image)
     if baseline == "mean":
         return np.broadcast_to(image.mean(axis=(0, 1)), image.shape).astype(np.float32)
-    raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    if baseline == "noise":
+        return noise_baseline(image, seed)
+    raise ValueError(_unknown_baseline(baseline, Modality.IMAGE))
+
+
+def _unknown_baseline(baseline: Any, modality: Modality) -> str:
+    valid = "; ".join(f"{m.value}: {', '.join(names)}" for m, names in BASELINES.items())
+    return (f"unknown baseline {baseline!r} for {modality.value} inputs; choose one of "
+            f"{', '.join(BASELINES[modality])} (valid baselines per modality: {valid})")
+
+
+def check_baseline(modality: Modality, baseline: str | None) -> str:
+    """The baseline's name (None = the modality's default, the first in BASELINES); a ValueError
+    naming the valid ones for each modality otherwise."""
+    modality = Modality(modality)
+    if baseline is None:
+        return BASELINES[modality][0]
+    if baseline not in BASELINES[modality]:
+        raise ValueError(_unknown_baseline(baseline, modality))
+    return baseline
+
+
+def _vocabulary(model: "LoadedModel") -> tuple[list[str] | None, int | None]:
+    """(the words the text model knows, the id it gives unknown words) or (None, None) when it
+    cannot be read. Token-id models record both in the manifest; string-input models hold them
+    in a lookup layer (TextVectorization, StringLookup)."""
+    from models.model_io import find_oov_id
+
+    if model.io.token_ids:
+        return list(model.io.vocabulary or ()), model.io.oov_id
+    for layer in _all_layers(model.keras_model):
+        if hasattr(layer, "get_vocabulary"):
+            vocabulary = [str(v) for v in layer.get_vocabulary()]
+            return vocabulary, find_oov_id(vocabulary)
+    return None, None
+
+
+def text_mask_token(model: "LoadedModel") -> str:
+    """The word written in place of a hidden token under the "mask" baseline.
+
+    The first of MASK_TOKEN_CANDIDATES that the model reads as one token it does not know, so
+    a masked position keeps its place (the text keeps its length) but carries the
+    out-of-vocabulary id (for string-input models, TextVectorization's "[UNK]"; for token-id
+    models, the manifest's oov_id). When the vocabulary cannot be read, "[UNK]". A ValueError
+    when no candidate works, e.g. a token-id model without an out-of-vocabulary id (an unknown
+    word is dropped there, which is the "remove" baseline).
+    """
+    vocabulary, oov_id = _vocabulary(model)
+    if vocabulary is None:
+        return MASK_TOKEN_CANDIDATES[0]
+    if model.io.token_ids and oov_id is None:
+        raise ValueError(f"model {model.name!r} has no out-of-vocabulary id, so a mask token would be dropped "
+                         "like a removed word; use the 'remove' baseline")
+    first_id: dict[str, int] = {}
+    for index, word in enumerate(vocabulary):
+        first_id.setdefault(word, index)
+    for candidate in MASK_TOKEN_CANDIDATES:
+        read = model.tokenize(candidate)
+        if len(read) == 1 and first_id.get(read[0], oov_id) == oov_id:
+            return candidate
+    raise ValueError(f"model {model.name!r} knows every mask token tried ({', '.join(MASK_TOKEN_CANDIDATES)}); "
+                     "use the 'remove' baseline")
+
+
+def describe_baseline(baseline: str, mask_token: str | None = None) -> str:
+    """Human-readable: "uniform noise", "the mean colour", "a mask token [UNK]" ..."""
+    label = BASELINE_LABELS[baseline]
+    return f"{label} {mask_token}" if baseline == "mask" and mask_token else label
 
 
 def _step_masks(order: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -375,7 +482,7 @@ def deletion_insertion(
     *,
     targets: Sequence[int] | None = None,
     steps: int = DEFAULT_STEPS,
-    baseline: str = "blur",
+    baseline: str | None = None,
     seed: int = 0,
     random_repeats: int = 1,
 ) -> Curves:
@@ -383,25 +490,34 @@ def deletion_insertion(
 
     inputs: images (H x W x 3, resized to the model's size if needed) or texts.
     explanations: Explanation objects or bare attribution arrays (then pass `targets`).
-    Images: `steps` + 1 points; each step removes (deletion) or reveals (insertion) an equal
-    share of the pixels against `baseline` ("blur", "black" or "mean"). Text: every
-    k = 0..n tokens is a point (removed tokens vanish; kept ones are joined with spaces in
-    their original order); the curves are then resampled on the same `steps` grid for
-    display, while the areas use every point. All perturbed inputs go through the model in
-    large batches (one call per ~1000 variants). Deterministic for a given seed.
+    baseline: what a removed pixel or token becomes, one of BASELINES[model.modality]
+    (None = the first: "blur" for images, "remove" for text); a ValueError names the valid
+    ones. Images ("blur", "mean", "noise", "black"): `steps` + 1 points; each step removes
+    (deletion) or reveals (insertion) an equal share of the pixels against the baseline
+    image. Text: every k = 0..n tokens is a point; "remove" drops the removed tokens (the
+    kept ones are joined with spaces in their original order), "mask" writes
+    `text_mask_token(model)` in their place, which the model reads as its out-of-vocabulary
+    token, so the text keeps its length (insertion starts from all masks). The text curves
+    are resampled on the `steps` grid for display, while the areas use every point.
+    The random-order reference uses the same baseline. random_repeats = 0 skips it (NaN), for
+    callers that score several methods on the same inputs and targets, whose reference is the
+    same for all. All perturbed inputs go through the model in large batches (one call per
+    ~1000 variants). Deterministic for a given seed.
     """
     if len(inputs) != len(explanations):
         raise ValueError(f"got {len(explanations)} explanations for {len(inputs)} inputs")
-    if random_repeats < 1:
-        raise ValueError(f"random_repeats must be at least 1, got {random_repeats}")
+    if random_repeats < 0:
+        raise ValueError(f"random_repeats must be 0 or more, got {random_repeats}")
+    name = check_baseline(model.modality, baseline)
     values, chosen = _explanation_values(explanations, targets)
     fractions = fraction_grid(steps)
     if model.modality is Modality.TEXT:
-        rows = _text_curves(model, [str(t) for t in inputs], values, chosen, fractions, seed, random_repeats)
+        mask = text_mask_token(model) if name == "mask" else None
+        rows = _text_curves(model, [str(t) for t in inputs], values, chosen, fractions, seed, random_repeats, mask)
+        description = describe_baseline(name, mask)
     else:
-        if baseline not in BASELINES:
-            raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-        rows = _image_curves(model, inputs, values, chosen, fractions, baseline, seed, random_repeats)
+        rows = _image_curves(model, inputs, values, chosen, fractions, name, seed, random_repeats)
+        description = describe_baseline(name)
     deletion, insertion, random_deletion, random_insertion, areas = rows
     empty = np.zeros((0, len(fractions)))
     return Curves(
@@ -415,7 +531,8 @@ def deletion_insertion(
         random_deletion_auc=np.asarray([a[2] for a in areas], dtype=np.float64),
         random_insertion_auc=np.asarray([a[3] for a in areas], dtype=np.float64),
         targets=np.asarray(chosen, dtype=np.int64),
-        baseline="remove tokens" if model.modality is Modality.TEXT else baseline,
+        baseline=description,
+        baseline_name=name,
     )
 
 
@@ -438,7 +555,8 @@ def _image_curves(model, inputs, values, targets, fractions, baseline, seed, rep
         variants = []
         for i in range(start, min(start + group, len(images))):
             tie_rng, random_rng = _rngs(seed, i)
-            base = image_baseline(images[i], baseline)
+            # One baseline image per input, shared by the explanation's order and the random ones.
+            base = image_baseline(images[i], baseline, seed)
             attribution = _resize_to(values[i], (height, width))
             orders = [attribution_order(attribution, tie_rng)]
             orders += [random_rng.permutation(n_pixels) for _ in range(repeats)]
@@ -454,7 +572,12 @@ def _image_curves(model, inputs, values, targets, fractions, baseline, seed, rep
 
 
 def _collect(out, deletion, insertion, random_deletion, random_insertion, points, fractions) -> None:
-    """Append one input's curves (resampled onto `fractions`) and areas (over `points`)."""
+    """Append one input's curves (resampled onto `fractions`) and areas (over `points`).
+
+    random_deletion / random_insertion are R x P; with R = 0 (no reference asked for) the
+    random curves and areas are NaN."""
+    if len(random_deletion) == 0:
+        random_deletion = random_insertion = np.full((1, len(points)), np.nan)
     areas = (
         float(curve_area(points, deletion)),
         float(curve_area(points, insertion)),
@@ -469,18 +592,26 @@ def _collect(out, deletion, insertion, random_deletion, random_insertion, points
     out[4].append(areas)
 
 
-def _text_variants(tokens: Sequence[str], order: np.ndarray) -> tuple[list[str], list[str]]:
-    """Deletion and insertion texts for k = 0..n tokens taken in `order`."""
+def _text_variants(tokens: Sequence[str], order: np.ndarray, mask: str | None = None) -> tuple[list[str], list[str]]:
+    """Deletion and insertion texts for k = 0..n tokens taken in `order`.
+
+    mask None: taken tokens vanish (deletion) or are the only ones left (insertion).
+    mask "[UNK]": they are replaced by it, so every text has n tokens and the others keep
+    their positions (insertion starts from n masks)."""
     n = len(tokens)
     counts = np.arange(n + 1)
     chosen = _step_masks(order, counts)
     words = np.asarray(tokens, dtype=object)
-    deletion = [" ".join(words[~row]) for row in chosen]
-    insertion = [" ".join(words[row]) for row in chosen]
+    if mask is None:
+        deletion = [" ".join(words[~row]) for row in chosen]
+        insertion = [" ".join(words[row]) for row in chosen]
+        return deletion, insertion
+    deletion = [" ".join(np.where(row, mask, words)) for row in chosen]
+    insertion = [" ".join(np.where(row, words, mask)) for row in chosen]
     return deletion, insertion
 
 
-def _text_curves(model, texts, values, targets, fractions, seed, repeats):
+def _text_curves(model, texts, values, targets, fractions, seed, repeats, mask=None):
     from explainers.perturb import batched_probabilities, prepare_texts
 
     out: tuple[list, list, list, list, list] = ([], [], [], [], [])
@@ -492,12 +623,14 @@ def _text_curves(model, texts, values, targets, fractions, seed, repeats):
         if not tokens:  # nothing to remove: the curves are the model's output for the empty text
             score = batched_probabilities(model, prepare_texts([""]))[0, targets[i]]
             flat = np.full(len(fractions), score)
-            _collect(out, flat, flat, flat[None], flat[None], fractions, fractions)
+            random_flat = np.repeat(flat[None], min(repeats, 1), axis=0)  # no rows (NaN) without a reference
+            _collect(out, flat, flat, random_flat, random_flat, fractions, fractions)
             continue
         orders = [attribution_order(attribution, tie_rng)] + [random_rng.permutation(len(tokens)) for _ in range(repeats)]
         texts_batch: list[str] = []
+        # The random orders get the same variants (removal or the same mask) as the explanation's.
         for order in orders:
-            deletion, insertion = _text_variants(tokens, order)
+            deletion, insertion = _text_variants(tokens, order, mask)
             texts_batch += deletion + insertion
         scores = batched_probabilities(model, prepare_texts(texts_batch), FORWARD_BATCH)[:, targets[i]]
         scores = scores.reshape(1 + repeats, 2, len(tokens) + 1)
@@ -755,7 +888,7 @@ def trust_summary(
     others: Sequence[Explanation] = (),
     sanity: bool | None = None,
     steps: int = DEFAULT_STEPS,
-    baseline: str = "blur",
+    baseline: str | None = None,
     seed: int = 0,
     random_repeats: int = 3,
 ) -> TrustReport:
@@ -766,6 +899,7 @@ def trust_summary(
     others: explanations of the same input by other methods (adds agreement figures).
     sanity: run the randomisation check; None = only for the gradient methods, whose
     re-explanation is one cheap backward pass (for LIME and SHAP it would double the cost).
+    baseline: for deletion/insertion, one of BASELINES[model.modality]; None = its default.
     """
     started = time.perf_counter()
     curves = deletion_insertion(model, [input], [explanation], steps=steps, baseline=baseline, seed=seed,

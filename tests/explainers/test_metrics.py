@@ -93,7 +93,7 @@ def test_blur_baseline_keeps_colours_and_removes_detail():
     assert blurred.std() < 0.05 * image.std()
     assert blurred.mean() == pytest.approx(image.mean(), rel=0.02)
     with pytest.raises(ValueError, match="unknown baseline"):
-        metrics.image_baseline(image, "noise")
+        metrics.image_baseline(image, "fog")
 
 
 def test_text_curves_remove_and_keep_tokens_in_attribution_order():
@@ -117,6 +117,206 @@ def test_text_values_must_match_the_model_tokens():
     model = tm.loaded_text_model()
     with pytest.raises(ValueError, match="tokens the model reads"):
         metrics.deletion_insertion(model, ["the movie was good"], [np.ones(3)], targets=[0])
+
+
+# --- baselines: what a removed pixel or token becomes -----------------------------------------
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _brightness_probability(images: np.ndarray) -> np.ndarray:
+    """Class 0 of region_model over the whole image: softmax(8 x mean brightness, 0, 0)[0]."""
+    logit = 8.0 * np.asarray(images, np.float64).reshape(len(images), -1).mean(axis=1) / 255.0
+    return np.exp(logit) / (np.exp(logit) + 2.0)
+
+
+@pytest.fixture(scope="module")
+def brightness_model():
+    return tm.loaded_image_model(region_model(region=(slice(None), slice(None))))
+
+
+def test_baseline_names_per_modality_and_refusals_that_name_them(region_setup):
+    model, images, perfect = region_setup
+    assert metrics.IMAGE_BASELINES[0] == "blur" and metrics.TEXT_BASELINES[0] == "remove"
+    assert set(metrics.IMAGE_BASELINES) == {"blur", "mean", "noise", "black"}
+    assert metrics.BASELINES[Modality.TEXT] == ("remove", "mask")
+    with pytest.raises(ValueError, match="image inputs; choose one of blur, mean, noise, black") as error:
+        metrics.deletion_insertion(model, images[:1], [perfect], targets=[0], baseline="mask")
+    assert "text: remove, mask" in str(error.value)
+    text_model = tm.loaded_text_model()
+    with pytest.raises(ValueError, match="text inputs; choose one of remove, mask"):
+        metrics.deletion_insertion(text_model, ["the movie was good"], [np.ones(4)], targets=[0], baseline="blur")
+    assert metrics.check_baseline(Modality.IMAGE, None) == "blur"
+    assert metrics.check_baseline(Modality.TEXT, None) == "remove"
+
+
+def test_noise_baseline_is_seeded_uniform_and_in_the_pixel_range():
+    image = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3)).astype(np.uint8)
+    noise = metrics.image_baseline(image, "noise", seed=3)
+    np.testing.assert_array_equal(noise, metrics.image_baseline(image, "noise", seed=3))
+    np.testing.assert_array_equal(noise, metrics.image_baseline(image.astype(np.float32), "noise", seed=3))
+    assert not np.array_equal(noise, metrics.image_baseline(image, "noise", seed=4))
+    assert not np.array_equal(noise, metrics.image_baseline(255 - image, "noise", seed=3))
+    assert noise.dtype == np.float32 and noise.shape == image.shape
+    assert noise.min() >= 0 and noise.max() <= 255 and np.array_equal(noise, np.rint(noise))
+    # Uniform on 0..255: mean 127.5 and std 73.9; 12,288 values put the mean within ~0.7 (1 s.e.).
+    assert noise.mean() == pytest.approx(127.5, abs=4) and noise.std() == pytest.approx(73.9, abs=2)
+    assert len(np.unique(noise)) == 256
+
+
+def test_noise_baseline_curves_by_hand(brightness_model):
+    # The model reads only the mean brightness, so every point of the curves can be redone in numpy.
+    model = brightness_model
+    image = np.full((SIZE, SIZE, 3), 200, np.uint8)
+    image[:, :4] = 40
+    values = np.arange(SIZE * SIZE, dtype=float).reshape(SIZE, SIZE)  # no ties: the order is known
+    curves = metrics.deletion_insertion(model, [image], [values], targets=[0], steps=16, baseline="noise", seed=5)
+    assert curves.baseline == "uniform noise" and curves.baseline_name == "noise"
+    noise = metrics.image_baseline(image.astype(np.float32), "noise", seed=5)
+    order = np.argsort(-values.ravel())
+    deletion, insertion = [], []
+    for count in np.rint(np.linspace(0, 1, 17) * SIZE * SIZE).astype(int):
+        taken = np.zeros(SIZE * SIZE, bool)
+        taken[order[:count]] = True
+        taken = taken.reshape(SIZE, SIZE, 1)
+        deletion.append(np.where(taken, noise, image))
+        insertion.append(np.where(taken, image, noise))
+    np.testing.assert_allclose(curves.deletion[0], _brightness_probability(np.stack(deletion)), atol=1e-5)
+    np.testing.assert_allclose(curves.insertion[0], _brightness_probability(np.stack(insertion)), atol=1e-5)
+    # The ends: the image itself and all noise (about mid-grey: logit 8 x 0.5 = 4).
+    all_noise = float(_brightness_probability(noise[None])[0])
+    assert curves.deletion[0, -1] == pytest.approx(all_noise, abs=1e-5)
+    assert all_noise == pytest.approx(math.exp(4) / (math.exp(4) + 2), abs=0.05)
+    # The random order ends at the same noise image: it is scored against the same baseline.
+    assert curves.random_deletion[0, -1] == pytest.approx(all_noise, abs=1e-5)
+    assert curves.random_insertion[0, 0] == pytest.approx(all_noise, abs=1e-5)
+
+
+def test_the_noise_is_the_same_for_an_image_wherever_it_is_scored(brightness_model):
+    model = brightness_model
+    images = list(np.random.default_rng(1).integers(0, 256, size=(2, SIZE, SIZE, 3)).astype(np.uint8))
+    values = np.ones((SIZE, SIZE))
+    alone = metrics.deletion_insertion(model, images[1:], [values], targets=[0], baseline="noise", seed=2)
+    second = metrics.deletion_insertion(model, images, [values] * 2, targets=[0, 0], baseline="noise", seed=2)
+    other_seed = metrics.deletion_insertion(model, images[1:], [values], targets=[0], baseline="noise", seed=3)
+    assert alone.deletion[0, -1] == second.deletion[1, -1]  # all noise: the order does not matter
+    assert alone.deletion[0, -1] != other_seed.deletion[0, -1]
+
+
+def test_mean_colour_baseline_keeps_the_mean_brightness(brightness_model):
+    # Every pixel replaced by the image's mean colour leaves the mean brightness, and so this
+    # model's output, where it was: the curves end where they start. Black ends at 1/3.
+    image = np.full((SIZE, SIZE, 3), 230, np.uint8)
+    image[:, : SIZE // 2] = 10
+    values = np.random.default_rng(0).random((SIZE, SIZE))
+    mean = metrics.deletion_insertion(brightness_model, [image], [values], targets=[0], baseline="mean", steps=8)
+    assert mean.baseline == "the mean colour"
+    assert mean.deletion[0, -1] == pytest.approx(mean.deletion[0, 0], abs=1e-5)
+    assert mean.insertion[0, 0] == pytest.approx(mean.insertion[0, -1], abs=1e-5)
+    black = metrics.deletion_insertion(brightness_model, [image], [values], targets=[0], baseline="black", steps=8)
+    assert black.deletion[0, -1] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_without_a_random_reference_the_curves_are_unchanged(region_setup):
+    model, images, perfect = region_setup
+    full = _curves(model, images[:4], perfect, random_repeats=3)
+    bare = _curves(model, images[:4], perfect, random_repeats=0)
+    np.testing.assert_array_equal(full.deletion, bare.deletion)
+    np.testing.assert_array_equal(full.insertion_auc, bare.insertion_auc)
+    assert np.isnan(bare.random_deletion_auc).all() and np.isnan(bare.random_insertion).all()
+
+
+# Text: one embedding value per id, averaged over the 4 positions (padding included), is the logit
+# of "positive". Ids: 0 padding, 1 out-of-vocabulary, then good, movie, bad.
+SCORE_VOCAB = ["good", "movie", "bad"]
+SCORE_EMBEDDING = np.array([[0.0], [-2.0], [3.0], [0.5], [-3.0]], np.float32)
+
+
+def _scoring_head(ids: Any) -> Any:
+    embed = keras.layers.Embedding(5, 1, name="embed")
+    x = embed(ids)
+    x = keras.layers.GlobalAveragePooling1D(name="mean")(x)
+    dense = keras.layers.Dense(1, name="logit")
+    out = dense(x)
+    embed.set_weights([SCORE_EMBEDDING])
+    dense.set_weights([np.ones((1, 1), np.float32), np.zeros(1, np.float32)])
+    return out
+
+
+def _string_scoring_model(vocabulary=SCORE_VOCAB):
+    from models.manifest import InputSpec, Manifest
+
+    inputs = keras.Input(shape=(1,), dtype="string")
+    ids = keras.layers.TextVectorization(output_sequence_length=4, vocabulary=list(vocabulary), name="vectorize")(inputs)
+    manifest = Manifest(modality=Modality.TEXT, classes=("negative", "positive"), output={"kind": "binary-logit"},
+                        input=InputSpec(sequence_length=4))
+    from models.loaded import LoadedModel
+
+    return LoadedModel(name="scores", version="v1", manifest=manifest.to_dict(),
+                       keras_model=keras.Model(inputs, _scoring_head(ids)))
+
+
+def _token_id_scoring_model(oov_id: int | None = 1):
+    from models.loaded import LoadedModel
+    from models.manifest import InputSpec, Manifest
+
+    inputs = keras.Input(shape=(4,), dtype="int32")
+    vocabulary = ("", "[UNK]", *SCORE_VOCAB) if oov_id is not None else ("", "unused", *SCORE_VOCAB)
+    spec = InputSpec(sequence_length=4, encoding="token_ids", vocabulary=vocabulary, oov_id=oov_id, padding="post")
+    manifest = Manifest(modality=Modality.TEXT, classes=("negative", "positive"), output={"kind": "binary-logit"},
+                        input=spec)
+    return LoadedModel(name="ids", version="v1", manifest=manifest.to_dict(),
+                       keras_model=keras.Model(inputs, _scoring_head(inputs)))
+
+
+@pytest.mark.parametrize("build", [_string_scoring_model, _token_id_scoring_model], ids=["strings", "token-ids"])
+def test_mask_token_keeps_positions_and_reads_as_unknown_where_removal_drops_words(build):
+    model = build()
+    values = np.array([0.9, 0.1, 0.5])  # order: good, bad, movie
+    # Sums of the embedding values (divided by the 4 positions below) for k = 0..3 tokens taken:
+    removal_deletion = [3 + 0.5 - 3, 0.5 - 3, 0.5, 0.0]  # good movie bad / movie bad / movie / ""
+    removal_insertion = [0.0, 3.0, 3 - 3, 3 + 0.5 - 3]  # "" / good / good bad / good movie bad
+    mask_deletion = [0.5, -2 + 0.5 - 3, -2 + 0.5 - 2, -6.0]  # the taken words become OOV (-2)
+    mask_insertion = [-6.0, 3 - 2 - 2, 3 - 2 - 3, 0.5]  # from three masks
+    for baseline, deletion, insertion in (("remove", removal_deletion, removal_insertion),
+                                          ("mask", mask_deletion, mask_insertion)):
+        curves = metrics.deletion_insertion(model, ["Good movie, bad!"], [values], targets=[1], steps=3,
+                                            baseline=baseline, random_repeats=2)
+        np.testing.assert_allclose(curves.deletion[0], [_expit(s / 4) for s in deletion], atol=1e-6)
+        np.testing.assert_allclose(curves.insertion[0], [_expit(s / 4) for s in insertion], atol=1e-6)
+        # The random orders start and end at the same texts as the explanation's.
+        assert curves.random_insertion[0, 0] == pytest.approx(_expit(insertion[0] / 4), abs=1e-6)
+        assert curves.random_deletion[0, -1] == pytest.approx(_expit(deletion[-1] / 4), abs=1e-6)
+        assert curves.baseline_name == baseline
+    assert curves.baseline == "a mask token [UNK]"
+    assert metrics.text_mask_token(model) == "[UNK]"
+
+
+def test_remove_is_the_default_text_baseline_unchanged():
+    model = tm.loaded_text_model()
+    values = np.array([0.1, 0.4, 0.0, 0.9])  # order: good, movie, the, was
+    default = metrics.deletion_insertion(model, ["the movie was good"], [values], targets=[1], steps=4, random_repeats=2)
+    named = metrics.deletion_insertion(model, ["the movie was good"], [values], targets=[1], steps=4, random_repeats=2,
+                                       baseline="remove")
+    for name in ("deletion", "insertion", "random_deletion", "random_insertion"):
+        np.testing.assert_array_equal(getattr(default, name), getattr(named, name))
+    assert default.baseline == named.baseline == "remove tokens"
+    masked = metrics.deletion_insertion(model, ["the movie was good"], [values], targets=[1], steps=4, baseline="mask")
+    # The tiny CNN's "[UNK]" embedding differs from its padding's: masking is not removal here.
+    assert not np.allclose(masked.deletion, default.deletion)
+    expected = model.predict_proba(["the [UNK] was [UNK]", "[UNK] [UNK] [UNK] [UNK]"])[:, 1]
+    np.testing.assert_allclose(masked.deletion[0, [2, 4]], expected, atol=1e-6)
+
+
+def test_mask_token_falls_back_when_the_vocabulary_knows_unk_and_needs_an_oov_id():
+    knows_unk = _string_scoring_model(["good", "unk", "bad"])
+    assert knows_unk.tokenize("[UNK]") == ["unk"]
+    assert metrics.text_mask_token(knows_unk) == "[MASK]"
+    with pytest.raises(ValueError, match="no out-of-vocabulary id"):
+        metrics.deletion_insertion(_token_id_scoring_model(oov_id=None), ["good movie"], [np.ones(2)], targets=[1],
+                                   baseline="mask")
 
 
 # --- localisation -------------------------------------------------------------------------------
