@@ -14,6 +14,7 @@ choice = review.choose_split(model)
 if choice is None:
     st.stop()
 dataset = datasets.load(*choice)
+model = review.review_model(model, dataset.split)
 result = review.load_audit(model, dataset)
 review.audit_caption(result)
 review.rerank_button()

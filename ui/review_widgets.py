@@ -21,8 +21,9 @@ from foundation.types import Modality
 from labels import Ledger, StaleEditError, queue
 from labels.decisions import CHOOSE, FLAG, KEEP, TAKE_MODEL, Decision, apply_decision
 from labels.queue import AuditResult
-from ui import kit
-from workbench import api, datasets
+from models import store
+from ui import kit, loaders
+from workbench import api, datasets, samples
 
 PAGE_SIZE = 20
 ORDER_TITLES = {"issue": "Likely label errors first", "uncertainty": "Most uncertain first (active learning)"}
@@ -57,6 +58,21 @@ def choose_split(model: Any) -> tuple[str, str] | None:
     return name, split
 
 
+def review_model(model: Any, split: str) -> Any:
+    """The model that ranks this split: a sample model's noisy twin where one is shipped.
+
+    Says so on the page: the sample model learned the clean labels of these very examples,
+    which would make the flipped ones look easier to find than they are with a real model."""
+    name = samples.review_model_name(model.name, split, store.model_names())
+    if name == model.name:
+        return model
+    st.info(f"**{model.name}** learned from the clean labels of these very examples, so it would find the "
+            f"flipped ones too easily. This queue is ranked, and its maps drawn, with **{name}**: the same "
+            f"recipe trained on {split}, the labels under review, as your own model would be. "
+            f"Choose {name} in the sidebar to retrain it from your corrections.", icon="ℹ️")
+    return loaders.current_model(name)
+
+
 def load_audit(model: Any, dataset: Any) -> AuditResult:
     """The audit for this model version and split: once per session (and cached on disk)."""
     key = (model.name, model.version, dataset.name, dataset.split)
@@ -85,7 +101,18 @@ def audit_caption(result: AuditResult) -> None:
     if result.recall_at_2x is not None:
         parts.append(f"{result.recall_at_2x:.0%} of the {result.n_flipped} deliberately flipped labels "
                      f"are in the top {2 * result.n_flipped}")
-    st.caption(" · ".join(parts) + ".")
+    st.caption(" · ".join(parts) + ". " + _training_note(result))
+
+
+def _training_note(result: AuditResult) -> str:
+    """How the figures above were obtained: which labels the ranking model learned from."""
+    trained_on = store.manifest(result.model_name, result.model_version).lineage.train_split or "train"
+    if trained_on == result.split:
+        return (f"Ranked with {result.model_name} {result.model_version}, trained on {trained_on}: the labels "
+                "under review, flipped ones included, as in real use.")
+    return (f"Ranked with {result.model_name} {result.model_version}, trained on {trained_on}; if that holds "
+            "these examples with their correct labels, the flipped ones are easier to find than they would be "
+            "for a model trained on the labels under review.")
 
 
 def queue_filters(result: AuditResult) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from foundation.errors import WorkbenchError
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from labels import queue
-    from workbench import api, datasets
+    from models import store
+    from workbench import api, datasets, samples
 
     if args.k_folds < 2:
         raise WorkbenchError("--k-folds must be at least 2.")
@@ -24,10 +25,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     split = args.split or ("train_noisy" if "train_noisy" in datasets.splits(dataset_name) else "train")
     dataset = datasets.load(dataset_name, split)
     log = (lambda message, fraction: None) if args.json else _stderr_progress
+    ranking_model = args.model if args.as_given else samples.review_model_name(args.model, split, store.model_names())
+    if ranking_model != args.model:
+        # The sample model learned these examples' clean labels; its noisy twin learned the labels under review.
+        print(f"note: ranking with {ranking_model}, the {args.model} recipe trained on {split} (the labels under "
+              f"review); pass --as-given to rank with {args.model} itself.", file=sys.stderr)
+        model = api.load_model(ranking_model)
     result = queue.audit(model, dataset, k_folds=args.k_folds, seed=args.seed,
                          apply_corrections=not args.ignore_ledger, use_cache=not args.no_cache,
                          progress=log)
     summary = result.summary(top=args.top, order=args.order, exclude_reviewed=args.exclude_reviewed)
+    summary["model_trained_on"] = store.manifest(result.model_name, result.model_version).lineage.train_split or "train"
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -69,6 +77,8 @@ def register(sub) -> None:
     parser = sub.add_parser("audit", help="rank likely label errors (review queue) with out-of-sample probabilities")
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", default=None, help="dataset name (default: the one the model was trained on)")
+    parser.add_argument("--as-given", action="store_true", dest="as_given",
+                        help="rank with the named sample model itself, not its twin trained on train_noisy")
     parser.add_argument("--split", default=None,
                         help="split to audit (default train_noisy, or train for a dataset without one)")
     parser.add_argument("--k-folds", type=int, default=5, help="cross-validation folds for the fresh head (default 5)")

@@ -39,12 +39,15 @@ def test_take_the_models_label_then_undo(workspace):
     assert f"Grad-CAM for the given label “{original}”" in captions
     assert f"Grad-CAM for the predicted label “{predicted}”" in captions
     assert any("0 of 1258 reviewed" in p.proto.text for p in at.get("progress"))
+    # digits learned these examples' clean labels; the page says so and ranks with its noisy twin.
+    assert any("ranked, and its maps drawn, with **digits-noisy**" in i.value for i in at.info)
+    assert "Ranked with digits-noisy v1, trained on train_noisy: the labels under review" in captions
 
     at.button(key="review_take_model").click().run()
     assert not at.exception, at.exception
     event = Ledger().latest_event("digits", shown)
     assert (event.new_label, event.annotator, event.action) == (predicted, "alice", "set")
-    assert (event.model_name, event.predicted_label) == ("digits", predicted)
+    assert (event.model_name, event.predicted_label) == ("digits-noisy", predicted)
     assert Ledger().current_label("digits", shown, original) == predicted
     assert _shown(at) != shown  # the next example is on screen
     assert "Saved:" in at.success[0].value
@@ -102,6 +105,7 @@ def test_without_a_name_nothing_can_be_saved(workspace):
 
 def test_text_model_table_mode_and_ambiguous(workspace):
     at = _review_app("headlines")
+    assert any("**headlines-noisy**" in i.value for i in at.info)
     shown = _shown(at)
     # Token attributions for both labels, as escaped HTML.
     assert len(at.get("html")) == 2

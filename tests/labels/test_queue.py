@@ -254,7 +254,9 @@ def test_audit_refuses_a_mismatched_dataset(workspace):
 
 @pytest.mark.parametrize("name", ["digits", "headlines"])
 def test_recall_on_the_shipped_flipped_labels(name, workspace, tmp_path):
-    model = api.load_model(name)
+    # The honest setting: the twin trained on the noisy labels it audits (workbench train --noisy).
+    model = api.load_model(f"{name}-noisy")
+    assert model.info.lineage.train_split == "train_noisy"
     dataset = datasets.load(name, "train_noisy")
     result = queue.audit(model, dataset, ledger=Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}"))
     assert result.n_flipped == len(dataset.flipped_ids) > 0
@@ -315,7 +317,9 @@ def test_audit_command_json(workspace, capsys):
     data = json.loads(capsys.readouterr().out)
     assert {"model", "version", "dataset", "split", "n", "k_folds", "seconds", "recall_at_2x",
             "n_flipped", "ranking"} <= data.keys()
-    assert (data["model"], data["dataset"], data["split"], data["k_folds"]) == ("headlines", "headlines", "train_noisy", 5)
+    # The sample model learned these examples' clean labels: its twin trained on train_noisy ranks them.
+    assert (data["model"], data["dataset"], data["split"], data["k_folds"]) == ("headlines-noisy", "headlines", "train_noisy", 5)
+    assert data["model_trained_on"] == "train_noisy"
     assert data["n"] == 2093 and data["n_flipped"] == 105 and data["recall_at_2x"] >= 0.8
     assert len(data["ranking"]) == 7
     assert [row["issue_rank"] for row in data["ranking"]] == list(range(1, 8))
@@ -327,8 +331,17 @@ def test_audit_command_json(workspace, capsys):
                  "--top", "3", "--json"]) == 0
     clean = json.loads(capsys.readouterr().out)
     assert clean["recall_at_2x"] is None and clean["n_flipped"] == 0
+    assert clean["model"] == "headlines" and clean["model_trained_on"] == "train"  # the clean split: as given
     uncertainties = [row["uncertainty"] for row in clean["ranking"]]
     assert uncertainties == sorted(uncertainties, reverse=True)
+
+
+def test_audit_command_as_given_ranks_with_the_named_model(workspace, capsys):
+    assert main(["audit", "--model", "headlines", "--as-given", "--json", "--top", "1"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert (data["model"], data["split"], data["model_trained_on"]) == ("headlines", "train_noisy", "train")
+    assert "note: ranking with" not in captured.err
 
 
 def test_audit_command_refusals(workspace, capsys):
@@ -345,6 +358,7 @@ def test_audit_command_subprocess_prints_recall(workspace):
     done = subprocess.run([str(REPO / ".venv" / "bin" / "workbench"), "audit", "--model", "digits", "--top", "3"],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "note: ranking with digits-noisy" in done.stderr and "--as-given" in done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1].startswith("recall of the 63 flipped labels within the top 126: ")
     assert float(lines[-1].rsplit(" ", 1)[1]) >= 0.8
