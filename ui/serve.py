@@ -7,27 +7,113 @@ and Streamlit treats a `pages/` folder beside the entry point as a legacy multip
 list, no model picker. Declaring up front that this app routes with `st.navigation` makes
 every first request go through app.py.
 
+Where it listens (issue 15). Without sign-in (no `[auth]` section in `.streamlit/secrets.toml`)
+anyone who can reach the port could act as anyone, so the workbench is a single-person tool and
+listens on 127.0.0.1 only, whatever Streamlit's own default (every interface) would be. Another
+address without sign-in needs both `--server.address ADDRESS` (or `server.address` in a config
+file, or `STREAMLIT_SERVER_ADDRESS`) and `WORKBENCH_ALLOW_UNAUTHENTICATED_NETWORK=1`, and prints
+a warning; the address alone is refused before anything starts. With sign-in configured the
+address is Streamlit's usual choice.
+
 Before Streamlit starts, the server's slow start-up begins in the background
 (workbench/preload.py: TensorFlow, the default model, its first Grad-CAM), so the first
 visitor's page finds them ready instead of paying for them.
 """
 from __future__ import annotations
 
+import ipaddress
+import os
 import sys
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from foundation.errors import WorkbenchError
 from workbench import preload
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
+LOOPBACK = "127.0.0.1"
+ALLOW_NETWORK_ENV = "WORKBENCH_ALLOW_UNAUTHENTICATED_NETWORK"
+NETWORK_WARNING = (
+    "WARNING: the workbench is listening on {address} without sign-in ({env}=1). Anyone who can "
+    "reach this address can correct labels, retrain, promote and discard model versions under any "
+    "name. Configure sign-in ([auth] in .streamlit/secrets.toml) or listen on 127.0.0.1 only."
+)
+
+
+def auth_configured(secrets_files: Iterable[str | Path]) -> bool:
+    """True when one of Streamlit's secrets files has an `[auth]` section (sign-in is on)."""
+    for path in map(Path, secrets_files):
+        if not path.is_file():
+            continue
+        try:
+            with open(path, "rb") as handle:
+                if tomllib.load(handle).get("auth"):
+                    return True
+        except (OSError, tomllib.TOMLDecodeError):
+            continue  # Streamlit reports a broken secrets file itself
+    return False
+
+
+def requested_address(argv: Sequence[str], env: Mapping[str, str], configured: str | None) -> str | None:
+    """The address Streamlit would listen on: the command line, then its env variable, then its config
+    files; None means Streamlit's default (every interface)."""
+    for index, arg in enumerate(argv):
+        if arg == "--server.address" and index + 1 < len(argv):
+            return argv[index + 1] or None
+        if arg.startswith("--server.address="):
+            return arg.split("=", 1)[1] or None
+    return env.get("STREAMLIT_SERVER_ADDRESS") or configured or None
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def binding_arguments(argv: Sequence[str], *, signed_in: bool, env: Mapping[str, str],
+                      configured: str | None) -> tuple[list[str], str | None]:
+    """Streamlit's arguments with the binding rule applied, and the warning to print (or None).
+
+    Raises WorkbenchError for a non-loopback address without sign-in and without the explicit setting.
+    """
+    argv = list(argv)
+    if signed_in:
+        return argv, None
+    address = requested_address(argv, env, configured)
+    if address is None:
+        return [*argv, "--server.address", LOOPBACK], None
+    if is_loopback(address):
+        return argv, None
+    if env.get(ALLOW_NETWORK_ENV, "").lower() not in {"1", "true", "yes"}:
+        raise WorkbenchError(
+            f"Refusing to listen on {address} without sign-in: anyone reaching it could act as anyone. "
+            "Configure sign-in ([auth] in .streamlit/secrets.toml), or listen on 127.0.0.1, or set "
+            f"{ALLOW_NETWORK_ENV}=1 to accept the risk (for a trusted network only).")
+    return argv, NETWORK_WARNING.format(address=address, env=ALLOW_NETWORK_ENV)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from streamlit import config
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
 
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        args, warning = binding_arguments(
+            args, signed_in=auth_configured(config.get_option("secrets.files")), env=os.environ,
+            configured=config.get_option("server.address"))
+    except WorkbenchError as error:
+        sys.exit(f"workbench: {error}")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     PagesManager.uses_pages_directory = False
     preload.start()
-    sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = ["streamlit", "run", str(APP), *args]
     cli.main()
 
 
