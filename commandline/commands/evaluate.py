@@ -74,8 +74,13 @@ def evaluate(
     steps: int = 20,
     sanity_n: int = DEFAULT_SANITY_N,
     dataset: str | None = None,
+    sanity_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Every trust metric for `method` on `n` seeded-random examples of the model's dataset split."""
+    """Every trust metric for `method` on `n` seeded-random examples of the model's dataset split.
+
+    metrics.sanity_cascade: the cascading and independent randomisation check (explainers.sanity)
+    on the first `sanity_n` of them; `sanity_steps` cascade steps measured (None: every weighted
+    layer up to explainers.sanity.DEFAULT_MAX_STEPS, evenly spread beyond)."""
     from explainers import metrics
     from foundation.types import Modality
     from workbench import api
@@ -100,18 +105,9 @@ def evaluate(
         "insertion_auc": _stats(curves.insertion_auc, curves.random_insertion_auc),
     }
     table.update(_localisation(data, indices, explanations, model))
-    sanity = None
     if sanity_n > 0:
-        count = min(sanity_n, len(inputs))
-        sanity = metrics.sanity_check(
-            model, method, inputs[:count], [e.target for e in explanations[:count]],
-            params=metrics.constructor_params(method, explanations[0]), original=explanations[:count], seed=seed,
-        )
-        row = _stats(sanity.rank_correlation)
-        row.update(threshold=sanity.threshold, flagged=sanity.flagged, layers=list(sanity.layers))
-        table["sanity_rank_correlation"] = row
-        if sanity.ssim is not None:
-            table["sanity_ssim"] = _stats(sanity.ssim)
+        table["sanity_cascade"] = _sanity_cascade(model, method, inputs[:sanity_n], explanations[:sanity_n],
+                                                  seed=seed, steps=sanity_steps)
     return {
         "model": model.name,
         "version": model.version,
@@ -127,6 +123,25 @@ def evaluate(
         "targets": _targets(data.name, method, table),
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _sanity_cascade(model: Any, method: str, inputs: list[Any], explanations: list[Any], *, seed: int,
+                    steps: int | None) -> dict[str, Any]:
+    """The randomisation check's summary: per step the layers scrambled, mean/std of each similarity, the verdict.
+
+    Methods in rounds (SHAP, LIME) run with stopping="stable" at every step, and their intact maps
+    are re-made under that rule when the evaluated ones were not (the same parameters everywhere).
+    """
+    from explainers import metrics, sanity
+
+    params = metrics.constructor_params(method, explanations[0])
+    cheap = sanity.cheap_params(method, params)
+    check = sanity.sanity_cascade(
+        model, method, inputs, [e.target for e in explanations], params=cheap,
+        original=explanations if cheap == params else None, seed=seed,
+        steps=sanity.DEFAULT_MAX_STEPS if steps is None else steps,
+    )
+    return check.to_dict()
 
 
 def _localisation(data: Any, indices: np.ndarray, explanations: list[Any], model: Any) -> dict[str, dict[str, Any]]:
@@ -210,14 +225,35 @@ def _print_text(result: dict[str, Any]) -> None:
           f"n={result['n']} · accuracy {result['accuracy']} · {result['seconds']} s")
     print(f"{'metric':<26}{'mean':>9}{'std':>9}{'random':>9}")
     for name, row in result["metrics"].items():
+        if name == "sanity_cascade":
+            continue
+
         def fmt(value: Any) -> str:
             return f"{value:>9.3f}" if isinstance(value, (int, float)) else f"{'-':>9}"
 
         extra = f"  flagged: {row['flagged']}" if "flagged" in row else ""
         print(f"{name:<26}{fmt(row['mean'])}{fmt(row['std'])}{fmt(row['random_mean'])}{extra}")
+    if "sanity_cascade" in result["metrics"]:
+        _print_cascade(result["metrics"]["sanity_cascade"])
     for name, target in result["targets"].items():
         mark = {True: "PASS", False: "FAIL", None: "n/a"}[target["passed"]]
         print(f"target {name}: {mark} ({target['value']} vs {target['threshold']}) — {target['description']}")
+
+
+def _print_cascade(check: dict[str, Any]) -> None:
+    print(f"sanity cascade (n={check['n']}, seed {check['seed']}): mean similarity to the intact model's map "
+          "(Spearman of the signed and of the absolute maps, SSIM; last column: that layer scrambled alone)")
+    print(f"{'layers scrambled from the top':<34}{'signed':>9}{'absolute':>9}{'ssim':>9}{'alone: absolute':>17}")
+    alone = {row["layer"]: row for row in check["independent"] or []}
+
+    def fmt(cell: Any, width: int = 9) -> str:
+        return f"{cell['mean']:>{width}.3f}" if cell else f"{'-':>{width}}"
+
+    for row in check["cascade"]:
+        label = f"{len(row['layers_randomised'])}: down to {row['layer']}"
+        single = alone.get(row["layer"], {}).get("spearman_abs")
+        print(f"{label:<34}{fmt(row['spearman'])}{fmt(row['spearman_abs'])}{fmt(row['ssim'])}{fmt(single, 17)}")
+    print(f"sanity verdict: the explanation {check['verdict']} (threshold {check['threshold']})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -230,9 +266,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"method {args.method!r} does not apply to model {model.name}; choose one of {', '.join(sorted(methods))}.")
     if args.steps < 1:
         raise WorkbenchError("--steps must be at least 1.")
+    if args.sanity_steps is not None and args.sanity_steps < 1:
+        raise WorkbenchError("--sanity-steps must be at least 1.")
     result = evaluate(
         model, args.method, n=args.n, split=args.split, seed=args.seed, steps=args.steps,
-        sanity_n=args.sanity_n, dataset=args.dataset,
+        sanity_n=args.sanity_n, dataset=args.dataset, sanity_steps=args.sanity_steps,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -253,5 +291,8 @@ def register(sub) -> None:
     parser.add_argument("--steps", type=int, default=20, help="points on the deletion/insertion curves")
     parser.add_argument("--sanity-n", type=int, default=DEFAULT_SANITY_N, dest="sanity_n",
                         help="examples for the randomisation sanity check (0 = skip)")
+    parser.add_argument("--sanity-steps", type=int, default=None, dest="sanity_steps",
+                        help="cascade steps measured, spread evenly from the top layer to the bottom one "
+                             "(default: every weighted layer, at most 8)")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=cmd_evaluate)

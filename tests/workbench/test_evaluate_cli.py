@@ -46,9 +46,7 @@ def test_image_evaluation_schema_and_targets(capsys):
         _check_stats(metrics[name])
         assert isinstance(metrics[name]["random_mean"], float)
     assert 0 <= metrics["mask_mass"]["random_mean"] <= 1  # the masks' mean share of the image
-    sanity = metrics["sanity_rank_correlation"]
-    assert sanity["n"] == 2 and isinstance(sanity["flagged"], bool) and sanity["threshold"] == 0.8
-    assert sanity["random_mean"] is None
+    _check_cascade(metrics["sanity_cascade"], n=2, method="gradcam", image=True)
     assert set(result["targets"]) == {"deletion_below_random", "mask_mass_ratio", "pointing_game"}
     for target in result["targets"].values():
         assert set(target) == {"passed", "value", "threshold", "description"}
@@ -57,13 +55,45 @@ def test_image_evaluation_schema_and_targets(capsys):
     assert deletion["passed"] == (metrics["deletion_auc"]["mean"] < metrics["deletion_auc"]["random_mean"])
 
 
+def _check_cascade(check: dict, *, n: int, method: str, image: bool, steps: int | None = None) -> None:
+    """metrics.sanity_cascade: the layers from the top down, per step the scrambled layers and each similarity."""
+    assert check["method"] == method and check["n"] == n and check["threshold"] == 0.8
+    layers = check["weighted_layers"]
+    assert layers[0] == "head"  # the sample models' Dense head is the top weighted layer
+    cascade = check["cascade"]
+    assert len(cascade) == (len(layers) if steps is None else steps)
+    assert cascade[0]["layer"] == "head" and cascade[0]["layers_randomised"] == ["head"]
+    assert cascade[-1]["layers_randomised"] == layers  # the last step: every weighted layer scrambled
+    for row in cascade + check["independent"]:
+        for name in ("spearman", "spearman_abs"):
+            assert set(row[name]) == {"mean", "std"} and -1 <= row[name]["mean"] <= 1
+        assert (row["ssim"] is not None) == image
+    assert [row["layer"] for row in check["independent"]] == [row["layer"] for row in cascade]
+    assert check["top_similarity"] == cascade[0]["statistic"] == cascade[0]["spearman_abs"]["mean"]
+    assert check["verdict"] in {"depends on the model", "depends only on the lower layers",
+                                "does not depend on the model"}
+    assert check["flagged"] == (check["verdict"] == "does not depend on the model")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["lime", "shap"])
+def test_perturbation_methods_get_the_cascade_too(capsys, method):
+    _need("shapes")
+    result = _evaluate(capsys, "--model", "shapes", "--method", method, "--n", "1", "--sanity-n", "1",
+                       "--sanity-steps", "2", "--steps", "4")
+    check = result["metrics"]["sanity_cascade"]
+    _check_cascade(check, n=1, method=method, image=True, steps=2)
+    assert check["cascade"][1]["layer"] == check["weighted_layers"][-1]  # 2 steps: the top and the bottom
+    assert check["explanations"] == 4  # 2 steps x (cascade + independent); the evaluated map is reused
+
+
 def test_shortcut_evaluation_measures_the_cue(capsys):
     _need("shapes-shortcut")
     result = _evaluate(capsys, "--model", "shapes-shortcut", "--method", "gradcam", "--n", "16", "--sanity-n", "0")
     cue = result["metrics"]["cue_mass"]
     _check_stats(cue)
     assert 0 < cue["random_mean"] < 0.02  # a 6x6 mark on a 64x64 image: 36 / 4096
-    assert "cue_mass_ratio" in result["targets"] and "sanity_rank_correlation" not in result["metrics"]
+    assert "cue_mass_ratio" in result["targets"] and "sanity_cascade" not in result["metrics"]
 
 
 def test_text_evaluation_as_a_subprocess():
@@ -78,7 +108,7 @@ def test_text_evaluation_as_a_subprocess():
     result = json.loads(done.stdout)
     assert result["baseline"] == "remove tokens" and result["dataset"] == "headlines"
     _check_stats(result["metrics"]["rationale_overlap"])
-    assert "sanity_ssim" not in result["metrics"]  # SSIM is for images only
+    _check_cascade(result["metrics"]["sanity_cascade"], n=2, method="gradcam", image=False)  # no SSIM for text
     assert set(result["targets"]) == {"deletion_below_random"}
 
 
@@ -87,6 +117,10 @@ def test_text_output_without_json(capsys):
     assert main(["evaluate", "--model", "headlines", "--method", "gradcam", "--n", "2", "--sanity-n", "0"]) == 0
     out = capsys.readouterr().out
     assert "deletion_auc" in out and "target deletion_below_random:" in out
+    assert "sanity cascade" not in out  # --sanity-n 0
+    assert main(["evaluate", "--model", "headlines", "--method", "gradcam", "--n", "2", "--sanity-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "1: down to head" in out and "sanity verdict: the explanation " in out
 
 
 @pytest.mark.parametrize(
@@ -97,6 +131,7 @@ def test_text_output_without_json(capsys):
         (["--model", "headlines", "--method", "shap-gradient"], "does not apply"),
         (["--model", "headlines", "--split", "nope"], "has no split"),
         (["--model", "headlines", "--dataset", "shapes"], "holds images"),
+        (["--model", "headlines", "--sanity-steps", "0"], "--sanity-steps must be at least 1"),
     ],
 )
 def test_refusals_exit_2_with_one_error_line(capsys, args, message):
