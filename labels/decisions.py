@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from labels.ledger import Ledger
 from labels.schema import AMBIGUOUS, SET, LabelEvent
@@ -53,6 +54,7 @@ def apply_decision(
     model_name: str | None = None,
     model_version: str | None = None,
     note: str | None = None,
+    actor: Identity | None = None,
 ) -> LabelEvent:
     """Record `decision` for the queue row `row` (needs example_id, current_label,
     predicted_label, confidence). Raises StaleEditError if the example changed since
@@ -65,5 +67,5 @@ def apply_decision(
         expected_event_id=expected_event_id, annotator=annotator,
         model_name=model_name, model_version=model_version,
         predicted_label=str(row["predicted_label"]), confidence=float(row["confidence"]),
-        note=note, action=AMBIGUOUS if decision.kind == FLAG else SET,
+        note=note, action=AMBIGUOUS if decision.kind == FLAG else SET, actor=actor,
     )

@@ -15,6 +15,7 @@ HISTORY_COLUMNS = FIELDS
 LABEL_COLUMNS = (
     "example_id", "original_label", "current_label", "changed", "ambiguous",
     "last_event_id", "last_action", "last_annotator", "last_changed_at", "last_note",
+    "last_actor_email", "last_actor_role",
 )
 
 
@@ -39,6 +40,8 @@ def label_rows(original: Mapping[str, str], latest: Mapping[str, LabelEvent]) ->
             "last_annotator": event.annotator if event else None,
             "last_changed_at": event.created_at.isoformat() if event else None,
             "last_note": event.note if event else None,
+            "last_actor_email": event.actor_email if event else None,
+            "last_actor_role": event.actor_role if event else None,
         })
     return rows
 

@@ -27,14 +27,16 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, inspect, select, text
 
-from foundation import config
+from foundation import access, config
+from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from labels import export
 from labels.engine import get_engine, write_transaction
 from labels.importer import ImportReport, parse_corrections
 from labels.schema import (
+    ADDED_COLUMNS,
     AMBIGUOUS,
     IMPORT,
     MAX_NAME,
@@ -42,6 +44,7 @@ from labels.schema import (
     SET,
     UNDO,
     LabelEvent,
+    add_column_ddl,
     label_events,
     metadata,
 )
@@ -82,9 +85,14 @@ class Ledger:
             self.create_all()
 
     def create_all(self) -> None:
-        """Create the table, index and append-only triggers if missing (safe to repeat)."""
+        """Create the table, index and append-only triggers if missing, and add the columns a ledger
+        made by an older release lacks (safe to repeat; concurrent starters queue on the schema lock)."""
         with write_transaction(self.engine, "__schema__") as conn:
             metadata.create_all(conn, checkfirst=True)
+            present = {column["name"] for column in inspect(conn).get_columns("label_events")}
+            for name in ADDED_COLUMNS:
+                if name not in present:
+                    conn.execute(text(add_column_ddl(name, conn.dialect)))
         Ledger._created.add(self.url)
 
     # -- reading -----------------------------------------------------------------------
@@ -146,13 +154,16 @@ class Ledger:
         confidence: float | None = None,
         note: str | None = None,
         action: str = SET,
+        actor: Identity | None = None,
     ) -> LabelEvent:
         """Append a correction ("set") or an ambiguity flag ("ambiguous"); see the module doc.
 
         For "ambiguous", `new_label` may be None or the current label; the stored label is
         the unchanged current one. Raises `StaleEditError` if `expected_event_id` is not
-        the example's latest event.
+        the example's latest event, `AccessDenied` unless `actor` (default: the local operator)
+        is at least an annotator.
         """
+        who = access.acting(actor, access.LABEL)
         if action not in RECORDABLE_ACTIONS:
             raise WorkbenchError(f"Unknown action {action!r}: record() takes 'set' or 'ambiguous'; "
                                  "use undo() or import_corrections_csv() for the others.")
@@ -179,17 +190,18 @@ class Ledger:
                         f"to change it to '{new_label}', record a 'set' instead.")
                 new_label = current
             return _append(conn, dataset=dataset, example_id=example_id, previous_label=current,
-                           new_label=new_label, action=action, annotator=annotator, **values)
+                           new_label=new_label, action=action, annotator=annotator, **values, **_actor(who))
 
     def flag_ambiguous(self, dataset: str, example_id: str, *, expected_event_id: int | None,
-                       annotator: str, note: str | None = None) -> LabelEvent:
+                       annotator: str, note: str | None = None, actor: Identity | None = None) -> LabelEvent:
         """Mark an example ambiguous without changing its label."""
         return self.record(dataset, example_id, None, expected_event_id=expected_event_id,
-                           annotator=annotator, note=note, action=AMBIGUOUS)
+                           annotator=annotator, note=note, action=AMBIGUOUS, actor=actor)
 
     def undo(self, dataset: str, example_id: str, *, annotator: str,
-             expected_event_id: int | None) -> LabelEvent:
+             expected_event_id: int | None, actor: Identity | None = None) -> LabelEvent:
         """Append an event restoring the label from before the latest change not yet undone."""
+        who = access.acting(actor, access.LABEL)
         _check_ids(dataset, example_id, annotator)
         with write_transaction(self.engine, dataset) as conn:
             events = _example_events(conn, dataset, example_id)
@@ -201,11 +213,13 @@ class Ledger:
                 raise WorkbenchError(f"Nothing to undo for example '{example_id}': {detail}.")
             return _append(conn, dataset=dataset, example_id=example_id,
                            previous_label=latest.new_label, new_label=target.previous_label,
-                           action=UNDO, annotator=annotator, supersedes=target.id)
+                           action=UNDO, annotator=annotator, supersedes=target.id, **_actor(who))
 
     def import_corrections_csv(self, dataset: str, data: bytes, *, classes: Sequence[str],
-                               known_ids: Collection[str], annotator: str) -> ImportReport:
+                               known_ids: Collection[str], annotator: str,
+                               actor: Identity | None = None) -> ImportReport:
         """Validate the whole file; append every row in one transaction, or nothing at all."""
+        who = access.acting(actor, access.LABEL)
         _check_name(dataset, "The dataset name")
         _check_name(annotator, "The annotator name")
         rows, problems = parse_corrections(data, classes=classes, known_ids=known_ids)
@@ -217,7 +231,7 @@ class Ledger:
             conn.execute(insert(label_events), [
                 _row(dataset=dataset, example_id=row.example_id,
                      previous_label=current.get(row.example_id), new_label=row.new_label,
-                     action=IMPORT, annotator=annotator, note=row.note, created_at=now)
+                     action=IMPORT, annotator=annotator, note=row.note, created_at=now, **_actor(who))
                 for row in rows
             ])
         return ImportReport(imported=len(rows))
@@ -281,9 +295,14 @@ def _append(conn: Connection, **values: Any) -> LabelEvent:
     return LabelEvent(id=event_id, **row)
 
 
+def _actor(who: Identity) -> dict[str, Any]:
+    return {"actor_subject": who.subject[:MAX_NAME], "actor_email": (who.email or None) and who.email[:MAX_NAME],
+            "actor_role": who.role}
+
+
 def _row(**values: Any) -> dict[str, Any]:
     defaults = dict(model_name=None, model_version=None, predicted_label=None, confidence=None,
-                    note=None, supersedes=None)
+                    note=None, supersedes=None, actor_subject=None, actor_email=None, actor_role=None)
     return {**defaults, **values}
 
 

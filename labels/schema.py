@@ -74,6 +74,12 @@ label_events = Table(
     Column("confidence", Float, nullable=True),
     Column("note", Text, nullable=True),
     Column("supersedes", Integer, nullable=True),
+    # Who acted (issue 15): the identity provider's subject and e-mail (the local operator's
+    # "local:<name>" without sign-in) and the role they held. Added to older ledgers by
+    # `missing_columns` + ADD COLUMN; their older rows read None here.
+    Column("actor_subject", String(MAX_NAME), nullable=True),
+    Column("actor_email", String(MAX_NAME), nullable=True),
+    Column("actor_role", String(16), nullable=True),
     # Ids are never reused, even by SQLite after a crash: "latest by id" stays meaningful.
     sqlite_autoincrement=True,
 )
@@ -123,6 +129,9 @@ class LabelEvent:
     confidence: float | None = None
     note: str | None = None
     supersedes: int | None = None
+    actor_subject: str | None = None
+    actor_email: str | None = None
+    actor_role: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "LabelEvent":
@@ -144,7 +153,24 @@ class LabelEvent:
             what = "flagged it as ambiguous"
         else:
             what = f"changed it to {target}"
-        return f"{self.annotator} {what} {when}"
+        return f"{self.who} {what} {when}"
+
+    @property
+    def who(self) -> str:
+        """The annotator, with the signed-in e-mail where the event records one that differs from the
+        name (events before issue 15, and the local operator's, show the name alone)."""
+        if self.actor_email and self.actor_email != self.annotator:
+            return f"{self.annotator} ({self.actor_email})"
+        return self.annotator
 
 
 FIELDS = tuple(column.name for column in label_events.columns)
+# Columns added after the first release, in order: a ledger created before them gets them added.
+ADDED_COLUMNS = ("actor_subject", "actor_email", "actor_role")
+
+
+def add_column_ddl(name: str, dialect: Any) -> str:
+    """`ALTER TABLE ... ADD COLUMN` for one of ADDED_COLUMNS: nullable, no default, so no existing
+    row is rewritten (and SQLite's append-only triggers, which watch UPDATE and DELETE, do not fire)."""
+    column = label_events.c[name]
+    return f"ALTER TABLE label_events ADD COLUMN {name} {column.type.compile(dialect=dialect)}"
