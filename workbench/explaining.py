@@ -9,6 +9,7 @@ report sections. `compare` does the same for several methods on one input. Pages
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from explainers import metrics, registry
+from explainers import sanity as sanity_checks
 from explainers.base import Explainer
 from foundation.errors import WorkbenchError
 from foundation.types import Explanation, Modality
@@ -26,7 +28,12 @@ from workbench import cache, reports
 
 GroundTruth = metrics.GroundTruth  # what is known to matter in an input (mask, planted cue, rationale)
 TrustReport = metrics.TrustReport
-SANITY_THRESHOLD = metrics.SANITY_THRESHOLD  # a map that keeps this rank correlation with a scrambled model is flagged
+SanityCascade = sanity_checks.SanityCascade
+SANITY_THRESHOLD = sanity_checks.THRESHOLD  # a map that keeps this similarity with a scrambled model is flagged
+# The gradient methods' randomisation check runs with the trust figures (a backward pass per
+# step); SHAP's and LIME's would re-run the whole perturbation method once per step, so a page
+# runs those on request only.
+GRADIENT_METHODS = metrics.GRADIENT_METHODS
 
 # Agreement looks at the top share of each map: a tenth of the pixels, a fifth of the (few) words.
 IMAGE_TOP_FRACTION = 0.1
@@ -112,15 +119,68 @@ def as_ground_truth(ground_truth: Any) -> GroundTruth | None:
 
 
 def measure_trust(model: LoadedModel, explanation: Explanation, model_input: Any,
-                  ground_truth: Any = None) -> TrustReport:
-    """metrics.trust_summary of one explanation, computed once per (model version, explanation, input, truth)."""
+                  ground_truth: Any = None, *, sanity: bool | None = None) -> TrustReport:
+    """metrics.trust_summary of one explanation, computed once per (model version, explanation, input, truth),
+    with the cascading randomisation check (`sanity_check`) merged in by `with_sanity`.
+
+    sanity: run the check; None = only for the gradient methods (cheap). Otherwise an earlier
+    check of this explanation is merged in when there is one, and nothing new is run.
+    """
     truth = as_ground_truth(ground_truth)
     key = cache.trust_key(model.name, model.version, explanation, model_input, truth)
+    merged = cache.TRUST.get(key + "|with-sanity")
+    if merged is not None:
+        return merged
     report = cache.TRUST.get(key)
     if report is None:
-        report = metrics.trust_summary(model, explanation, model_input, truth)
+        # The old two-layers-at-once check is replaced by the cascade, merged in below.
+        report = metrics.trust_summary(model, explanation, model_input, truth, sanity=False)
         cache.TRUST.put(key, report)
-    return report
+    run = explanation.method in GRADIENT_METHODS if sanity is None else sanity
+    cascade = sanity_check(model, explanation, model_input, compute=run)
+    if cascade is None:
+        return report
+    merged = with_sanity(report, cascade)
+    cache.TRUST.put(key + "|with-sanity", merged)
+    return merged
+
+
+def sanity_check(model: LoadedModel, explanation: Explanation, model_input: Any, *,
+                 compute: bool = True) -> SanityCascade | None:
+    """The cascading and independent randomisation check of one explanation (explainers.sanity),
+    cached per (model version, explanation, input); None when not measured yet and `compute` is False.
+
+    Same method parameters, class and seed at every step; SHAP and LIME run with their cheaper
+    stopping rule (stop when the map is stable), so a full-budget map is compared with a
+    re-explanation of the intact model under that same rule, never with itself.
+    """
+    key = cache.trust_key(model.name, model.version, explanation, model_input, None) + "|sanity-cascade"
+    found = cache.TRUST.get(key)
+    if found is not None or not compute:
+        return found
+    params = metrics.constructor_params(explanation.method, explanation)
+    cheap = sanity_checks.cheap_params(explanation.method, params)
+    original = [explanation] if cheap == params else None
+    found = sanity_checks.sanity_cascade(model, explanation.method, [model_input], [explanation.target],
+                                         params=cheap, original=original, seed=explanation.seed or 0)
+    cache.TRUST.put(key, found)
+    return found
+
+
+def sanity_seconds(model: LoadedModel, explanation: Explanation) -> float:
+    """About how long `sanity_check` takes for this explanation (its own time per step)."""
+    return sanity_checks.estimate_seconds(explanation, model)
+
+
+def with_sanity(report: TrustReport, cascade: SanityCascade) -> TrustReport:
+    """The trust report with the randomisation check's figures, and its warning when the map ignores the model."""
+    figures = dict(report.figures)
+    figures["sanity_top_layer_similarity"] = cascade.top_similarity
+    figures["sanity_lowest_similarity"] = cascade.lowest_similarity
+    level, verdict = report.level, report.verdict
+    if cascade.flagged:
+        level, verdict = "warning", "Be careful: " + cascade.sentence()
+    return dataclasses.replace(report, figures=figures, level=level, verdict=verdict)
 
 
 @dataclass(frozen=True)
@@ -144,8 +204,21 @@ class ExplainedInput:
         return f"computed in {self.wall_seconds:.2f} s"
 
     def trust(self) -> TrustReport:
-        """The trust figures: measured on the first request (about a second), cached after."""
+        """The trust figures: measured on the first request (about a second), cached after; with the
+        randomisation check for the gradient methods, and for the others once `sanity()` ran."""
         return measure_trust(self.model, self.explanation, self.model_input, self.ground_truth)
+
+    def sanity(self, compute: bool = True) -> SanityCascade | None:
+        """The cascading randomisation check of this map (None if not run yet and compute is False)."""
+        return sanity_check(self.model, self.explanation, self.model_input, compute=compute)
+
+    @property
+    def sanity_is_cheap(self) -> bool:
+        """Whether the check runs with the trust figures (gradient methods) or on request."""
+        return self.explanation.method in GRADIENT_METHODS
+
+    def sanity_seconds(self) -> float:
+        return sanity_seconds(self.model, self.explanation)
 
     @property
     def report_title(self) -> str:

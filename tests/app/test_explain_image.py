@@ -24,9 +24,14 @@ def test_sample_shows_prediction_and_gradcam(app):
     assert app.title[0].value.endswith("Explain image")
     markdown = " ".join(m.value for m in app.markdown)
     assert "The model says" in markdown
-    # The probability chart and, under the overlay, the trust panel's curves.
-    assert len(app.get("plotly_chart")) == 2
+    # The probability chart and, under the overlay, the trust panel's randomisation cascade and curves.
+    assert len(app.get("plotly_chart")) == 3
     assert any("Can I trust this gradcam map?" in m.value for m in app.markdown)
+    # Grad-CAM's randomisation check runs with the figures: its verdict, metric and curve.
+    [check] = [m.value for m in app.markdown if m.value.startswith("**Randomisation check.**")]
+    assert "top layer (head)" in check
+    [sanity] = [metric for metric in app.metric if metric.label == "Sanity check"]
+    assert sanity.value in {"passes", "in part", "fails"}
     assert any(metric.label == "On the object" for metric in app.metric)  # shapes have ground-truth masks
     assert any(button.label.startswith("⬇️ Download report") for button in app.get("download_button"))
     app.number_input(key="sample_index_shapes_test").set_value(5).run()

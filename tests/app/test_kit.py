@@ -55,6 +55,34 @@ def test_explanation_footer_shows_trust_then_the_report_button():
     assert len(at.get("download_button")) == 1
 
 
+def _lime_footer():
+    from tests.explainers import tiny_models
+    from ui import kit
+    from workbench import api
+
+    model = tiny_models.loaded_image_model(name="tiny-lime-footer")
+    result = api.explain_input(model, "lime", tiny_models.random_images(1, seed=2)[0], target=0,
+                               params={"num_samples": 60})
+    kit.explanation_footer(result, key="kit")
+
+
+def test_lime_panel_offers_the_randomisation_check_and_then_draws_its_cascade():
+    at = AppTest.from_function(_lime_footer, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.get("plotly_chart") or len(at.get("plotly_chart")) == 1  # only the curves in the expander
+    [button] = [b for b in at.button if b.label.startswith("Run the randomisation check")]
+    assert button.label.endswith(" s)")  # "(about N s)"
+    assert not any(metric.label == "Sanity check" for metric in at.metric)
+    button.click().run()
+    assert not at.exception, at.exception
+    assert not any(b.label.startswith("Run the randomisation check") for b in at.button)
+    [check] = [m.value for m in at.markdown if m.value.startswith("**Randomisation check.**")]
+    assert "top layer (probs" in check or check.startswith("**Randomisation check.** Fails")
+    assert any(metric.label == "Sanity check" for metric in at.metric)
+    assert len(at.get("plotly_chart")) == 2  # the cascade, and the curves
+
+
 def test_rounds_caption_follows_the_explanations_record():
     import numpy as np
 

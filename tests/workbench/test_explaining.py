@@ -3,10 +3,13 @@ model-sized input it explained, its trust figures on request and its report sect
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import pytest
 
+from explainers.base import Explainer
+from foundation.types import Explanation, Modality
 from tests.explainers import tiny_models
 from workbench import api, cache, explaining
 
@@ -114,3 +117,64 @@ def test_on_round_sees_each_partial_map_of_a_method_in_rounds_and_never_a_cached
     # A method in one pass ignores the hook; the callers without it work as before.
     assert api.explain_input(model, "gradcam", image, on_round=lambda *a: again.append(a)).explanation.method
     assert again == []
+
+
+# --- the randomisation check with the trust figures ------------------------------------------------
+
+
+class _IntensityExplainer(Explainer):
+    """A map of the picture's grey level: it never asks the model anything."""
+
+    name = "intensity-test"
+    title = "Intensity"
+    modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
+    on_pages = False
+
+    def explain(self, inputs: Sequence[Any], targets: Sequence[int] | None = None, *, seed: int = 0) -> list[Explanation]:
+        return [Explanation(method=self.name, modality=Modality.IMAGE, target=int(t), target_label="",
+                            values=np.asarray(image, np.float64).mean(axis=2), model_name=self.model.name,
+                            model_version=self.model.version, seconds=0.01, seed=seed)
+                for image, t in zip(inputs, targets or [0] * len(inputs))]
+
+
+@pytest.fixture
+def intensity_method():
+    from explainers import registry
+
+    registry.register(_IntensityExplainer)
+    yield _IntensityExplainer.name
+    registry._REGISTRY.pop(_IntensityExplainer.name, None)
+
+
+def test_gradcam_trust_carries_the_cascade(model):
+    result = api.explain_input(model, "gradcam", tiny_models.random_images(1, seed=12)[0])
+    assert result.sanity_is_cheap
+    report = result.trust()
+    cascade = result.sanity(compute=False)  # measured with the figures
+    assert cascade is not None and cascade.layers == ("probs", "conv") and cascade.n_inputs == 1
+    assert report.figures["sanity_top_layer_similarity"] == pytest.approx(cascade.top_similarity)
+    assert report.figures["sanity_lowest_similarity"] == pytest.approx(cascade.lowest_similarity)
+    assert "sanity_rank_correlation" not in report.figures  # the old two-layers-at-once check is gone
+    assert result.sanity() is cascade  # cached
+
+
+def test_lime_runs_the_check_only_on_request_and_then_reports_it(model):
+    result = api.explain_input(model, "lime", tiny_models.random_images(1, seed=13)[0], target=0,
+                               params={"num_samples": 60})
+    assert not result.sanity_is_cheap
+    assert "sanity_top_layer_similarity" not in result.trust().figures
+    assert result.sanity(compute=False) is None
+    assert result.sanity_seconds() == pytest.approx(result.explanation.seconds * 2 * 2)
+    cascade = result.sanity()
+    assert cascade.method == "lime" and cascade.cascade.spearman.shape == (2, 1)
+    assert result.trust().figures["sanity_top_layer_similarity"] == pytest.approx(cascade.top_similarity)
+
+
+def test_a_map_that_ignores_the_model_turns_the_verdict_into_a_warning(model, intensity_method):
+    result = api.explain_input(model, intensity_method, tiny_models.random_images(1, seed=14)[0], target=0)
+    assert result.trust().level != "warning"  # not measured yet: the curves' verdict
+    cascade = result.sanity()
+    assert cascade.flagged and cascade.top_similarity == pytest.approx(1.0)
+    report = result.trust()
+    assert report.level == "warning" and report.verdict.startswith("Be careful: Fails the randomisation check")
+    assert result.report_sections(report)[-1].facts["sanity_lowest_similarity"] == pytest.approx(1.0)

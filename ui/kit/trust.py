@@ -1,7 +1,14 @@
-"""The trust panel shown under an explanation: figures, a one-sentence verdict, the curves on demand.
+"""The trust panel shown under an explanation: figures, a one-sentence verdict, the randomisation
+check as a small curve, the deletion/insertion curves on demand.
 
-It renders what the core measured (`ExplainedInput.trust()`, cached per model version,
-explanation, input and ground truth); it measures nothing itself.
+It renders what the core measured (`ExplainedInput.trust()` and `.sanity()`, cached per model
+version, explanation, input and ground truth); it measures nothing itself.
+
+The randomisation check (scramble the model layer by layer from the top and explain again) runs
+with the figures for Grad-CAM, one backward pass per layer. For SHAP and LIME it re-runs the
+whole method once per layer (10-30 s on the sample models), so it waits behind a button that
+says how long it takes: a teacher in front of a class decides when the class waits for it, and
+the next map they ask for is never slowed by a check running in the background on the same CPU.
 """
 from __future__ import annotations
 
@@ -13,9 +20,15 @@ import streamlit as st
 
 from foundation.types import Modality
 from workbench import warmup
-from workbench.explaining import SANITY_THRESHOLD, ExplainedInput, TrustReport
+from workbench.explaining import SANITY_THRESHOLD, ExplainedInput, SanityCascade, TrustReport
 
 _LEVEL_ICON = {"good": "✅", "mixed": "🟡", "poor": "⚠️", "warning": "🚩"}
+_SANITY_OUTCOME = {"depends on the model": "passes", "depends only on the lower layers": "in part",
+                   "does not depend on the model": "fails"}
+SANITY_HELP = ("Scramble the model's weighted layers one at a time from the top (the output layer) down and "
+               "explain again each time, with the same settings, class and seed (Adebayo et al. 2018). A map of "
+               "the model must change; one that stays the same describes the input, not the model. "
+               f"Passes when the similarity falls below {SANITY_THRESHOLD} as soon as the top layer is scrambled.")
 
 
 def curves_figure(report: TrustReport) -> go.Figure:
@@ -40,6 +53,38 @@ def curves_figure(report: TrustReport) -> go.Figure:
     return figure
 
 
+def sanity_figure(cascade: SanityCascade) -> go.Figure:
+    """Similarity to the intact model's map as layers are scrambled from the top down (cumulative)."""
+    steps = cascade.cascade
+    x = ["none"] + [label if i == 0 else f"+ {label}" for i, label in enumerate(_short(steps.layers))]
+    lines = [("Spearman, absolute maps", "spearman_abs", "#2471a3", "solid"),
+             ("Spearman, signed maps", "spearman", "#7d3c98", "dot")]
+    if steps.ssim is not None:
+        lines.append(("SSIM", "ssim", "#148f77", "dash"))
+    figure = go.Figure()
+    lowest = 0.0
+    for name, field, colour, dash in lines:
+        y = [1.0] + [float(v) for v in steps.mean(field)]
+        lowest = min(lowest, *y)
+        figure.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers", line=dict(color=colour, dash=dash),
+                                    hovertemplate="%{x}: %{y:.2f}<extra>" + name + "</extra>"))
+    figure.add_hline(y=SANITY_THRESHOLD, line=dict(color="#c0392b", width=1, dash="dash"),
+                     annotation_text=f"same map above {SANITY_THRESHOLD}", annotation_position="top right",
+                     annotation_font=dict(size=11, color="#c0392b"))
+    figure.update_layout(
+        height=260, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.35),
+        xaxis=dict(title="layers scrambled, from the top down", type="category"),
+        yaxis=dict(title="similarity to the real map", range=[min(-0.05, lowest - 0.05), 1.08]),
+    )
+    return figure
+
+
+def _short(paths: tuple[str, ...]) -> list[str]:
+    """Layer paths without their nested model's prefix ("backbone/conv4" -> "conv4") where that stays unique."""
+    short = [path.rsplit("/", 1)[-1] for path in paths]
+    return short if len(set(short)) == len(short) else list(paths)
+
+
 def _area_metric(column: Any, label: str, value: float, reference: float, *, lower_is_better: bool, help: str) -> None:
     column.metric(label, f"{value:.2f}", delta=f"{value - reference:+.2f} vs random",
                   delta_color="inverse" if lower_is_better else "normal", help=help)
@@ -54,6 +99,7 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
     served from the core's cache. key: a prefix for widget keys when several panels share a page.
     """
     report = _measure(result)
+    cascade = result.sanity(compute=False)  # measured with the report (Grad-CAM) or on an earlier click
     figures = report.figures
     unit = "words" if result.model.modality is Modality.TEXT else "pixels"
     explanation = result.explanation
@@ -67,17 +113,17 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
                      lower_is_better=False, help=f"Start from a blank input and restore the most important {unit} first. "
                 "Larger is better; the difference is against a random order.")
         _localisation_metric(columns[2], figures)
-        if "sanity_rank_correlation" in figures:
-            value = figures["sanity_rank_correlation"]
-            columns[3].metric("Sanity check", "fails" if report.sanity and report.sanity.flagged else "passes",
-                              help="Scramble the model's top layers and explain again. A trustworthy map changes; "
-                              f"this one kept a rank correlation of {value:.2f} (flagged above {SANITY_THRESHOLD}).")
+        if cascade is not None:
+            columns[3].metric("Sanity check", _SANITY_OUTCOME[cascade.verdict],
+                              help=SANITY_HELP + f" With the top layer scrambled this map kept a similarity of "
+                              f"{cascade.top_similarity:.2f}.")
         else:
             agreement = [v for k, v in figures.items() if k.startswith("agreement_") and k.endswith("_rank")]
             if agreement:
                 columns[3].metric("Agreement", f"{np.mean(agreement):.2f}",
                                   help="Rank correlation with the other methods' maps (1 = same ordering).")
         st.markdown(report.verdict)
+        _sanity_section(result, cascade, key)
         with st.expander("Show curves"):
             st.plotly_chart(curves_figure(report), key=f"{key}_curves", width="stretch")
             st.caption(f"Removed {unit} become {report.curves.baseline}. Computed in {report.seconds:.2f} s.")
@@ -89,6 +135,19 @@ def _measure(result: ExplainedInput) -> TrustReport:
     to the browser before this runs, so measuring never delays the map."""
     with st.spinner(f"Can I trust this {result.explanation.method} map? measuring…"), warmup.busy():
         return result.trust()
+
+
+def _sanity_section(result: ExplainedInput, cascade: SanityCascade | None, key: str) -> None:
+    """The randomisation check's curve and verdict; for SHAP and LIME a button runs it first."""
+    if cascade is None:
+        seconds = max(1, round(result.sanity_seconds()))
+        if not st.button(f"Run the randomisation check (about {seconds} s)", key=f"{key}_sanity", help=SANITY_HELP):
+            return
+        with st.spinner("Scrambling the model layer by layer and explaining again…"), warmup.busy():
+            cascade = result.sanity()
+        st.rerun()  # draw the panel again with the check's figures and verdict in place
+    st.markdown(f"**Randomisation check.** {cascade.sentence()}", help=SANITY_HELP)
+    st.plotly_chart(sanity_figure(cascade), key=f"{key}_sanity_curve", width="stretch")
 
 
 def _localisation_metric(column: Any, figures: dict[str, float]) -> None:
