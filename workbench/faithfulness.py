@@ -88,6 +88,9 @@ def _row(method: str, curves: metrics.Curves, reference: metrics.Curves) -> dict
         "insertion_gain": _mean(insertion - random_insertion),
         "insertion_gain_se": _paired_se(insertion - random_insertion),
         "insertion_above_random": _mean((insertion > random_insertion).astype(float)),
+        # Per input, in input order: for paired comparisons between methods (`differences`).
+        "deletion_areas": [float(v) for v in deletion],
+        "insertion_areas": [float(v) for v in insertion],
     }
 
 
@@ -123,7 +126,8 @@ def faithfulness_table(
     Each row: method, baseline, baseline_description, n, the mean and spread of each area and
     of its random-order reference (same baseline, `random_repeats` orders per input), the
     paired gain over random with its standard error, the share of inputs beating random, and
-    deletion_rank / insertion_rank among the methods under that baseline (1 = best).
+    deletion_rank / insertion_rank among the methods under that baseline (1 = best), and the
+    per-input areas (deletion_areas, insertion_areas) for paired comparisons (`differences`).
     Rows come baseline by baseline, methods in the order given.
     """
     from workbench import api
@@ -182,4 +186,29 @@ def rankings(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[str]
             test: [row["method"] for row in sorted(group, key=lambda row: row[f"{test}_rank"])]
             for test in ("deletion", "insertion")
         }
+    return out
+
+
+def differences(rows: Sequence[Mapping[str, Any]], reference: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Paired differences to the `reference` method, per baseline, over the same inputs:
+    {baseline: {method: {"deletion": mean, "deletion_se": se, "insertion": mean, "insertion_se": se}}}.
+
+    Signed so that positive = `method` better than the reference: reference area - method
+    area for deletion (lower is better), method - reference for insertion. A ranking resting
+    on a difference within about two standard errors is not a ranking.
+    """
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for baseline in dict.fromkeys(row["baseline"] for row in rows):
+        group = {row["method"]: row for row in rows if row["baseline"] == baseline}
+        if reference not in group:
+            raise WorkbenchError(f"no rows for {reference!r} under {baseline!r}.")
+        base = group[reference]
+        out[baseline] = {}
+        for method, row in group.items():
+            if method == reference:
+                continue
+            deletion = np.asarray(base["deletion_areas"]) - np.asarray(row["deletion_areas"])
+            insertion = np.asarray(row["insertion_areas"]) - np.asarray(base["insertion_areas"])
+            out[baseline][method] = {"deletion": _mean(deletion), "deletion_se": _paired_se(deletion),
+                                     "insertion": _mean(insertion), "insertion_se": _paired_se(insertion)}
     return out

@@ -74,8 +74,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "target": "predicted class",
         "methods": methods,
         "baselines": list(dict.fromkeys(row["baseline"] for row in rows)),
-        "rows": [{key: _round(value) for key, value in row.items()} for row in rows],
+        "rows": [{key: _round(value) for key, value in row.items() if args.per_input or not key.endswith("_areas")}
+                 for row in rows],
         "rankings": faithfulness.rankings(rows),
+        # Positive = better than the first method, paired over the same inputs (mean and standard error).
+        "differences": {
+            baseline: {method: {key: _round(value) for key, value in figures.items()} for method, figures in by_method.items()}
+            for baseline, by_method in faithfulness.differences(rows, methods[0]).items()
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -92,6 +98,11 @@ def _print_text(result: dict[str, Any]) -> None:
               f"{row['random_insertion_auc']:>8.3f}{row['insertion_gain']:>8.3f}{row['insertion_gain_se']:>7.3f}")
     for baseline, ranking in result["rankings"].items():
         print(f"{baseline}: deletion {' > '.join(ranking['deletion'])}; insertion {' > '.join(ranking['insertion'])}")
+    first = result["methods"][0]
+    for baseline, by_method in result["differences"].items():
+        for method, d in by_method.items():
+            print(f"{baseline}: {method} vs {first} (positive = {method} better): deletion {d['deletion']:+.3f} "
+                  f"± {d['deletion_se']:.3f}, insertion {d['insertion']:+.3f} ± {d['insertion_se']:.3f}")
 
 
 def cmd_faithfulness(args: argparse.Namespace) -> int:
@@ -118,5 +129,7 @@ def register(sub) -> None:
     parser.add_argument("--steps", type=int, default=20, help="points on the deletion/insertion curves")
     parser.add_argument("--random-repeats", type=int, default=3, dest="random_repeats",
                         help="random orders per input for the reference (default 3)")
+    parser.add_argument("--per-input", action="store_true", dest="per_input",
+                        help="include each input's deletion and insertion areas in the JSON")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=cmd_faithfulness)

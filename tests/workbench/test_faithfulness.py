@@ -47,6 +47,13 @@ def test_one_row_per_method_and_baseline_each_with_the_random_reference_of_its_b
     assert by_key["gradcam", "black"]["random_deletion_auc"] != by_key["gradcam", "noise"]["random_deletion_auc"]
     ranks = faithfulness.rankings(rows)
     assert set(ranks) == set(metrics.IMAGE_BASELINES) and sorted(ranks["noise"]["deletion"]) == ["gradcam", "gradcam++"]
+    # Paired differences to Grad-CAM: the difference of the means, positive = Grad-CAM++ better.
+    paired = faithfulness.differences(rows, "gradcam")["noise"]["gradcam++"]
+    one, other = by_key["gradcam", "noise"], by_key["gradcam++", "noise"]
+    assert len(one["deletion_areas"]) == 5
+    assert paired["deletion"] == pytest.approx(one["deletion_auc"] - other["deletion_auc"], abs=1e-12)
+    assert paired["insertion"] == pytest.approx(other["insertion_auc"] - one["insertion_auc"], abs=1e-12)
+    assert paired["deletion_se"] >= 0
 
 
 def test_text_rows_for_removal_and_the_mask_token():
@@ -88,5 +95,7 @@ def test_cli_prints_the_table_as_json_and_refuses_a_baseline_of_the_other_modali
     assert [(r["method"], r["baseline_description"]) for r in result["rows"]] == [("gradcam", "uniform noise"),
                                                                                  ("gradcam", "blur")]
     assert result["rankings"]["noise"] == {"deletion": ["gradcam"], "insertion": ["gradcam"]}
+    assert result["differences"] == {"noise": {}, "blur": {}}  # one method: nothing to compare with
+    assert not any(key.endswith("_areas") for key in result["rows"][0])  # only with --per-input
     code = main(["faithfulness", "--model", "shapes", "--methods", "gradcam", "--baselines", "mask", "--n", "2"])
     assert code == 2 and "choose one of blur, mean, noise, black" in capsys.readouterr().err
