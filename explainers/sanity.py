@@ -170,21 +170,28 @@ class SanityCascade:
         """True when the map stayed the same however much of the model was randomised."""
         return self.verdict == IGNORES
 
-    def sentence(self) -> str:
-        """The verdict in one plain sentence (for the trust panel and reports)."""
+    @property
+    def outcome(self) -> str:
+        """"passes", "passes in part" or "fails"."""
+        return {DEPENDS: "passes", LOWER_ONLY: "passes in part", IGNORES: "fails"}[self.verdict]
+
+    def reason(self) -> str:
+        """Why the verdict, in plain words."""
         top = self.cascade.layers[0]
         if self.verdict == DEPENDS:
-            return (f"Passes the randomisation check: scrambling only the top layer ({top}) already changes the map "
-                    f"(similarity {self.top_similarity:.2f}, below {self.threshold}), so it depends on what the "
-                    "model learned.")
+            return (f"scrambling only the top layer ({top}) already changes the map (similarity "
+                    f"{self.top_similarity:.2f}, below {self.threshold}), so it depends on what the model learned.")
         if self.verdict == LOWER_ONLY:
-            return (f"Passes only in part: the map survives a scrambled top layer ({top}; similarity "
-                    f"{self.top_similarity:.2f}) and changes only once {self.first_changed} is scrambled too, so it "
-                    "shows what the lower layers respond to more than what decided the class.")
-        return (f"Fails the randomisation check: the map stays nearly the same (similarity at least "
-                f"{self.lowest_similarity:.2f}) even with {self.randomised_counts[-1]} of the model's "
-                f"{len(self.weighted_layers)} weighted layers scrambled, so it may describe the input rather than "
-                "the model.")
+            return (f"the map survives a scrambled top layer ({top}; similarity {self.top_similarity:.2f}) and "
+                    f"changes only once {self.first_changed} is scrambled too, so it shows what the lower layers "
+                    "respond to more than what decided the class.")
+        return (f"the map stays nearly the same (similarity at least {self.lowest_similarity:.2f}) even with "
+                f"{self.randomised_counts[-1]} of the model's {len(self.weighted_layers)} weighted layers scrambled, "
+                "so it may describe the input rather than the model.")
+
+    def sentence(self) -> str:
+        """The verdict in one plain sentence (for the trust panel and reports): "Passes: ..."."""
+        return f"{self.outcome.capitalize()}: {self.reason()}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: per step the layer(s) randomised and mean/std of each similarity."""

@@ -179,7 +179,7 @@ def with_sanity(report: TrustReport, cascade: SanityCascade) -> TrustReport:
     figures["sanity_lowest_similarity"] = cascade.lowest_similarity
     level, verdict = report.level, report.verdict
     if cascade.flagged:
-        level, verdict = "warning", "Be careful: " + cascade.sentence()
+        level, verdict = "warning", "Be careful, this map fails the randomisation check: " + cascade.reason()
     return dataclasses.replace(report, figures=figures, level=level, verdict=verdict)
 
 

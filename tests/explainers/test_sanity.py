@@ -80,7 +80,7 @@ def test_randomising_the_head_alone_changes_gradcam(trained):
     result = sanity.sanity_cascade(model, GradCAM, images)
     assert result.top_similarity < sanity.THRESHOLD
     assert result.verdict == sanity.DEPENDS and not result.flagged
-    assert result.sentence().startswith("Passes the randomisation check")
+    assert result.outcome == "passes" and result.sentence().startswith("Passes: scrambling only the top layer (probs)")
     assert np.all(result.cascade.statistic < 0.9)
 
 
@@ -91,7 +91,7 @@ def test_an_explanation_that_ignores_the_model_stays_the_same_at_every_step(trai
         np.testing.assert_allclose(result.cascade.values(name), 1.0)
         np.testing.assert_allclose(result.independent.values(name), 1.0)
     assert result.verdict == sanity.IGNORES and result.flagged
-    assert result.sentence().startswith("Fails the randomisation check")
+    assert result.outcome == "fails" and result.sentence().startswith("Fails: the map stays nearly the same")
     summary = result.to_dict()
     assert summary["verdict"] == "does not depend on the model" and summary["flagged"] is True
     assert [row["layers_randomised"] for row in summary["cascade"]] == [["probs"], ["probs", "conv"]]

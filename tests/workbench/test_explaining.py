@@ -176,5 +176,5 @@ def test_a_map_that_ignores_the_model_turns_the_verdict_into_a_warning(model, in
     cascade = result.sanity()
     assert cascade.flagged and cascade.top_similarity == pytest.approx(1.0)
     report = result.trust()
-    assert report.level == "warning" and report.verdict.startswith("Be careful: Fails the randomisation check")
+    assert report.level == "warning" and report.verdict.startswith("Be careful, this map fails the randomisation check: the map stays")
     assert result.report_sections(report)[-1].facts["sanity_lowest_similarity"] == pytest.approx(1.0)

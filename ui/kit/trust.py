@@ -23,8 +23,6 @@ from workbench import warmup
 from workbench.explaining import SANITY_THRESHOLD, ExplainedInput, SanityCascade, TrustReport
 
 _LEVEL_ICON = {"good": "✅", "mixed": "🟡", "poor": "⚠️", "warning": "🚩"}
-_SANITY_OUTCOME = {"depends on the model": "passes", "depends only on the lower layers": "in part",
-                   "does not depend on the model": "fails"}
 SANITY_HELP = ("Scramble the model's weighted layers one at a time from the top (the output layer) down and "
                "explain again each time, with the same settings, class and seed (Adebayo et al. 2018). A map of "
                "the model must change; one that stays the same describes the input, not the model. "
@@ -59,6 +57,8 @@ def sanity_figure(cascade: SanityCascade) -> go.Figure:
     x = ["none"] + [label if i == 0 else f"+ {label}" for i, label in enumerate(_short(steps.layers))]
     lines = [("Spearman, absolute maps", "spearman_abs", "#2471a3", "solid"),
              ("Spearman, signed maps", "spearman", "#7d3c98", "dot")]
+    if np.allclose(steps.spearman, steps.spearman_abs):  # no negative values (Grad-CAM): one line, not two on top
+        lines = [("Spearman rank correlation", "spearman_abs", "#2471a3", "solid")]
     if steps.ssim is not None:
         lines.append(("SSIM", "ssim", "#148f77", "dash"))
     figure = go.Figure()
@@ -114,7 +114,7 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
                 "Larger is better; the difference is against a random order.")
         _localisation_metric(columns[2], figures)
         if cascade is not None:
-            columns[3].metric("Sanity check", _SANITY_OUTCOME[cascade.verdict],
+            columns[3].metric("Sanity check", cascade.outcome,
                               help=SANITY_HELP + f" With the top layer scrambled this map kept a similarity of "
                               f"{cascade.top_similarity:.2f}.")
         else:
