@@ -163,3 +163,18 @@ def test_the_estimate_counts_one_explanation_per_step_and_experiment(trained):
     [explanation] = IntensityExplainer(model).explain(images[:1], [0])
     assert sanity.estimate_seconds(explanation, model) == pytest.approx(0.01 * 2 * 2)
     assert sanity.estimate_seconds(explanation, model, independent=False, max_layers=1) == pytest.approx(0.01)
+
+
+def test_the_clone_never_borrows_the_originals_converted_scorer():
+    """The perturbation scorer keys a converted LiteRT copy on the manifest's sha256: a clone that
+    kept it would score SHAP's and LIME's perturbations with the intact weights."""
+    from models import runtime
+    from models.loaded import LoadedModel
+
+    base = tm.loaded_image_model()
+    manifest = dict(base.info.to_dict(), sha256="ab" * 32)
+    model = LoadedModel(name="tiny-with-file", version="v1", manifest=manifest, keras_model=base.keras_model)
+    assert model.info.lineage.sha256 == "ab" * 32
+    clone = sanity._clone_for(model).model
+    assert clone.info.lineage.sha256 is None and "sha256" in runtime.unconverted_reason(clone)
+    assert clone.keras_model is not model.keras_model and clone.version == "v1+randomised"
