@@ -164,12 +164,24 @@ def sanity_check(model: LoadedModel, explanation: Explanation, model_input: Any,
     found = sanity_checks.sanity_cascade(model, explanation.method, [model_input], [explanation.target],
                                          params=cheap, original=original, seed=explanation.seed or 0)
     cache.TRUST.put(key, found)
+    if found.explanations:
+        _SECONDS_PER_STEP[(model.name, model.version, explanation.method)] = found.seconds / found.explanations
     return found
 
 
+# Seconds per re-explanation measured by the last check of (model, version, method): a page's first
+# map pays warm-up costs (tracing, the first SHAP masker), so its own time overstates a step's.
+_SECONDS_PER_STEP: dict[tuple[str, str, str], float] = {}
+
+
 def sanity_seconds(model: LoadedModel, explanation: Explanation) -> float:
-    """About how long `sanity_check` takes for this explanation (its own time per step)."""
-    return sanity_checks.estimate_seconds(explanation, model)
+    """About how long `sanity_check` takes for this explanation: the time per step the last check of
+    this model and method took, else the explanation's own time per step."""
+    estimate = sanity_checks.estimate_seconds(explanation, model)
+    measured = _SECONDS_PER_STEP.get((model.name, model.version, explanation.method))
+    if measured is None or not explanation.seconds:
+        return estimate
+    return estimate * measured / explanation.seconds
 
 
 def with_sanity(report: TrustReport, cascade: SanityCascade) -> TrustReport:
