@@ -9,7 +9,9 @@ batches of hundreds.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -26,6 +28,15 @@ if TYPE_CHECKING:  # pragma: no cover
 IMAGE_BATCH_SIZE = 256
 TEXT_BATCH_SIZE = 1000
 DEFAULT_BATCH_SIZE = IMAGE_BATCH_SIZE
+# Real-size models: the batch is sized from the model's activation memory instead, so that
+# scoring on Keras (a model LiteRT refused, or while its conversion runs) stays well under
+# 2 GB resident. A forward pass keeps a few layers' outputs alive at once; ACTIVATION_FACTOR
+# times the largest layer output (plus the input) per image is the estimate. MobileNetV2 at
+# 224: largest output 112 x 112 x 96 floats = 4.8 MB, so 20 MB per image and batches of 33
+# (ResNet50: 48); the 64 x 64 sample models (2.1 MB per image) keep 256.
+ACTIVATION_BUDGET_BYTES = 640 * 2**20
+ACTIVATION_FACTOR = 4
+MIN_IMAGE_BATCH_SIZE = 8
 
 _NON_WHITESPACE = re.compile(r"\S+")
 
@@ -44,7 +55,56 @@ def prepare_texts(texts: Any) -> np.ndarray:
 
 
 def default_batch_size(model: "LoadedModel") -> int:
-    return TEXT_BATCH_SIZE if model.modality is Modality.TEXT else IMAGE_BATCH_SIZE
+    """Perturbed inputs per model call: TEXT_BATCH_SIZE for text; for images, as many as fit
+    ACTIVATION_BUDGET_BYTES by `activation_bytes_per_image`, between MIN_IMAGE_BATCH_SIZE and
+    IMAGE_BATCH_SIZE."""
+    if model.modality is Modality.TEXT:
+        return TEXT_BATCH_SIZE
+    return image_batch_size(activation_bytes_per_image(model))
+
+
+def image_batch_size(bytes_per_image: int, budget: int = ACTIVATION_BUDGET_BYTES) -> int:
+    return int(min(IMAGE_BATCH_SIZE, max(MIN_IMAGE_BATCH_SIZE, budget // max(1, int(bytes_per_image)))))
+
+
+_ACTIVATION_BYTES: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def activation_bytes_per_image(model: "LoadedModel") -> int:
+    """Estimated float32 bytes one image keeps alive in a forward pass: ACTIVATION_FACTOR x the
+    largest layer output (nested models looked into) + the input. Computed once per loaded model."""
+    try:
+        return _ACTIVATION_BYTES[model]
+    except (KeyError, TypeError):
+        pass
+    height, width = model.image_size
+    input_floats = height * width * 3
+    largest = _largest_output(model.keras_model)
+    if largest is None:  # shapes unknown (a subclassed model): assume a 32-channel full-size layer
+        largest = height * width * 32
+    estimate = 4 * (ACTIVATION_FACTOR * max(largest, input_floats) + input_floats)
+    with contextlib.suppress(TypeError):
+        _ACTIVATION_BYTES[model] = estimate
+    return estimate
+
+
+def _largest_output(keras_model: Any) -> int | None:
+    """The most floats any layer (of the model or its nested models) outputs per input, or None."""
+    largest: int | None = None
+    for layer in getattr(keras_model, "layers", None) or []:
+        sizes = [_largest_output(layer)] if getattr(layer, "layers", None) else []
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError):  # a layer called more than once, or never built
+            outputs = None
+        for tensor in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            shape = getattr(tensor, "shape", None)
+            if shape is not None and all(d is not None for d in tuple(shape)[1:]):
+                sizes.append(int(np.prod(tuple(shape)[1:], dtype=np.int64)))
+        for size in sizes:
+            if size is not None and (largest is None or size > largest):
+                largest = size
+    return largest
 
 
 def batched_probabilities(

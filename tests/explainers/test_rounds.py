@@ -7,10 +7,14 @@ import pytest
 
 from explainers.lime_explainer import LIMEExplainer
 from explainers.perturb import forward_fn
+from explainers import shap_explainer
 from explainers.rounds import (
     MemoForward,
+    RoundResult,
     agreement,
     round_budgets,
+    round_plan,
+    run_rounds,
     spearman,
     top_iou,
 )
@@ -100,6 +104,46 @@ def test_round_budgets_double_up_to_the_budget():
     assert round_budgets(150, 1000) == [150, 300, 600, 1000]
     assert round_budgets(100, 400) == [100, 200, 400]
     assert round_budgets(100, 50) == [50]
+
+
+def test_a_preview_round_comes_first_only_when_smaller_than_both():
+    assert round_budgets(100, 500, preview=50) == [50, 100, 200, 400, 500]
+    assert round_plan(100, 500, 50) == ([50, 100, 200, 400, 500], 1)
+    assert round_plan(150, 1000, 60) == ([60, 150, 300, 600, 1000], 1)
+    assert round_plan(100, 40, 50) == ([40], 0)
+    assert round_plan(100, 500, None) == ([100, 200, 400, 500], 0)
+
+
+def test_a_preview_round_is_never_compared_so_stopping_is_unchanged():
+    same = np.arange(20.0)
+
+    def compute(budget):
+        return RoundResult(comparable=same, payload=budget, evaluations=budget)
+
+    # Without a preview, two equal maps stop at the second round ...
+    result, record = run_rounds([100, 200, 400], compute)
+    assert result.payload == 200 and record["stopped"] == "stable"
+    # ... with one, the preview (50) is not compared with 100: the stop comes at 200 as before.
+    seen = []
+    result, record = run_rounds([50, 100, 200, 400], compute, lambda i, r, rec: seen.append(rec["stopped"]), previews=1)
+    assert result.payload == 200 and record["stopped"] == "stable" and record["rounds"] == 3
+    assert record["round_agreement"][1]["iou"] is None and record["round_agreement"][2]["iou"] == 1.0
+    assert seen == ["refining", "refining", "stable"]
+
+
+def test_shap_image_preview_comes_sooner_and_changes_neither_the_map_nor_the_evaluations(corner_model, monkeypatch):
+    image = tiny_models.random_images(1, seed=3)
+    seen = []
+    [with_preview] = SHAPExplainer(corner_model, max_evals=2000).explain(
+        image, targets=[0], seed=0, on_round=lambda i, e: seen.append(e))
+    assert seen[0].extras["evaluations_used"] <= shap_explainer.SHAP_PREVIEW_ROUND + 2
+    assert seen[0].extras["round_agreement"][0]["budget"] == shap_explainer.SHAP_PREVIEW_ROUND
+    monkeypatch.setattr(shap_explainer, "SHAP_PREVIEW_ROUND", None)
+    [without] = SHAPExplainer(corner_model, max_evals=2000).explain(image, targets=[0], seed=0)
+    np.testing.assert_array_equal(with_preview.values, without.values)
+    assert with_preview.extras["stopped"] == without.extras["stopped"] == "stable"
+    assert with_preview.extras["evaluations_used"] == without.extras["evaluations_used"]
+    assert with_preview.extras["rounds"] == without.extras["rounds"] + 1
 
 
 def test_memo_forward_scores_each_distinct_input_once():
@@ -219,4 +263,5 @@ def test_lime_full_budget_is_the_fixed_run_and_rounds_reach_it(text_model, image
     if rounds_image.extras["stopped"] == "budget":
         np.testing.assert_allclose(rounds_image.values, fixed_image.values, rtol=1e-5, atol=1e-7)
         assert rounds_image.extras["score"] == pytest.approx(fixed_image.extras["score"])
-    assert [e.extras["evaluations_used"] for e in seen] == [150, 300][: len(seen)]
+    # A preview round of 60 samples comes first (images only); it is a prefix of the pool.
+    assert [e.extras["evaluations_used"] for e in seen] == [60, 150, 300][: len(seen)]

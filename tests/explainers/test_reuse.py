@@ -1,0 +1,122 @@
+"""Issue 13's reuse: nothing is recomputed when only the class or the colour map changes.
+
+- a second request with the same settings (a colour map change reruns the page's fragment with
+  the same settings) is served from the core's cache: no model call, the same explanation;
+- another class of the same image reuses LIME's segmentation and SHAP's partition tree;
+- LIME's rows pasted in the model's float space give exactly the pixel-pasted batch's labels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explainers import lime_explainer, render, shap_explainer
+from explainers.lime_explainer import LIMEExplainer, RowScorer, _batched_lime_image_explainer, segment_image
+from explainers.perturb import forward_fn
+from explainers.shap_explainer import SHAPExplainer, warm_up_shap
+from models.loaded import LoadedModel
+from tests.explainers import tiny_models
+from workbench import api
+
+
+class CountingModel(LoadedModel):
+    """A real tiny model that counts the images its forward pass scores."""
+
+    scored = 0
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        self.scored += len(batch)
+        return super().forward(batch)
+
+
+def counting_model(name: str) -> CountingModel:
+    base = tiny_models.loaded_image_model(name=name)
+    return CountingModel(name=base.name, version=base.version, manifest=dict(base.manifest),
+                         keras_model=base.keras_model)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_shap():
+    warm_up_shap()
+
+
+def _textured(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.zeros((tiny_models.IMAGE_SIZE, tiny_models.IMAGE_SIZE, 3), np.uint8)
+    image[:4] = rng.integers(0, 256, 3)
+    image[4:] = rng.integers(0, 256, 3)
+    return image
+
+
+@pytest.mark.parametrize("method, params", [
+    ("shap", {"max_evals": 200, "masker": "blur"}),
+    ("lime", {"num_samples": 200, "segmentation": "slic", "n_segments": 4}),
+])
+def test_the_same_request_again_makes_no_model_call_and_a_colour_map_only_changes_the_drawing(method, params):
+    model = counting_model(f"reuse-{method}")
+    image = tiny_models.random_images(1, seed=7)[0]
+    first = api.explain_input(model, method, image, 1, seed=0, params=params)
+    scored = model.scored
+    assert scored > 0
+    again = api.explain_input(model, method, image, 1, seed=0, params=params)
+    assert model.scored == scored  # no model call
+    assert again.explanation is first.explanation
+    jet = render.overlay_heatmap(image, again.explanation.values, colormap="jet")
+    viridis = render.overlay_heatmap(image, again.explanation.values, colormap="viridis")
+    assert not np.array_equal(jet, viridis) and model.scored == scored
+
+
+def test_another_class_reuses_the_segmentation_and_the_partition_tree():
+    model = tiny_models.loaded_image_model(name="reuse-classes")
+    image = _textured(3)
+    runs = lime_explainer.segmentation_runs
+    lime = [api.explain(model, "lime", [image], [target], num_samples=100, segmentation="quickshift")[0]
+            for target in (0, 1, 2)]
+    assert lime_explainer.segmentation_runs - runs <= 1  # once per image and settings (0: cached earlier)
+    assert all(np.array_equal(e.extras["segments"], lime[0].extras["segments"]) for e in lime)
+    assert [e.target for e in lime] == [0, 1, 2]
+    SHAPExplainer(model, max_evals=60)  # builds (or finds) the tree for this shape
+    builds = shap_explainer.partition_tree_builds
+    maskers = []
+    for target in (0, 1, 2):
+        explainer = SHAPExplainer(model, max_evals=60)
+        explainer.explain([image], [target])
+        maskers.append(explainer._masker)
+    assert shap_explainer.partition_tree_builds == builds
+    assert all(m.clustering is maskers[0].clustering for m in maskers)
+    assert not maskers[0].clustering.flags.writeable
+
+
+def test_the_shared_partition_tree_is_shaps_own():
+    import shap
+
+    shape = (tiny_models.IMAGE_SIZE, tiny_models.IMAGE_SIZE, 3)
+    np.testing.assert_array_equal(shap_explainer.image_masker("blur(8,8)", shape).clustering,
+                                  shap.maskers.Image("blur(8,8)", shape).clustering)
+
+
+@pytest.mark.parametrize("hide_color", [None, 17])
+def test_rows_pasted_in_the_model_float_space_score_like_pasted_pixels(hide_color):
+    model = tiny_models.loaded_image_model(name="reuse-rows")
+    image = _textured(5)
+    image[::2, ::2] = 200
+    segments = segment_image(image, "slic", n_segments=6)
+    fudged = image.copy() if hide_color is None else np.full_like(image, hide_color)
+    if hide_color is None:
+        for s in np.unique(segments):
+            fudged[segments == s] = image[segments == s].mean(axis=0)
+    pixels = _batched_lime_image_explainer(random_state=4)
+    data, labels = pixels.data_labels(image, fudged, segments, forward_fn(model), 40, batch_size=16)
+    floats = _batched_lime_image_explainer(random_state=4)
+    floats.row_scorer = RowScorer(model, 16)
+    float_data, float_labels = floats.data_labels(image, fudged, segments, forward_fn(model), 40, batch_size=16)
+    np.testing.assert_array_equal(float_data, data)
+    np.testing.assert_array_equal(float_labels, labels)
+
+
+def test_lime_rounds_score_each_pool_row_once():
+    model = counting_model("reuse-pool")
+    image = _textured(9)
+    explanation = LIMEExplainer(model, num_samples=300, segmentation="slic", n_segments=4).explain([image], [0])[0]
+    # One forward call for the input's own probabilities, then each scored row once.
+    assert model.scored == 1 + explanation.extras["evaluations_used"]
