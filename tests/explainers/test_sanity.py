@@ -178,3 +178,24 @@ def test_the_clone_never_borrows_the_originals_converted_scorer():
     clone = sanity._clone_for(model).model
     assert clone.info.lineage.sha256 is None and "sha256" in runtime.unconverted_reason(clone)
     assert clone.keras_model is not model.keras_model and clone.version == "v1+randomised"
+
+
+def test_a_tutorial_text_model_with_its_trained_model_nested_behind_textvectorization():
+    """keras.io's end-to-end text recipe: string input, an adapted TextVectorization, then the trained
+    model nested inside; the cascade walks into the nested model and the clone keeps the vocabulary."""
+    from models.loaded import LoadedModel
+    from models.manifest import InputSpec, Manifest
+    from tests.models import tutorial_models as tut
+
+    keras_model = tut.text_from_scratch()
+    manifest = Manifest(modality=Modality.TEXT, classes=tuple(tut.SENTIMENT),
+                        input=InputSpec(sequence_length=tut.TEXT_LENGTH))
+    model = LoadedModel(name="tutorial-text", version="v1", manifest=manifest.to_dict(), keras_model=keras_model)
+    before = _weights(model)
+    result = sanity.sanity_cascade(model, GradCAM, ["good movie the plot", "awful music poor actors"])
+    nested = keras_model.layers[-1].name  # the trained model, nested last
+    assert result.layers[0] == f"{nested}/predictions" and len(result.layers) == len(result.weighted_layers) == 4
+    assert all(layer.startswith(nested + "/") for layer in result.layers)
+    assert result.cascade.ssim is None and np.isfinite(result.cascade.spearman).all()
+    for old, new in zip(before, _weights(model)):
+        np.testing.assert_array_equal(old, new)
