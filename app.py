@@ -1,7 +1,7 @@
 """Explainability Workbench — router only: page config, navigation, shared sidebar."""
 import streamlit as st
 
-from ui import sidebar
+from ui import identity, sidebar
 from workbench import warmup
 
 # section -> (page file, title, icon, modality the page works on; None = any model)
@@ -30,6 +30,7 @@ def main() -> None:
     # shap's one-off numba compilation, in a background thread that waits until the server's model
     # preload (started by ui/serve.py) is done and no map is being computed for anyone.
     warmup.start()
+    identity.gate()  # with sign-in configured, nothing is shown before signing in
 
     pages = {path: st.Page(path, title=title, icon=icon) for path, title, icon, _ in PAGES}
     modality_of = {path: modality for path, _, _, modality in PAGES}

@@ -203,6 +203,14 @@ def signed_in(subject: str, email: str | None, name: str | None, groups: Iterabl
                     signed_in=True, groups=groups)
 
 
+def identity_of(record: Mapping[str, Any] | None) -> Identity | None:
+    """The Identity an `Identity.record()` describes (e.g. read back from a job's spec), or None."""
+    if not record:
+        return None
+    return Identity(subject=str(record["subject"]), email=record.get("email"), name=str(record["name"]),
+                    role=str(record["role"]), signed_in=bool(record.get("signed_in")))
+
+
 def acting(actor: Identity | None, action: str) -> Identity:
     """The identity a core function acts as (the local operator when none is given), checked for `action`."""
     actor = actor if actor is not None else local_operator()

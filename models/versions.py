@@ -3,7 +3,9 @@
 Statuses: "current" (the pointer names it), "candidate" (made by a retrain, not current and
 never promoted), "shipped" (the zoo's v1 when it is not current) and "previous" (was in use
 once). Every change of the pointer and every discard is appended to
-`models/<name>/promotions.jsonl` in the workspace, one JSON object a line, never rewritten.
+`models/<name>/promotions.jsonl` in the workspace, one JSON object a line, never rewritten,
+with who did it (`actor`: subject, e-mail, name, role). Each needs the maintainer role
+(foundation/access.py); `actor` defaults to the local operator.
 Changes to one model's versions are serialised by an advisory file lock, so a promote can
 never point at a version a concurrent discard is deleting.
 """
@@ -20,7 +22,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from foundation import config
+from foundation import access, config
+from foundation.access import Identity
 from foundation.atomic import fsync_dir
 from foundation.errors import ModelError, WorkbenchError
 from models import store
@@ -128,7 +131,8 @@ def _verify_file(name: str, version: str) -> None:
         raise ModelError(f"model {name} {version} does not match its recorded sha256; it cannot be put in use.")
 
 
-def _point(name: str, version: str, action: str, by: str) -> dict[str, Any]:
+def _point(name: str, version: str, action: str, by: str, actor: Identity | None) -> dict[str, Any]:
+    who = access.acting(actor, access.PROMOTE if action == "promote" else access.ROLLBACK)
     store.check_version_id(version)  # before the lock: a refused id leaves no trace
     with _locked(name):
         previous = store.current_version(name)
@@ -139,21 +143,23 @@ def _point(name: str, version: str, action: str, by: str) -> dict[str, Any]:
             raise WorkbenchError(f"{name} {version} is a candidate that was never in use; promote it instead.")
         _verify_file(name, version)
         store.set_current(name, version)
-        return _append(name, {"action": action, "version": version, "previous": previous, "by": by})
+        return _append(name, {"action": action, "version": version, "previous": previous, "by": by,
+                              "actor": who.record()})
 
 
-def promote(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
+def promote(name: str, version: str, *, by: str = "cli", actor: Identity | None = None) -> dict[str, Any]:
     """Make `version` (usually a candidate) the one in use; pages pick it up on their next run."""
-    return _point(name, version, "promote", by)
+    return _point(name, version, "promote", by, actor)
 
 
-def rollback(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
+def rollback(name: str, version: str, *, by: str = "cli", actor: Identity | None = None) -> dict[str, Any]:
     """Return to a version that was in use before (or the shipped one)."""
-    return _point(name, version, "rollback", by)
+    return _point(name, version, "rollback", by, actor)
 
 
-def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
+def discard(name: str, version: str, *, by: str = "cli", actor: Identity | None = None) -> dict[str, Any]:
     """Delete a candidate: renamed to a hidden trash name first, so it vanishes in one step."""
+    who = access.acting(actor, access.DISCARD)
     store.check_version_id(version)  # before the lock: a refused id leaves no trace
     with _locked(name):
         state = status(name, version)
@@ -172,7 +178,8 @@ def discard(name: str, version: str, *, by: str = "cli") -> dict[str, Any]:
         os.rename(folder, trash)
         fsync_dir(folder.parent)
         shutil.rmtree(trash, ignore_errors=True)
-        return _append(name, {"action": "discard", "version": version, "sha256": sha, "by": by})
+        return _append(name, {"action": "discard", "version": version, "sha256": sha, "by": by,
+                              "actor": who.record()})
 
 
 # -- comparing two versions ------------------------------------------------------------------

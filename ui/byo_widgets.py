@@ -19,6 +19,7 @@ from models import model_card, model_io, store
 from models.inspect import (MAX_VOCABULARY_FILE_BYTES, QUESTIONS, InferredSpec, parse_typed_classes, parse_vocabulary,
                             sidecar_classes_files, suggest_name)
 from models.manifest import Manifest
+from ui import identity
 from workbench import datasets, imports, user_models
 
 FROM_FOLDER = "From the models folder"
@@ -151,7 +152,7 @@ def _chosen_folder_file() -> Path | None:
     name = st.selectbox("Model file", [p.name for p in files], key="byo_model_file")
     if st.button("Register every new model in the folder", key="byo_scan"):
         try:
-            results = user_models.scan_models_dir()
+            results = user_models.scan_models_dir(actor=identity.current())
             st.dataframe(pd.DataFrame([{"file": r.path.name, "result": r.message} for r in results]), hide_index=True)
         except WorkbenchError as exc:
             _error(str(exc))
@@ -306,9 +307,10 @@ def _register_form(spec: InferredSpec, path: Path | None, upload: tuple[bytes, s
 def _register(answers: dict[str, Any], name: str, dataset: str, path: Path | None,
               upload: tuple[bytes, str] | None) -> None:
     classes = parse_typed_classes(answers.pop("classes")) if "classes" in answers else None
-    kwargs = dict(classes=classes, overrides=answers, name=name.strip() or None,
-                  dataset=None if dataset == NO_DATASET else dataset, created_by="app", assume_preprocessing=False)
     try:
+        kwargs = dict(classes=classes, overrides=answers, name=name.strip() or None,
+                      dataset=None if dataset == NO_DATASET else dataset, created_by="app",
+                      assume_preprocessing=False, actor=identity.current())
         with st.spinner("Registering…"):
             if upload:
                 written = user_models.register_uploaded_model(upload[0], upload[1], **kwargs)
@@ -428,7 +430,7 @@ def _show_plan(plan: imports.ImportPlan) -> None:
 
 def _commit(plan: imports.ImportPlan) -> None:
     try:
-        report = imports.commit(plan, skip_problem_rows=True, created_by="app")
+        report = imports.commit(plan, skip_problem_rows=True, created_by="app", actor=identity.current())
     except WorkbenchError as exc:
         _error(str(exc))
         return
@@ -445,7 +447,7 @@ def _offer_link(model_name: str, dataset: str) -> None:
     if info.dataset or info.created_by == "workbench train":
         return
     try:
-        user_models.link_dataset(model_name, dataset)
+        user_models.link_dataset(model_name, dataset, actor=identity.current())
     except WorkbenchError as exc:
         _error(str(exc))
         return

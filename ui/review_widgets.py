@@ -16,13 +16,14 @@ import pandas as pd
 import streamlit as st
 
 from explainers import registry
+from foundation import access
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from labels import Ledger, StaleEditError, queue
 from labels.decisions import CHOOSE, FLAG, KEEP, TAKE_MODEL, Decision, apply_decision
 from labels.queue import AuditResult
 from models import store
-from ui import kit, loaders
+from ui import identity, kit, loaders
 from workbench import api, datasets, samples
 
 PAGE_SIZE = 20
@@ -241,8 +242,11 @@ def _explanations(model: Any, item: Any, row: dict[str, Any]) -> None:
 
 
 def _decision_buttons(result: AuditResult, row: dict[str, Any], context: dict[str, Any], annotator: str) -> None:
-    locked = not annotator
-    if locked:
+    refused = identity.refusal(access.LABEL)
+    locked = not annotator or refused is not None
+    if refused:
+        st.warning(refused, icon="🔒")
+    elif locked:
         st.warning("Type your name in the sidebar to save decisions; it is stored with each one.")
     c = st.columns(5)
     c[0].button("Keep label", key="review_keep", shortcut="K", disabled=locked,
@@ -264,7 +268,8 @@ def _decision_buttons(result: AuditResult, row: dict[str, Any], context: dict[st
 
 def _undo_button(dataset: str, annotator: str) -> None:
     stack = st.session_state.get(UNDO, {}).get(dataset, [])
-    st.button("Undo last", key="review_undo", shortcut="U", disabled=not stack or not annotator,
+    st.button("Undo last", key="review_undo", shortcut="U",
+              disabled=not stack or not annotator or identity.refusal(access.LABEL) is not None,
               on_click=_undo, args=(dataset, annotator), help="Undo your last decision (U)")
 
 
@@ -282,7 +287,7 @@ def _history(ledger: Ledger, dataset: str, example_id: str) -> None:
         return
     st.dataframe(pd.DataFrame([{
         "when (UTC)": event.created_at.strftime("%Y-%m-%d %H:%M:%S"), "who": event.annotator,
-        "action": event.action, "from": event.previous_label or "(original)",
+        "e-mail": event.actor_email or "", "role": event.actor_role or "", "action": event.action, "from": event.previous_label or "(original)",
         "to": event.new_label or "(original)", "model said": event.predicted_label,
     } for event in events]), hide_index=True)
 
@@ -307,7 +312,7 @@ def _decide(kind: str, context: dict[str, Any], expected: int | None = None) -> 
         event = apply_decision(Ledger(), context["dataset"], context["row"], decision,
                                classes=context["classes"], annotator=context["annotator"],
                                expected_event_id=seen, model_name=context["model_name"],
-                               model_version=context["model_version"])
+                               model_version=context["model_version"], actor=identity.current())
     except StaleEditError as err:
         st.session_state[CONFLICT] = {"context": context, "kind": kind, "label": label, "message": str(err),
                                       "latest": err.latest.id if err.latest else None}
@@ -347,7 +352,7 @@ def _undo(dataset: str, annotator: str) -> None:
     entry = stack.pop()
     try:
         event = Ledger().undo(dataset, entry["example_id"], annotator=annotator,
-                              expected_event_id=entry["event_id"])
+                              expected_event_id=entry["event_id"], actor=identity.current())
     except WorkbenchError as err:  # StaleEditError included: someone decided after us
         st.session_state[FLASH] = ("error", f"Could not undo: {err}")
         return
@@ -425,6 +430,12 @@ def _save_table(model: Any, result: AuditResult, edited: pd.DataFrame, snapshot:
     if not edits:
         st.info("No label was changed: pick a new label in the last column first.")
         return
+    try:
+        actor = identity.current()
+        actor.require(access.LABEL)  # refused before the first row, not once per row
+    except WorkbenchError as error:
+        st.error(str(error), icon="🔒")
+        return
     ledger = Ledger()
     saved, conflicts = [], []
     for edit in edits:
@@ -433,7 +444,7 @@ def _save_table(model: Any, result: AuditResult, edited: pd.DataFrame, snapshot:
             event = apply_decision(ledger, result.dataset, row, Decision(CHOOSE, edit.new_label),
                                    classes=result.classes, annotator=annotator,
                                    expected_event_id=snapshot["seen"].get(edit.example_id),
-                                   model_name=model.name, model_version=model.version)
+                                   model_name=model.name, model_version=model.version, actor=actor)
         except StaleEditError as err:
             conflicts.append(str(err))
             continue

@@ -55,6 +55,14 @@ def auth_configured(secrets_files: Iterable[str | Path]) -> bool:
     return False
 
 
+def secrets_files(argv: Sequence[str], configured: Sequence[str]) -> list[str]:
+    """The secrets files Streamlit will read: those given with `--secrets.files` (repeatable), else
+    its configured ones (~/.streamlit/secrets.toml and .streamlit/secrets.toml under the working folder)."""
+    given = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--secrets.files"]
+    given += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--secrets.files=")]
+    return given or list(configured)
+
+
 def requested_address(argv: Sequence[str], env: Mapping[str, str], configured: str | None) -> str | None:
     """The address Streamlit would listen on: the command line, then its env variable, then its config
     files; None means Streamlit's default (every interface)."""
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         args, warning = binding_arguments(
-            args, signed_in=auth_configured(config.get_option("secrets.files")), env=os.environ,
+            args, signed_in=auth_configured(secrets_files(args, config.get_option("secrets.files"))), env=os.environ,
             configured=config.get_option("server.address"))
     except WorkbenchError as error:
         sys.exit(f"workbench: {error}")

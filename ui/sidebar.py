@@ -5,7 +5,7 @@ import streamlit as st
 
 from models import store
 from models.loaded import LoadedModel
-from ui import loaders
+from ui import identity, loaders
 
 MODEL_KEY = {"image": "image_model", "text": "text_model", None: "any_model"}
 
@@ -50,7 +50,11 @@ def selected_model(modality: str | None) -> LoadedModel | None:
 
 
 def annotator_box() -> None:
-    """The annotator's name, chosen once and stored with every label correction."""
+    """The annotator's name, chosen once and stored with every label correction. With sign-in on
+    there is no box: the signed-in identity is the name (nobody can type someone else's)."""
+    identity.sidebar_box()
+    if identity.sign_in_configured():
+        return
     st.session_state.setdefault("annotator", "")
     st.sidebar.text_input(
         "Your name (for label corrections)", key="annotator", max_chars=60,
@@ -59,4 +63,11 @@ def annotator_box() -> None:
 
 
 def annotator() -> str:
+    """The name stored with a decision: the signed-in person's, else the one typed in the sidebar."""
+    if identity.sign_in_configured():
+        try:
+            person = identity.current()
+        except Exception:
+            return ""
+        return person.name
     return str(st.session_state.get("annotator", "")).strip()

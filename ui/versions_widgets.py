@@ -13,7 +13,7 @@ from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from models import model_card, store, versions
 from models.manifest import Manifest
-from ui import kit, loaders
+from ui import identity, kit, loaders
 from workbench import api, jobs, model_trust, snapshots
 
 MAX_EXAMPLES = 12
@@ -21,7 +21,13 @@ MAX_EVIDENCE = 6
 
 
 def actor() -> str:
-    """Who is acting: the annotator name from the sidebar, or "app"."""
+    """Who is acting, as a name for the record: the signed-in person's name, else the sidebar's, else "app".
+    (The core also stores the full identity: subject, e-mail, role.)"""
+    if identity.sign_in_configured():
+        try:
+            return identity.current().name
+        except WorkbenchError:
+            return "app"
     return str(st.session_state.get("annotator", "")).strip() or "app"
 
 
@@ -46,7 +52,8 @@ def start_panel(name: str) -> None:
                                       (("head_epochs", head, recipe.head_epochs),
                                        ("finetune_epochs", tune, recipe.finetune_epochs)) if value != default}
         try:
-            jobs.start_retrain(name, quick=quick, config_overrides=overrides, created_by=actor())
+            jobs.start_retrain(name, quick=quick, config_overrides=overrides, created_by=actor(),
+                               actor=identity.current())
         except WorkbenchError as exc:
             st.error(str(exc), icon="⚠️")
             return
@@ -169,7 +176,7 @@ def version_actions(name: str, new: str, old: str | None, *, key: str) -> None:
     for column, label, action, version in actions:
         if column.button(label, key=f"{key}_{label}"):
             try:
-                action(name, version, by=actor())
+                action(name, version, by=actor(), actor=identity.current())
             except WorkbenchError as exc:
                 st.error(str(exc), icon="⚠️")
                 return

@@ -46,7 +46,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from foundation import config
+from foundation import access, config
+from foundation.access import Identity
 from foundation.atomic import fsync_dir
 from foundation.errors import InputError
 from foundation.types import Modality
@@ -698,9 +699,16 @@ def assign_splits(plan: ImportPlan) -> dict[str, list[int]]:
     return {split: sorted(indices) for split, indices in splits.items()}
 
 
-def commit(plan: ImportPlan, skip_problem_rows: bool = False, *, created_by: str = "import-data") -> ImportReport:
-    """Store the plan's rows as a dataset, all at once (one rename), or raise InputError and store nothing."""
+def commit(plan: ImportPlan, skip_problem_rows: bool = False, *, created_by: str = "import-data",
+           actor: Identity | None = None) -> ImportReport:
+    """Store the plan's rows as a dataset, all at once (one rename), or raise InputError and store nothing.
+
+    Needs the maintainer role (`actor`, default the local operator: foundation/access.py); the
+    dataset's manifest records who imported it (`actor`: subject, e-mail, name, role).
+    """
     from foundation.dataset import Dataset, dataset_hash
+
+    who = access.acting(actor, access.IMPORT_DATA)
 
     if plan.problems and not skip_problem_rows:
         first = plan.problems[0]
@@ -748,6 +756,7 @@ def commit(plan: ImportPlan, skip_problem_rows: bool = False, *, created_by: str
             "import_id": uuid.uuid4().hex,
             "created_at": _now_iso(),
             "created_by": created_by,
+            "actor": who.record(),
         }
         _write_json(staging / "manifest.json", manifest)
         target = root / plan.name

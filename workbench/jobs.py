@@ -9,7 +9,8 @@ runs; every kind gets the same job folder, status file, lock, cancel and kill sa
 Each job has a folder `jobs/<job_id>/` in the workspace:
 
     spec.json      what to run, kind included (written once by the starter)
-    status.json    state, stage, epoch, loss, val accuracy, history, time left, result or error
+    status.json    state, stage, epoch, loss, val accuracy, history, time left, result or error,
+                   and who started it (`actor`: subject, e-mail, name, role)
                    (replaced atomically, so a reader never sees half of it)
     log.txt        the process's output
     tensorboard/   TensorBoard event files of the run (retrain jobs)
@@ -41,7 +42,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from foundation import config
+from foundation import access, config
+from foundation.access import Identity, identity_of
 from foundation.errors import WorkbenchError
 from foundation.ids import is_path_id
 
@@ -324,29 +326,35 @@ def start_retrain(
     config_overrides: dict[str, Any] | None = None,
     created_by: str = "cli",
     ledger_url: str | None = None,
+    actor: Identity | None = None,
 ) -> str:
     """Start a retrain of `model` in a new process and return its job id at once.
 
-    Raises WorkbenchError naming the running job if `model` is already being retrained.
+    Raises AccessDenied unless `actor` (default: the local operator) is a maintainer, and
+    WorkbenchError naming the running job if `model` is already being retrained.
     """
     from models import store
 
+    access.acting(actor, access.RETRAIN)
     store.current_version(model)  # an unknown model is named before any unknown setting
     _check_overrides(config_overrides or {})
     return start(RETRAIN, model, created_by=created_by, dataset=dataset, split=split, quick=quick,
-                 config=dict(config_overrides or {}), ledger_url=ledger_url)
+                 config=dict(config_overrides or {}), ledger_url=ledger_url, actor=actor)
 
 
-def start(kind: str, model: str, *, created_by: str = "cli", **params: Any) -> str:
+def start(kind: str, model: str, *, created_by: str = "cli", actor: Identity | None = None, **params: Any) -> str:
     """Start a job of `kind` that writes a version of `model`, in a new process; return its id at once.
 
-    `params` go into the spec for the kind's runner (JSON values only). Raises WorkbenchError
-    for an unknown kind or model, or naming the running job if `model` already has one.
+    `params` go into the spec for the kind's runner (JSON values only). The spec and the status
+    record who started it (`actor`, default the local operator); a retrain needs the maintainer
+    role (the Learn page's lesson fix, a teaching exercise on a sample model, does not). Raises
+    WorkbenchError for an unknown kind or model, or naming the running job if `model` already has one.
     """
     from models import store
 
     if kind not in KINDS:
         raise WorkbenchError(f"unknown job kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    who = access.acting(actor, access.RETRAIN) if kind == RETRAIN else (actor or access.local_operator())
     store.current_version(model)  # refuses an unknown model before anything is written
     job_id = _new_job_id(model, kind)
     acquire_lock(model, job_id, created_by=created_by)
@@ -356,7 +364,7 @@ def start(kind: str, model: str, *, created_by: str = "cli", **params: Any) -> s
         if kind == RETRAIN:
             (folder / "tensorboard").mkdir()
         spec = {**params, "kind": kind, "job_id": job_id, "model": model, "created_by": created_by,
-                "workspace": str(config.workspace_dir())}
+                "actor": who.record(), "workspace": str(config.workspace_dir())}
         _write_json(folder / "spec.json", spec)
         child = _spawn(folder)
     except BaseException:
@@ -396,7 +404,7 @@ def _initial_status(spec: dict[str, Any], pid: int) -> dict[str, Any]:
     return {
         "job_id": spec["job_id"], "kind": spec["kind"], "model": spec["model"], "state": QUEUED,
         "stage": "starting", "pid": pid, "pid_start": process_start_time(pid), "created_by": spec["created_by"],
-        "created_at": _now(), "updated_at": _now(), "epoch": 0, "total_epochs": None, "loss": None,
+        "actor": spec.get("actor"), "created_at": _now(), "updated_at": _now(), "epoch": 0, "total_epochs": None, "loss": None,
         "val_accuracy": None, "history": [], "eta_seconds": None, "result": None, "error": None,
         "log": str(folder / "log.txt"),
         "tensorboard": str(folder / "tensorboard") if (folder / "tensorboard").is_dir() else None,
@@ -572,6 +580,7 @@ def _run_retrain(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dic
     result = retrain.retrain(
         spec["model"], dataset=spec.get("dataset"), split=spec.get("split"), config=cfg,
         created_by=spec.get("created_by") or "cli", ledger=Ledger(spec.get("ledger_url")),
+        actor=identity_of(spec.get("actor")),
         callbacks=callbacks, log=_stage_logger(status), publishing=_defer_cancel,
     )
     return dict(result.summary(), job_id=spec["job_id"], tensorboard=str(folder / "tensorboard"))

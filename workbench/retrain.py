@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, ContextManager, Sequence
 
+from foundation import access
+from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from models import store, training
 from models.manifest import Corrections, Lineage, Manifest, Metrics, Training
@@ -100,12 +102,15 @@ def retrain(
     callbacks: Sequence[Any] = (),
     log: Callable[[str], None] = lambda _: None,
     publishing: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+    actor: Identity | None = None,
 ) -> RetrainResult:
     """Fine-tune `parent` (default: the current version) on the corrected data; publish a candidate.
 
     `config` defaults to the parent's own recorded recipe (`recipe_config`). `publishing` wraps the final write, so a job can defer cancellation until the new
-    version is either fully there or not there at all.
+    version is either fully there or not there at all. Raises AccessDenied unless `actor` (default:
+    the local operator; a job passes whoever started it) is a maintainer.
     """
+    access.acting(actor, access.RETRAIN)
     import keras
     import tensorflow as tf
 

@@ -10,6 +10,10 @@ behaves like a sample model: explanations, review, retraining, versions.
 Models come from the folder an administrator configures (`WORKBENCH_MODELS_DIR`, see
 `scan_models_dir`), from a path given to `workbench models add`, or from an upload in the
 app when `WORKBENCH_ALLOW_MODEL_UPLOAD` allows it (`register_uploaded_model`).
+
+Registering (and linking a dataset) needs the maintainer role (foundation/access.py; `actor`
+defaults to the local operator). Each is appended to `models/<name>/registrations.jsonl` in the
+workspace with who did it (`actor`: subject, e-mail, name, role).
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from foundation import config
+from foundation import access, config
+from foundation.access import Identity
 from foundation.errors import ModelError, WorkbenchError
 from models import store
 from models.inspect import InferredSpec, check_name, inspect_model, missing_sentence, suggest_name
@@ -82,6 +87,7 @@ def register(
     created_by: str = CREATED_BY,
     source_label: str | None = None,
     assume_preprocessing: bool = True,
+    actor: Identity | None = None,
 ) -> Manifest:
     """Register a `.keras` file as version v1 of a new model and return its manifest.
 
@@ -90,8 +96,9 @@ def register(
     (`models.inspect.inspect_model`: preprocessing, height, width, gradcam_layer, vocabulary ...). `dataset` names an
     imported dataset with the same classes. An image model whose preprocessing nothing tells
     gets 0-1, recorded as assumed (`assume_preprocessing=False` refuses instead, asking for it).
-    Raises ModelError (one sentence) on refusal.
+    Raises ModelError (one sentence) on refusal, AccessDenied unless `actor` is a maintainer.
     """
+    who = access.acting(actor, access.REGISTER_MODEL)
     path = Path(path)
     inspect_keras_archive(path)  # cheap refusals (.h5, size, not a zip, Lambda, custom) before copying
     overrides = dict(overrides or {})
@@ -121,7 +128,34 @@ def register(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _log(name, "register", created_by, who, sha256=digest, source=manifest.lineage.source.path
+         if manifest.lineage.source else None)
     return manifest
+
+
+REGISTRATIONS_FILE = "registrations.jsonl"
+
+
+def _log(name: str, action: str, created_by: str, who: Identity, **details: Any) -> None:
+    store.append_durably(_models_root() / name / REGISTRATIONS_FILE,
+                         {"action": action, "model": name, "at": store.now_iso(), "by": created_by,
+                          "actor": who.record(), **details})
+
+
+def registrations(name: str) -> list[dict[str, Any]]:
+    """Who registered `name` and linked its dataset, oldest first (empty for sample models)."""
+    import json
+
+    path = _models_root() / store.check_model_name(name) / REGISTRATIONS_FILE
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash mid-append carries no decision
+    return events
 
 
 def _assumed_preprocessing(keras_model: Any, path: Path, classes: Any, overrides: Mapping[str, Any]) -> InferredSpec:
@@ -254,14 +288,16 @@ def _publish(staging: Path, name: str) -> None:
         os.close(fd)
 
 
-def link_dataset(name: str, dataset: str) -> dict[str, Any]:
+def link_dataset(name: str, dataset: str, *, actor: Identity | None = None) -> dict[str, Any]:
     """Attach an imported dataset to a registered model that has none yet (its v1).
 
     A manifest is written once and never rewritten: the link (dataset name and the test
     metrics measured on it) goes into its own file beside the versions (`store.write_dataset_link`),
     and the manifest readers show it. The model file and manifest.json stay byte for byte as
-    they were. Sample models and models that already name a dataset are refused.
+    they were. Sample models and models that already name a dataset are refused, and so is an
+    `actor` without the maintainer role.
     """
+    who = access.acting(actor, access.REGISTER_MODEL)
     manifest = store.manifest(name, store.ZOO_VERSION)
     if manifest.created_by == "workbench train" or (config.ZOO_DIR / name).is_dir():
         raise ModelError(f"{name!r} is a sample model; its dataset cannot be changed.")
@@ -270,6 +306,7 @@ def link_dataset(name: str, dataset: str) -> dict[str, Any]:
     model = store.load(name, store.ZOO_VERSION)
     metrics = _check_dataset_and_measure(name, manifest, model.keras_model, dataset)
     store.write_dataset_link(name, store.ZOO_VERSION, dataset, metrics)
+    _log(name, "link_dataset", "link", who, dataset=dataset)
     return store.manifest(name, store.ZOO_VERSION).to_dict()
 
 
@@ -298,12 +335,13 @@ def file_status(path: Path) -> tuple[str | None, str]:
     return registered_sha256().get(digest), digest
 
 
-def scan_models_dir() -> list[ScanResult]:
+def scan_models_dir(*, actor: Identity | None = None) -> list[ScanResult]:
     """Register every model in WORKBENCH_MODELS_DIR not registered yet (same sha256 = same model).
 
     Idempotent: a second scan registers nothing. A name already taken by another model
     gets a numeric suffix (a folder has no one to ask). Refusals are reported, not raised.
     """
+    actor = access.acting(actor, access.REGISTER_MODEL)  # refused once, not once per file
     if config.user_models_dir() is None:
         raise ModelError("WORKBENCH_MODELS_DIR is not set; an administrator sets it to a folder of .keras models.")
     results = []
@@ -313,7 +351,7 @@ def scan_models_dir() -> list[ScanResult]:
             if known:
                 results.append(ScanResult(path, "already registered", known, f"already registered as {known!r}"))
                 continue
-            name = register(path, name=_unused_name(suggest_name(path)), created_by="models scan").name
+            name = register(path, name=_unused_name(suggest_name(path)), created_by="models scan", actor=actor).name
             results.append(ScanResult(path, "registered", name, f"registered as {name!r}"))
         except WorkbenchError as exc:
             results.append(ScanResult(path, "refused", None, str(exc)))

@@ -53,6 +53,11 @@ def test_with_sign_in_the_address_is_left_to_streamlit():
         ["--server.port", "1"], None)
 
 
+def test_secrets_files_given_on_the_command_line_replace_the_configured_ones():
+    assert serve.secrets_files(["--secrets.files", "/a.toml", "--secrets.files=/b.toml"], ["/c"]) == ["/a.toml", "/b.toml"]
+    assert serve.secrets_files(["--server.port", "1"], ["/c"]) == ["/c"]
+
+
 def test_auth_configured_reads_the_auth_section(tmp_path):
     plain, signed = tmp_path / "plain.toml", tmp_path / "signed.toml"
     plain.write_text('api_key = "x"\n')
