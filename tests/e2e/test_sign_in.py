@@ -1,0 +1,139 @@
+"""Issue 15 end to end: a real OpenID Connect provider (oidc-provider-mock) on 127.0.0.1, the real
+app (`python -m ui.serve`) with an `[auth]` section pointing at it, and Chromium. An annotator signs
+in, makes a correction on the Review page and sees their identity in its history; a viewer signs in
+and is refused the correction."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from benchmarks.app_bench import REPO, free_port
+from labels import Ledger
+
+USERS = {
+    "alice": {"email": "alice@example.org", "name": "Alice Annotator"},
+    "vic": {"email": "vic@example.org", "name": "Vic Viewer"},
+}
+ROLES = 'default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n'
+
+
+@pytest.fixture(scope="module")
+def provider():
+    """oidc-provider-mock's WSGI app served by werkzeug on 127.0.0.1 in a thread; the users above
+    are predefined (one click each on its authorisation form)."""
+    pytest.importorskip("oidc_provider_mock")
+    import werkzeug.serving
+    from oidc_provider_mock import User, app
+
+    wsgi = app(user_claims=[User(sub=sub, claims=claims) for sub, claims in USERS.items()])
+    server = werkzeug.serving.make_server("127.0.0.1", free_port(), wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def signed_in_app(provider, tmp_path_factory, chromium_path):
+    root = tmp_path_factory.mktemp("sign-in")
+    port = free_port()
+    secrets = root / "secrets.toml"
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "a-test-cookie-secret-of-enough-length-0123456789"\n'
+        'client_id = "workbench"\nclient_secret = "workbench-secret"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
+    (root / "roles.toml").write_text(ROLES)
+    workspace = root / "workspace"
+    env = dict(os.environ, WORKBENCH_HOME=str(workspace), WORKBENCH_ROLES=str(root / "roles.toml"),
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    log = root / "streamlit.log"
+    command = [sys.executable, "-m", "ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1",
+               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        yield {"url": f"http://127.0.0.1:{port}", "workspace": workspace, "log": log}
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait(timeout=10)
+
+
+def _sign_in(browser, app: dict, sub: str):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app["url"], wait_until="domcontentloaded")
+    page.get_by_role("button", name="Sign in").click()
+    # The provider's authorisation form: one button per predefined user.
+    page.locator(f'button[name="sub"][value="{sub}"]').click()
+    page.wait_for_url(f"{app['url']}/**")
+    page.get_by_text("Signed in as").wait_for()
+    return context, page
+
+
+def _open_review(page, app: dict) -> None:
+    page.goto(f"{app['url']}/review", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Review labels").wait_for()
+    page.get_by_role("button", name="Keep label").wait_for(timeout=240_000)  # the audit ranks the queue first
+
+
+def test_an_annotator_signs_in_corrects_and_sees_themself_in_the_history(browser, signed_in_app):
+    context, page = _sign_in(browser, signed_in_app, "alice")
+    try:
+        assert page.get_by_text("role: annotator").count() >= 1
+        assert page.get_by_label("Your name (for label corrections)").count() == 0  # no name box
+        _open_review(page, signed_in_app)
+        page.get_by_role("button", name="Keep label").click()
+        page.get_by_text("Saved:").wait_for()
+        page.get_by_role("button", name="Undo last").click()  # the example comes back with its history
+        page.get_by_text("Undone:").wait_for()
+        events = Ledger(f"sqlite:///{signed_in_app['workspace'] / 'labels.sqlite'}").history("digits")
+        assert [(e.action, e.annotator, e.actor_subject, e.actor_email, e.actor_role) for e in events] == [
+            ("undo", "Alice Annotator", "alice", "alice@example.org", "annotator"),
+            ("set", "Alice Annotator", "alice", "alice@example.org", "annotator")]
+        # The example's history, in its expander: a data grid, whose cells are in its accessible table.
+        page.get_by_text("History of this example").click()
+        grid = page.locator('[data-testid="stExpander"] [data-testid="stDataFrame"]').first
+        grid.wait_for(state="visible")
+        page.wait_for_function(
+            "el => el.textContent.includes('alice@example.org')", arg=grid.element_handle(), timeout=30_000)
+        cells = grid.text_content()
+        assert "alice@example.org" in cells and "annotator" in cells and "Alice Annotator" in cells
+    finally:
+        context.close()
+
+
+def test_a_viewer_signs_in_and_is_refused_a_correction(browser, signed_in_app):
+    context, page = _sign_in(browser, signed_in_app, "vic")
+    try:
+        assert page.get_by_text("role: viewer").count() >= 1
+        _open_review(page, signed_in_app)
+        page.get_by_text("vic@example.org is a viewer; correcting labels needs the annotator role").wait_for()
+        assert page.get_by_role("button", name="Keep label").is_disabled()
+        assert page.get_by_role("button", name="Ambiguous").is_disabled()
+    finally:
+        context.close()
