@@ -40,6 +40,7 @@ import functools
 import hashlib
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Sequence
@@ -165,16 +166,53 @@ class SamplePool:
         self.data[0, :] = 1
         self._labels: list[np.ndarray] = []
         self.scored = 0
+        self._lock = threading.Lock()  # two classes of one image may be explained at once
 
     def take(
         self, n: int, score: Callable[[np.ndarray], np.ndarray], batch_size: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first n rows and their labels; `score(rows)` labels the rows not labelled before."""
-        while self.scored < n:
-            end = min(n, self.scored + batch_size)
-            self._labels.append(np.asarray(score(self.data[self.scored : end])))
-            self.scored = end
-        return self.data[:n], np.concatenate(self._labels, axis=0)[:n]
+        with self._lock:
+            while self.scored < n:
+                end = min(n, self.scored + batch_size)
+                self._labels.append(np.asarray(score(self.data[self.scored : end])))
+                self.scored = end
+            if len(self._labels) > 1:
+                self._labels = [np.concatenate(self._labels, axis=0)]
+            return self.data[:n], self._labels[0][:n]
+
+
+# Scored perturbation pools of recent images, per loaded model: the model's answers hold every
+# class's probability, so explaining another class of the same image with the same settings
+# refits LIME's surrogate on them without a single model call.
+_POOLS: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], SamplePool]]" = weakref.WeakKeyDictionary()
+_POOLS_LOCK = threading.Lock()
+POOLS_KEPT = 8  # per model; a pool is budget x (superpixels + classes) numbers
+
+
+def shared_pool(
+    model: Any, image: np.ndarray, segments: np.ndarray, hide_color: float | None, budget: int, seed: int
+) -> SamplePool:
+    """The model's pool of LIME perturbations for this image, segmentation, hiding and seed."""
+    key = (_digest(image), _digest(segments), hide_color, int(budget), int(seed))
+    with _POOLS_LOCK:
+        try:
+            pools = _POOLS.setdefault(model, OrderedDict())
+        except TypeError:  # a model that cannot be weakly referenced: no sharing
+            return SamplePool(int(segments.max()) + 1, budget, seed)
+        pool = pools.get(key)
+        if pool is None:
+            pool = pools[key] = SamplePool(int(segments.max()) + 1, budget, seed)
+            while len(pools) > POOLS_KEPT:
+                pools.popitem(last=False)
+        else:
+            pools.move_to_end(key)
+    return pool
+
+
+def _digest(array: np.ndarray) -> str:
+    array = np.ascontiguousarray(array)
+    return hashlib.blake2b(array.tobytes() + str((array.shape, array.dtype)).encode(), digest_size=16).hexdigest()
 
 
 class RowScorer:
@@ -217,8 +255,7 @@ def cached_segments(
     """segment_image, computed once per image and settings (a read-only array)."""
     global segmentation_runs
     array = np.ascontiguousarray(image)
-    digest = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
-    key = (digest, array.shape, str(array.dtype), method, int(n_segments) if method == "slic" else None,
+    key = (_digest(array), method, int(n_segments) if method == "slic" else None,
            int(kernel_size) if method == "quickshift" else None, int(seed) if method == "quickshift" else None)
     with _SEGMENTS_LOCK:
         found = _SEGMENTS.get(key)
@@ -473,12 +510,15 @@ class LIMEExplainer(Explainer):
         if not self.adaptive:
             per_segment, fit = self._surrogate_image(explainer, image, target, segments, self.num_samples, seed)
             return per_segment, {**fit, **fixed_record(self.num_samples, self.num_samples)}
-        pool = SamplePool(int(segments.max()) + 1, self.num_samples, seed)
+        pool = shared_pool(self.model, image, segments, self.hide_color, self.num_samples, seed)
         explainer.sample_pool = pool
+        reused = pool.scored
 
         def compute(budget: int) -> RoundResult:
             per_segment, fit = self._surrogate_image(explainer, image, target, segments, budget, seed)
-            return RoundResult(comparable=per_segment, payload=(per_segment, fit), evaluations=pool.scored)
+            fit["reused_samples"] = min(reused, budget)
+            # The map rests on the pool's first `budget` rows (scored now or for another class).
+            return RoundResult(comparable=per_segment, payload=(per_segment, fit), evaluations=budget)
 
         def notify(index: int, result: RoundResult, record: dict[str, Any]) -> None:
             per_segment, fit = result.payload

@@ -120,3 +120,21 @@ def test_lime_rounds_score_each_pool_row_once():
     explanation = LIMEExplainer(model, num_samples=300, segmentation="slic", n_segments=4).explain([image], [0])[0]
     # One forward call for the input's own probabilities, then each scored row once.
     assert model.scored == 1 + explanation.extras["evaluations_used"]
+
+
+def test_another_class_of_the_same_image_refits_lime_on_the_rows_already_scored():
+    model = counting_model("reuse-lime-classes")
+    image = _textured(11)
+    explainer = LIMEExplainer(model, num_samples=300, segmentation="slic", n_segments=4)
+    first = explainer.explain([image], [0], seed=2)[0]
+    before = model.scored
+    second = LIMEExplainer(model, num_samples=300, segmentation="slic", n_segments=4).explain([image], [1], seed=2)[0]
+    used_first, used_second = first.extras["evaluations_used"], second.extras["evaluations_used"]
+    # One call for the input's own probabilities; perturbations only beyond those scored for class 0.
+    assert model.scored - before == 1 + max(0, used_second - used_first)
+    assert second.extras["reused_samples"] == min(used_first, used_second) > 0
+    # The same map as a fresh pool would give: scoring is deterministic.
+    fresh = counting_model("reuse-lime-fresh")
+    again = LIMEExplainer(fresh, num_samples=300, segmentation="slic", n_segments=4).explain([image], [1], seed=2)[0]
+    np.testing.assert_allclose(second.values, again.values, rtol=1e-6, atol=1e-9)
+    assert again.extras["evaluations_used"] == used_second
