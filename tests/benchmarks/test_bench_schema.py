@@ -47,6 +47,13 @@ def test_quick_bench_prints_the_documented_json():
         assert -1.0 <= row["rank_correlation"] <= 1.0 and row["fidelity_target"] == 0.9
     for name in ABSOLUTE_ENTRIES:
         assert rows[name]["target"] is None and rows[name]["meets_target"] is None
+    shap_docs = rows["shap_image"]["details"]
+    assert shap_docs["docs_recipe_s"] > 0 and -1.0 <= shap_docs["rank_correlation_vs_docs_recipe"] <= 1.0
+    assert shap_docs["ratio_to_docs_recipe"] == pytest.approx(rows["shap_image"]["ours_s"] / shap_docs["docs_recipe_s"],
+                                                              rel=0.02, abs=1e-3)
+    lime_text = rows["lime_text"]["details"]
+    assert lime_text["reference_deduplicated_s"] > 0
+    assert 1 <= lime_text["reference_distinct_texts_per_call"] <= report["budgets"]["lime_text_samples"]
     first = rows["first_shap_after_start_s"]["details"]
     assert first["with_warm_up"]["warm_up"] is True and first["without_warm_up"]["warm_up"] is False
     assert isinstance(report["all_targets_met"], bool)

@@ -13,13 +13,15 @@ ROW_KEYS = {"name", "ours_s", "reference_s", "ratio", "target", "meets_target", 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [32])
 def test_realistic_rows_have_the_documented_keys(size):
-    report = realistic.run(size=size, repeats=1, forward_images=5, gradcam_images=3)
+    report = realistic.run(size=size, repeats=1, forward_images=5, gradcam_images=3, lime_samples=100, shap_evals=100)
     assert report["model"] == {"architecture": "mobilenetv2", "size": size, "classes": 10, "preprocessing": "-1..1",
                                "weights": "random (BatchNorm statistics from one batch)"}
     rows = {row["name"]: row for row in report["results"]}
-    assert set(rows) == {f"forward_{size}", f"gradcam_batch_{size}", f"shap_image_{size}", f"lime_image_{size}"}
+    assert set(rows) == {f"forward_{size}", f"gradcam_batch_{size}", f"first_map_{size}_s", f"shap_image_{size}",
+                         f"lime_image_{size}"}
     for row in rows.values():
         assert ROW_KEYS <= set(row)
+        assert 100 < row["peak_rss_mb"] < 64_000  # the process's resident peak while ours ran, in MB
         assert row["ours_s"] > 0 and row["reference_s"] > 0
         assert row["ratio"] == pytest.approx(row["ours_s"] / row["reference_s"], rel=0.01, abs=1e-3)
         assert len(row["ours_runs_s"]) == len(row["reference_runs_s"]) == 1
@@ -34,7 +36,18 @@ def test_realistic_rows_have_the_documented_keys(size):
     assert details["images"] == 3 and details["forward_s"] > 0 and details["forward_target"] == 1.5
     assert details["ratio_to_forward"] == pytest.approx(gradcam["ours_s"] / details["forward_s"], rel=0.01)
     assert details["meets_forward_target"] == (details["ratio_to_forward"] <= 1.5)
-    for name, budget in (("shap_image", 500), ("lime_image", 1000)):
+    first = rows[f"first_map_{size}_s"]
+    assert first["details"]["target_s"] == 2.0 and first["meets_target"] == (first["ours_s"] <= 2.0)
+    assert first["ours_s"] <= first["reference_s"]  # the first map comes no later than the final one
+    for method, preview in (("shap", 50), ("lime", 60)):
+        # The page's first round is the preview round.
+        assert first["details"][f"{method}_first_round_evaluations"] <= preview + 2
+    lime = rows[f"lime_image_{size}"]
+    assert len(lime["reference_runs_s"]) == 1 and lime["details"]["same_segments"] is True
+    assert lime["target"] == 0.05 and rows[f"shap_image_{size}"]["target"] == 0.3
+    breakdown = lime["details"]["breakdown_last_timed_run"]
+    assert breakdown["segmentation_quickshift_s"] >= 0 and breakdown["forward_alone_s"] > 0
+    for name, budget in (("shap_image", 100), ("lime_image", 100)):
         row = rows[f"{name}_{size}"]
         assert -1.0 <= row["rank_correlation"] <= 1.0
         details = row["details"]
