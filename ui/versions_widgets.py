@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import registry, render
+from foundation import access
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from models import model_card, store, versions
@@ -47,7 +48,10 @@ def start_panel(name: str) -> None:
                                key=f"retrain_tune_{name}", disabled=quick)
         st.caption("Defaults: the recipe the version in use was trained with. Early stopping on the "
                    f"validation split ends a phase after {recipe.patience} epochs without improvement.")
-    if st.button("🔁 Start retraining", type="primary", key="retrain_start"):
+    refused = identity.refusal(access.RETRAIN)
+    if refused:
+        st.warning(refused, icon="🔒")
+    if st.button("🔁 Start retraining", type="primary", key="retrain_start", disabled=refused is not None):
         overrides = {} if quick else {key: int(value) for key, value, default in
                                       (("head_epochs", head, recipe.head_epochs),
                                        ("finetune_epochs", tune, recipe.finetune_epochs)) if value != default}
@@ -173,8 +177,11 @@ def version_actions(name: str, new: str, old: str | None, *, key: str) -> None:
         actions.append((columns[1], f"🗑️ Discard {new}", versions.discard, new))
     if old and old_state not in (versions.CURRENT, versions.CANDIDATE):
         actions.append((columns[2], f"↩️ Roll back to {old}", versions.rollback, old))
+    refused = identity.refusal(access.PROMOTE) if actions else None
+    if refused:
+        st.warning(refused, icon="🔒")  # the core refuses too; the buttons say so before a click
     for column, label, action, version in actions:
-        if column.button(label, key=f"{key}_{label}"):
+        if column.button(label, key=f"{key}_{label}", disabled=refused is not None):
             try:
                 action(name, version, by=actor(), actor=identity.current())
             except WorkbenchError as exc:

@@ -1,7 +1,7 @@
 """Issue 15 end to end: a real OpenID Connect provider (oidc-provider-mock) on 127.0.0.1, the real
 app (`python -m ui.serve`) with an `[auth]` section pointing at it, and Chromium. An annotator signs
 in, makes a correction on the Review page and sees their identity in its history; a viewer signs in
-and is refused the correction."""
+and is refused the correction and a promotion; a maintainer signs in and promotes."""
 from __future__ import annotations
 
 import os
@@ -19,8 +19,28 @@ from labels import Ledger
 USERS = {
     "alice": {"email": "alice@example.org", "name": "Alice Annotator"},
     "vic": {"email": "vic@example.org", "name": "Vic Viewer"},
+    "mo": {"email": "mo@example.org", "name": "Mo Maintainer"},
 }
-ROLES = 'default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n'
+ROLES = 'default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n"mo@example.org" = "maintainer"\n'
+
+
+def _publish_candidate(workspace) -> None:
+    """digits v2, a candidate (v1's weights republished: cheaper than a retrain, the same to the pages)."""
+    from dataclasses import replace
+
+    from models import store
+
+    before = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(workspace)
+    try:
+        info = store.manifest("digits")
+        store.publish_version("digits", store.load("digits").keras_model,
+                              replace(info, lineage=replace(info.lineage, parent="v1"), created_as="candidate"))
+    finally:
+        if before is None:
+            os.environ.pop("WORKBENCH_HOME", None)
+        else:
+            os.environ["WORKBENCH_HOME"] = before
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +73,7 @@ def signed_in_app(provider, tmp_path_factory, chromium_path):
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
     (root / "roles.toml").write_text(ROLES)
     workspace = root / "workspace"
+    _publish_candidate(workspace)
     env = dict(os.environ, WORKBENCH_HOME=str(workspace), WORKBENCH_ROLES=str(root / "roles.toml"),
                TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     log = root / "streamlit.log"
@@ -135,5 +156,25 @@ def test_a_viewer_signs_in_and_is_refused_a_correction(browser, signed_in_app):
         page.get_by_text("vic@example.org is a viewer; correcting labels needs the annotator role").wait_for()
         assert page.get_by_role("button", name="Keep label").is_disabled()
         assert page.get_by_role("button", name="Ambiguous").is_disabled()
+        page.goto(f"{signed_in_app['url']}/compare_versions", wait_until="domcontentloaded")
+        page.get_by_text("vic@example.org is a viewer; promoting a model version needs the maintainer role").wait_for()
+        assert page.get_by_role("button", name="✅ Promote v2").is_disabled()
+    finally:
+        context.close()
+
+
+def test_a_maintainer_signs_in_and_promotes(browser, signed_in_app):
+    import json
+
+    context, page = _sign_in(browser, signed_in_app, "mo")
+    try:
+        page.goto(f"{signed_in_app['url']}/compare_versions", wait_until="domcontentloaded")
+        page.get_by_role("button", name="✅ Promote v2").click()
+        page.get_by_text("Promote v2: done.").wait_for()
+        log = signed_in_app["workspace"] / "models" / "digits" / "promotions.jsonl"
+        (event,) = [json.loads(line) for line in log.read_text().splitlines()]
+        assert (event["action"], event["version"], event["by"]) == ("promote", "v2", "Mo Maintainer")
+        assert {key: event["actor"][key] for key in ("subject", "email", "role", "signed_in")} == {
+            "subject": "mo", "email": "mo@example.org", "role": "maintainer", "signed_in": True}
     finally:
         context.close()
