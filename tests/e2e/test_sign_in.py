@@ -20,8 +20,9 @@ USERS = {
     "alice": {"email": "alice@example.org", "name": "Alice Annotator"},
     "vic": {"email": "vic@example.org", "name": "Vic Viewer"},
     "mo": {"email": "mo@example.org", "name": "Mo Maintainer"},
+    "ann": {"email": "ann@example.org", "name": "Ann Annotator"},
 }
-ROLES = 'default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n"mo@example.org" = "maintainer"\n'
+ROLES = 'default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n"mo@example.org" = "maintainer"\n"ann@example.org" = "annotator"\n'
 
 
 def _publish_candidate(workspace) -> None:
@@ -60,9 +61,8 @@ def provider():
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def signed_in_app(provider, tmp_path_factory, chromium_path):
-    root = tmp_path_factory.mktemp("sign-in")
+def _serve(root, provider: str, **extra_env: str):
+    """The real app with [auth] pointing at `provider` and the roles above, in its own workspace."""
     port = free_port()
     secrets = root / "secrets.toml"
     secrets.write_text(
@@ -75,7 +75,7 @@ def signed_in_app(provider, tmp_path_factory, chromium_path):
     workspace = root / "workspace"
     _publish_candidate(workspace)
     env = dict(os.environ, WORKBENCH_HOME=str(workspace), WORKBENCH_ROLES=str(root / "roles.toml"),
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra_env)
     log = root / "streamlit.log"
     command = [sys.executable, "-m", "ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1",
                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)]
@@ -101,6 +101,25 @@ def signed_in_app(provider, tmp_path_factory, chromium_path):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def signed_in_app(provider, tmp_path_factory, chromium_path):
+    yield from _serve(tmp_path_factory.mktemp("sign-in"), provider)
+
+
+@pytest.fixture(scope="module")
+def team_app(provider, tmp_path_factory, chromium_path):
+    """The app with its ledger on PostgreSQL (a fresh schema; skipped without WORKBENCH_TEST_POSTGRES_URL)."""
+    from tests.labels.conftest import _postgres_schema_url
+
+    schema_urls = _postgres_schema_url()
+    url = next(schema_urls)
+    try:
+        for app in _serve(tmp_path_factory.mktemp("team"), provider, WORKBENCH_DATABASE_URL=url):
+            yield dict(app, database_url=url)
+    finally:
+        schema_urls.close()  # drops the schema
 
 
 def _sign_in(browser, app: dict, sub: str):
@@ -178,3 +197,37 @@ def test_a_maintainer_signs_in_and_promotes(browser, signed_in_app):
             "subject": "mo", "email": "mo@example.org", "role": "maintainer", "signed_in": True}
     finally:
         context.close()
+
+
+@pytest.mark.postgres
+def test_two_annotators_review_the_same_queue_at_once_on_postgresql(browser, team_app):
+    """Both open the top of the queue; Alice decides first; Ann's decision on the same example is a
+    conflict she sees (with Alice named), and keeping Alice's stores nothing; each decision is stored
+    once, attributed to its author."""
+    alice_context, alice = _sign_in(browser, team_app, "alice")
+    ann_context, ann = _sign_in(browser, team_app, "ann")
+    try:
+        _open_review(alice, team_app)
+        _open_review(ann, team_app)
+        alice.get_by_role("button", name="Keep label").click()
+        alice.get_by_text("Saved:").wait_for()
+        ann.get_by_role("button", name="Keep label").click()  # the same example, opened before Alice's decision
+        ann.get_by_text("Since you opened").wait_for()
+        conflict = ann.locator('[data-testid="stAlert"]').filter(has_text="Since you opened").first.inner_text()
+        assert "Alice Annotator (alice@example.org)" in conflict
+        ann.get_by_role("button", name="Keep theirs").click()
+        ann.get_by_role("button", name="Keep label").wait_for(timeout=240_000)  # slow when the machine is busy
+        ann.get_by_role("button", name="Keep label").click()  # the next example: no conflict
+        ann.get_by_text("Saved:").wait_for()
+        ledger = Ledger(team_app["database_url"])
+        events = list(reversed(ledger.history("digits")))
+        assert [(e.annotator, e.actor_email, e.actor_role, e.action) for e in events] == [
+            ("Alice Annotator", "alice@example.org", "annotator", "set"),
+            ("Ann Annotator", "ann@example.org", "annotator", "set")]
+        assert events[0].example_id != events[1].example_id  # Alice's example was not written twice
+        # Alice sees Ann's decision on her next rerun: the progress counts both.
+        alice.reload(wait_until="domcontentloaded")
+        alice.get_by_text("2 of 1258 reviewed").wait_for()
+    finally:
+        alice_context.close()
+        ann_context.close()
