@@ -399,7 +399,10 @@ def review_table(model: Any, result: AuditResult, ledger: Ledger, latest: dict,
                                                           help="Leave empty for no change."),
         },
     )
-    if st.button("Save changes", key="review_table_save", type="primary", disabled=not annotator):
+    refused = identity.refusal(access.LABEL)
+    if refused:
+        st.warning(refused, icon="🔒")
+    if st.button("Save changes", key="review_table_save", type="primary", disabled=not annotator or bool(refused)):
         _save_table(model, result, edited, snapshot, live, annotator)
 
 

@@ -87,3 +87,11 @@ def test_a_viewer_is_refused_in_the_page(workspace, roles):
     for key in ("review_keep", "review_take_model", "review_ambiguous", "review_apply_other"):
         assert at.button(key=key).disabled
     assert Ledger().count("digits") == 0
+
+
+def test_a_viewer_cannot_save_the_table_either(workspace, roles):
+    at = _app(VIC)
+    at.radio(key="review_mode").set_value("Table").run()
+    assert not at.exception, at.exception
+    assert any("vic@example.org is a viewer; correcting labels" in w.value for w in at.warning)
+    assert at.button(key="review_table_save").disabled
