@@ -73,6 +73,7 @@ from explainers.rounds import (
 from foundation.types import Explanation, Modality
 
 SEGMENTATIONS = ("slic", "quickshift")
+LIME_QUICKSHIFT_RNG = 42  # what lime's default call ends up using (see segment_image)
 SEGMENTATION_LABELS = {"slic": "SLIC", "quickshift": "Quickshift"}
 IMAGE_KERNEL_WIDTH = 0.25  # LimeImageExplainer's default
 TEXT_KERNEL_WIDTH = 25.0  # LimeTextExplainer's default
@@ -88,15 +89,20 @@ def segment_image(
     """Superpixels of an RGB uint8 image as int32 labels 0..k-1 (contiguous, as LIME requires).
 
     slic: about `n_segments` compact regions (compactness 10, sigma 1); deterministic.
-    quickshift: LIME's default settings (max_dist 200, ratio 0.2) with `kernel_size`,
-    its random tie-breaking seeded with `seed`.
+    quickshift: LIME's default settings (max_dist 200, ratio 0.2) with `kernel_size`, its
+    random tie-breaking seeded as lime's default call seeds it (LIME_QUICKSHIFT_RNG; `seed`
+    is not used: see below).
     """
     from skimage.segmentation import quickshift, slic
 
     if method == "slic":
         labels = slic(image, n_segments=n_segments, compactness=10.0, sigma=1.0, start_label=0, channel_axis=-1)
     elif method == "quickshift":
-        labels = quickshift(image, kernel_size=kernel_size, max_dist=200, ratio=0.2, rng=seed, channel_axis=-1)
+        # lime's SegmentationAlgorithm passes random_seed, which scikit-image renamed rng, so lime
+        # drops it and its default call segments with quickshift's default rng=42; so do we,
+        # whatever the seed, so a seed gives the superpixels AND draws of lime's call with it.
+        labels = quickshift(image, kernel_size=kernel_size, max_dist=200, ratio=0.2, rng=LIME_QUICKSHIFT_RNG,
+                            channel_axis=-1)
     else:
         raise ValueError(f"unknown segmentation {method!r}; choose one of {', '.join(SEGMENTATIONS)}")
     # LIME numbers its features 0..k-1 and looks superpixels up by those numbers.
@@ -256,7 +262,7 @@ def cached_segments(
     global segmentation_runs
     array = np.ascontiguousarray(image)
     key = (_digest(array), method, int(n_segments) if method == "slic" else None,
-           int(kernel_size) if method == "quickshift" else None, int(seed) if method == "quickshift" else None)
+           int(kernel_size) if method == "quickshift" else None)
     with _SEGMENTS_LOCK:
         found = _SEGMENTS.get(key)
         if found is not None:
