@@ -109,7 +109,9 @@ def register(sub) -> None:
     bench.add_argument("--text-model", default="headlines", help="text model to time on (default headlines)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--realistic", action="store_true",
-                       help="add rows on a real-size architecture with random weights (forward_224, gradcam_batch_224)")
+                       help="add rows on a real-size architecture with random weights (forward_224, gradcam_batch_224, "
+                            "first_map_224_s, shap_image_224, lime_image_224 with lime's default call timed once: "
+                            "minutes at 224)")
     bench.add_argument("--realistic-model", default="mobilenetv2", choices=["mobilenetv2", "resnet50"],
                        help="the keras.applications architecture for --realistic (default mobilenetv2)")
     bench.add_argument("--realistic-size", type=int, default=224, help="its input size (default 224; at least 32)")

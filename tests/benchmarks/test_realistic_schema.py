@@ -36,6 +36,11 @@ def test_realistic_rows_have_the_documented_keys(size):
     assert details["images"] == 3 and details["forward_s"] > 0 and details["forward_target"] == 1.5
     assert details["ratio_to_forward"] == pytest.approx(gradcam["ours_s"] / details["forward_s"], rel=0.01)
     assert details["meets_forward_target"] == (details["ratio_to_forward"] <= 1.5)
+    for runtime in ("auto", "keras"):  # a fresh process explaining as the page does
+        memory = report["fresh_process_memory"][runtime]
+        assert "error" not in memory and 100 < memory["peak_rss_mb"] < 64_000
+        assert set(memory["seconds"]) == {"shap", "lime"}
+    assert report["fresh_process_memory"]["keras"]["runtime"] == "keras"
     first = rows[f"first_map_{size}_s"]
     assert first["details"]["target_s"] == 2.0 and first["meets_target"] == (first["ours_s"] <= 2.0)
     assert first["ours_s"] <= first["reference_s"]  # the first map comes no later than the final one
