@@ -15,6 +15,7 @@ old, new = vw.pick_versions(name)
 if notice := st.session_state.pop("versions_notice", None):
     st.success(notice)
 vw.version_actions(name, new, old, key="compare")
+vw.change_log(name)
 if old == new:
     st.info("Choose two different versions.")
     st.stop()

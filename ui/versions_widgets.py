@@ -193,6 +193,20 @@ def version_actions(name: str, new: str, old: str | None, *, key: str) -> None:
             st.rerun()
 
 
+def change_log(name: str) -> None:
+    """Who promoted, rolled back and discarded versions of `name` (newest first), with e-mail and role
+    where the change recorded them (changes before issue 15 name only who)."""
+    events = versions.history(name)
+    if not events:
+        return
+    with st.expander(f"Who changed the versions of {name}"):
+        st.dataframe(pd.DataFrame([{
+            "when (UTC)": str(event.get("at", ""))[:19].replace("T", " "), "action": event.get("action"),
+            "version": event.get("version"), "who": event.get("by"),
+            "e-mail": (event.get("actor") or {}).get("email") or "", "role": (event.get("actor") or {}).get("role") or "",
+        } for event in reversed(events)]), hide_index=True)
+
+
 def _forget_cached_versions() -> None:
     """The store may give a discarded version's id to the next new version: caches keyed by
     (model, version) must not serve the discarded one for it."""

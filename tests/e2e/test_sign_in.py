@@ -127,7 +127,7 @@ def _sign_in(browser, app: dict, sub: str):
     page = context.new_page()
     page.set_default_timeout(120_000)
     page.goto(app["url"], wait_until="domcontentloaded")
-    page.get_by_role("button", name="Sign in").click()
+    _click(page, "Sign in")
     # The provider's authorisation form: one button per predefined user.
     page.locator(f'button[name="sub"][value="{sub}"]').click()
     page.wait_for_url(f"{app['url']}/**")
@@ -135,10 +135,15 @@ def _sign_in(browser, app: dict, sub: str):
     return context, page
 
 
+def _click(page, name: str) -> None:
+    """Click the enabled button named `name` (while Streamlit reruns, the old one can linger, disabled)."""
+    page.locator("button:enabled", has_text=name).first.click()
+
+
 def _open_review(page, app: dict) -> None:
     page.goto(f"{app['url']}/review", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Review labels").wait_for()
-    page.get_by_role("button", name="Keep label").wait_for(timeout=240_000)  # the audit ranks the queue first
+    page.locator("button", has_text="Keep label").first.wait_for(timeout=240_000)  # the audit ranks the queue first
 
 
 def test_an_annotator_signs_in_corrects_and_sees_themself_in_the_history(browser, signed_in_app):
@@ -147,9 +152,9 @@ def test_an_annotator_signs_in_corrects_and_sees_themself_in_the_history(browser
         assert page.get_by_text("role: annotator").count() >= 1
         assert page.get_by_label("Your name (for label corrections)").count() == 0  # no name box
         _open_review(page, signed_in_app)
-        page.get_by_role("button", name="Keep label").click()
+        _click(page, "Keep label")
         page.get_by_text("Saved:").wait_for()
-        page.get_by_role("button", name="Undo last").click()  # the example comes back with its history
+        _click(page, "Undo last")  # the example comes back with its history
         page.get_by_text("Undone:").wait_for()
         events = Ledger(f"sqlite:///{signed_in_app['workspace'] / 'labels.sqlite'}").history("digits")
         assert [(e.action, e.annotator, e.actor_subject, e.actor_email, e.actor_role) for e in events] == [
@@ -188,13 +193,19 @@ def test_a_maintainer_signs_in_and_promotes(browser, signed_in_app):
     context, page = _sign_in(browser, signed_in_app, "mo")
     try:
         page.goto(f"{signed_in_app['url']}/compare_versions", wait_until="domcontentloaded")
-        page.get_by_role("button", name="✅ Promote v2").click()
+        _click(page, "✅ Promote v2")
         page.get_by_text("Promote v2: done.").wait_for()
         log = signed_in_app["workspace"] / "models" / "digits" / "promotions.jsonl"
         (event,) = [json.loads(line) for line in log.read_text().splitlines()]
         assert (event["action"], event["version"], event["by"]) == ("promote", "v2", "Mo Maintainer")
         assert {key: event["actor"][key] for key in ("subject", "email", "role", "signed_in")} == {
             "subject": "mo", "email": "mo@example.org", "role": "maintainer", "signed_in": True}
+        page.get_by_text("Who changed the versions of digits").click()  # the page shows who, too
+        grid = page.locator('[data-testid="stExpander"] [data-testid="stDataFrame"]').first
+        grid.wait_for(state="visible")
+        page.wait_for_function("el => el.textContent.includes('mo@example.org')", arg=grid.element_handle(),
+                               timeout=30_000)
+        assert "maintainer" in grid.text_content() and "Mo Maintainer" in grid.text_content()
     finally:
         context.close()
 
@@ -209,15 +220,15 @@ def test_two_annotators_review_the_same_queue_at_once_on_postgresql(browser, tea
     try:
         _open_review(alice, team_app)
         _open_review(ann, team_app)
-        alice.get_by_role("button", name="Keep label").click()
+        _click(alice, "Keep label")
         alice.get_by_text("Saved:").wait_for()
-        ann.get_by_role("button", name="Keep label").click()  # the same example, opened before Alice's decision
+        _click(ann, "Keep label")  # the same example, opened before Alice's decision
         ann.get_by_text("Since you opened").wait_for()
         conflict = ann.locator('[data-testid="stAlert"]').filter(has_text="Since you opened").first.inner_text()
         assert "Alice Annotator (alice@example.org)" in conflict
-        ann.get_by_role("button", name="Keep theirs").click()
-        ann.get_by_role("button", name="Keep label").wait_for(timeout=240_000)  # slow when the machine is busy
-        ann.get_by_role("button", name="Keep label").click()  # the next example: no conflict
+        _click(ann, "Keep theirs")
+        ann.locator("button:enabled", has_text="Keep label").first.wait_for(timeout=240_000)  # slow when the machine is busy
+        _click(ann, "Keep label")  # the next example: no conflict
         ann.get_by_text("Saved:").wait_for()
         ledger = Ledger(team_app["database_url"])
         events = list(reversed(ledger.history("digits")))
