@@ -112,3 +112,21 @@ def test_importing_data_needs_a_maintainer_and_the_manifest_says_who(workspace, 
     imports.commit(plan, created_by="app", actor=MAINTAINER)
     manifest = json.loads((workspace / "datasets" / "pets" / "manifest.json").read_text())
     assert manifest["actor"]["email"] == "maintainer@example.org" and manifest["actor"]["role"] == "maintainer"
+
+
+def test_the_cli_acts_as_the_local_operator_with_the_roles_file_role(toy, tmp_path, monkeypatch, capsys):
+    from commandline import cli
+
+    roles = tmp_path / "roles.toml"
+    roles.write_text('default = "viewer"\n[users]\n"ops" = "maintainer"\n')
+    monkeypatch.setenv(access.ROLES_ENV, str(roles))
+    monkeypatch.setenv(access.OPERATOR_ENV, "guest")
+    assert cli.main(["models", "promote", "toy", "v2"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: guest is a viewer; promoting a model version needs the maintainer role")
+    assert store.current_version("toy") == "v1"
+    monkeypatch.setenv(access.OPERATOR_ENV, "ops")
+    assert cli.main(["models", "promote", "toy", "v2", "--json"]) == 0
+    event = json.loads(capsys.readouterr().out)
+    assert (event["actor"]["subject"], event["actor"]["role"], event["actor"]["signed_in"]) == (
+        "local:ops", "maintainer", False)
