@@ -4,19 +4,22 @@
 that holds the model and its converted scoring copy): loads the model, settles its scoring
 runtime (WORKBENCH_RUNTIME decides: auto = the cached LiteRT copy, keras = Keras), then runs
 the Explain page's SHAP and LIME calls and one Grad-CAM on a photo-like image, and prints one
-JSON line with the process's resident peak (ru_maxrss, MB) after each step. The benchmark
-process itself is no guide: it has built, trained and converted models (several GB).
+JSON line with the process's resident peak (VmHWM, MB) after each step. The benchmark
+process itself is no guide: it has built, trained and converted models (several GB). Not
+ru_maxrss: Linux carries it over from the forked parent through exec, so a child of the
+6 GB benchmark process would report 6 GB before doing anything.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 
 def peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from benchmarks.realistic import peak_rss_mb
+
+    return round(peak_rss_mb(), 1)
 
 
 def main(argv: list[str] | None = None) -> dict:
