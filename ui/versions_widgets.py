@@ -11,6 +11,7 @@ import streamlit as st
 from explainers import registry, render
 from foundation import access
 from foundation.errors import WorkbenchError
+from foundation.escaping import markdown_literal
 from foundation.types import Modality
 from models import model_card, store, versions
 from models.manifest import Manifest
@@ -97,9 +98,18 @@ def _progress_body(status: dict[str, Any]) -> None:
     eta = status.get("eta_seconds")
     d.metric("Time left (at most)", f"{eta:.0f} s" if eta is not None else "–",
              help="Early stopping may end the run sooner.")
-    st.caption(f"Stage: {status.get('stage') or '–'} · job {status['job_id']} · TensorBoard logs: {status.get('tensorboard')}")
+    st.caption(f"Stage: {status.get('stage') or '–'} · job {status['job_id']} · started by "
+               f"{markdown_literal(_started_by(status), one_line=True)} · TensorBoard logs: {status.get('tensorboard')}")
     if status.get("history"):
         st.plotly_chart(history_figure(status["history"]), width="stretch")
+
+
+def _started_by(status: dict[str, Any]) -> str:
+    """Who started the job: the recorded name, with e-mail and role where the job records them."""
+    actor = status.get("actor") or {}
+    extra = ", ".join(value for value in (actor.get("email"), actor.get("role")) if value)
+    who = status.get("created_by") or actor.get("name") or "–"
+    return f"{who} ({extra})" if extra else who
 
 
 @st.fragment(run_every=1.0)
@@ -111,7 +121,7 @@ def live_progress(job_id: str) -> None:
     _progress_body(status)
     if st.button("⏹ Cancel", key=f"cancel_{job_id}"):
         try:
-            jobs.cancel(job_id)
+            jobs.cancel(job_id, actor=identity.current())
             st.info("Cancelling… the job stops at its next step and writes no version.")
         except WorkbenchError as exc:
             st.error(str(exc), icon="⚠️")

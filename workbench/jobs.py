@@ -438,8 +438,12 @@ def wait(
         time.sleep(poll_seconds)
 
 
-def cancel(job_id: str) -> dict[str, Any]:
-    """Ask the job to stop (SIGTERM to its process group). Returns its status at that moment."""
+def cancel(job_id: str, *, actor: Identity | None = None) -> dict[str, Any]:
+    """Ask the job to stop (SIGTERM to its process group). Returns its status at that moment.
+
+    Stopping someone's retrain is a retrain decision: it needs the maintainer role (`actor`,
+    default the local operator)."""
+    access.acting(actor, access.RETRAIN)
     status = read_status(job_id)
     if is_finished(status):
         raise WorkbenchError(f"job {job_id} is not running (it is {status['state']}).")

@@ -89,7 +89,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     from workbench import jobs
 
     keys = ("job_id", "kind", "model", "state", "epoch", "total_epochs", "val_accuracy", "created_at", "created_by",
-            "error")
+            "actor", "error")
     rows = [{key: s.get(key) for key in keys} for s in jobs.list_jobs(args.model)]
     if args.json:
         print(json.dumps(rows))

@@ -82,6 +82,8 @@ def test_a_retrain_job_needs_a_maintainer_and_records_who_started_it(toy, worksp
         assert status["actor"] == MAINTAINER.record()
         spec = json.loads((jobs.job_dir(job_id) / "spec.json").read_text())
         assert access.identity_of(spec["actor"]) == MAINTAINER
+        with pytest.raises(AccessDenied, match="annotator@example.org is an annotator; retraining a model needs"):
+            jobs.cancel(job_id, actor=ANNOTATOR)
     finally:
         try:
             jobs.cancel(job_id)
