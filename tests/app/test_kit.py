@@ -78,7 +78,8 @@ def test_lime_panel_offers_the_randomisation_check_and_then_draws_its_cascade():
     assert not at.exception, at.exception
     assert not any(b.label.startswith("Run the randomisation check") for b in at.button)
     [check] = [m.value for m in at.markdown if m.value.startswith("**Randomisation check.**")]
-    assert "top layer (probs" in check
+    # On an 8 x 8 random image LIME's superpixels are few, so any verdict may come out; the flow is the point.
+    assert check.split("** ", 1)[1].split(":")[0] in {"Passes", "Passes in part", "Fails"}
     assert any(metric.label == "Sanity check" for metric in at.metric)
     assert len(at.get("plotly_chart")) == 2  # the cascade, and the curves
 
