@@ -60,8 +60,13 @@ def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[s
     wanted = training.config_dict(config)
     if name in store.model_names():
         for version in store.all_version_ids(name):
-            simulation = store.manifest(name, version).simulation or {}  # this command's own record
-            if simulation.get("role") == "noisy-base" and simulation.get("config") == wanted:
+            manifest = store.manifest(name, version)
+            simulation = manifest.simulation or {}  # this command's own record
+            ours = simulation.get("role") == "noisy-base" and simulation.get("config") == wanted
+            # The shipped twin (workbench train --noisy) is the same recipe on the same labels.
+            shipped = (manifest.lineage.parent is None and manifest.lineage.train_split == NOISY_SPLIT
+                       and manifest.training is not None and manifest.training.config == wanted)
+            if ours or shipped:
                 log(f"reusing {name} {version} (trained on the noisy labels)")
                 return name, version
     parent = store.manifest(source, store.ZOO_VERSION)

@@ -11,16 +11,25 @@ from workbench import samples, simulate
 
 
 @pytest.mark.slow
+def test_simulation_reuses_the_shipped_twin_when_its_recipe_matches(workspace):
+    messages = []
+    config = simulate.sample_recipe("digits")
+    assert simulate.noisy_model("digits", config, messages.append) == ("digits-noisy", "v1")
+    assert messages == ["reusing digits-noisy v1 (trained on the noisy labels)"]
+
+
 def test_simulation_corrects_only_wrong_labels_in_its_own_ledger(workspace):
     messages = []
     report = simulate.simulate_review("digits", 20, config=samples.quick_config(), control=False,
                                       log=messages.append)
     noisy = sample_data.load("digits", "train_noisy")
     clean = sample_data.load("digits", "train")
-    assert report["model"] == "digits-noisy" and report["noisy_version"] == "v1" and report["candidate"] == "v2"
-    base = store.read_manifest("digits-noisy", "v1")
+    # The shipped twin digits-noisy v1 has the full recipe, not this quick one: a new base is trained.
+    assert report["model"] == "digits-noisy" and report["noisy_version"] == "v2" and report["candidate"] == "v3"
+    base = store.read_manifest("digits-noisy", "v2")
     assert base["train_split"] == "train_noisy" and base["simulation"]["role"] == "noisy-base"
-    assert store.read_manifest("digits-noisy", "v2")["parent"] == "v1"
+    assert store.read_manifest("digits-noisy", "v3")["parent"] == "v2"
+    assert store.current_version("digits-noisy") == "v1"  # the review queue's model is untouched
 
     ledger = Ledger(f"sqlite:///{report['ledger']}")
     events = ledger.history("digits")
