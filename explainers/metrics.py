@@ -58,14 +58,13 @@ DEFAULT_STEPS = 20
 IMAGE_BASELINES = ("blur", "mean", "noise", "black")
 TEXT_BASELINES = ("remove", "mask")
 BASELINES: dict[Modality, tuple[str, ...]] = {Modality.IMAGE: IMAGE_BASELINES, Modality.TEXT: TEXT_BASELINES}
-# Human-readable, to complete "removed pixels/words become ...". "blur" and "remove tokens" are
-# the strings reports printed before there was a choice, kept so existing reports still read alike.
+# Human-readable, to complete "removed pixels/words become ...".
 BASELINE_LABELS = {
-    "blur": "blur",
+    "blur": "a blurred copy",
     "mean": "the mean colour",
     "noise": "uniform noise",
     "black": "black",
-    "remove": "remove tokens",
+    "remove": "nothing (the words are dropped)",
     "mask": "a mask token",  # completed with the token itself, e.g. "a mask token [UNK]"
 }
 # The word written in place of a hidden token, in order of preference: the first one the model
@@ -762,10 +761,14 @@ def randomised_copy(model: "LoadedModel", layers: str | int | Sequence[str] = "t
     chosen = _select_layers(_weighted_layers(clone), layers)
     for offset, (_, layer) in enumerate(chosen):
         _reinitialise(layer, seed * 1000 + offset * 10)
+    manifest = model.info.to_dict()
+    # With the file's sha256 the perturbation scorer (models/runtime.py) would reuse the original's
+    # converted copy, keyed on that hash, and score the intact weights instead of these.
+    manifest.pop("sha256", None)
     copy = LoadedModel(
         name=model.name,
         version=f"{model.version}+randomised",
-        manifest=model.info.to_dict(),
+        manifest=manifest,
         keras_model=clone,
     )
     result = (copy, tuple(path for path, _ in chosen))

@@ -119,7 +119,7 @@ def as_ground_truth(ground_truth: Any) -> GroundTruth | None:
 
 
 def measure_trust(model: LoadedModel, explanation: Explanation, model_input: Any,
-                  ground_truth: Any = None, *, sanity: bool | None = None) -> TrustReport:
+                  ground_truth: Any = None, *, sanity: bool | None = None, baseline: str | None = None) -> TrustReport:
     """metrics.trust_summary of one explanation, computed once per (model version, explanation, input, truth),
     with the cascading randomisation check (`sanity_check`) merged in by `with_sanity`.
 
@@ -127,14 +127,15 @@ def measure_trust(model: LoadedModel, explanation: Explanation, model_input: Any
     check of this explanation is merged in when there is one, and nothing new is run.
     """
     truth = as_ground_truth(ground_truth)
-    key = cache.trust_key(model.name, model.version, explanation, model_input, truth)
+    baseline = metrics.check_baseline(model.modality, baseline)  # None -> the modality's default
+    key = cache.trust_key(model.name, model.version, explanation, model_input, truth) + f"|{baseline}"
     merged = cache.TRUST.get(key + "|with-sanity")
     if merged is not None:
         return merged
     report = cache.TRUST.get(key)
     if report is None:
         # The old two-layers-at-once check is replaced by the cascade, merged in below.
-        report = metrics.trust_summary(model, explanation, model_input, truth, sanity=False)
+        report = metrics.trust_summary(model, explanation, model_input, truth, sanity=False, baseline=baseline)
         cache.TRUST.put(key, report)
     run = explanation.method in GRADIENT_METHODS if sanity is None else sanity
     cascade = sanity_check(model, explanation, model_input, compute=run)
@@ -215,10 +216,11 @@ class ExplainedInput:
             return f"{self.explanation.seconds:.2f} s · from cache"
         return f"computed in {self.wall_seconds:.2f} s"
 
-    def trust(self) -> TrustReport:
+    def trust(self, baseline: str | None = None) -> TrustReport:
         """The trust figures: measured on the first request (about a second), cached after; with the
-        randomisation check for the gradient methods, and for the others once `sanity()` ran."""
-        return measure_trust(self.model, self.explanation, self.model_input, self.ground_truth)
+        randomisation check for the gradient methods, and for the others once `sanity()` ran.
+        baseline: what hidden pixels or words become (metrics.BASELINES; None = the default)."""
+        return measure_trust(self.model, self.explanation, self.model_input, self.ground_truth, baseline=baseline)
 
     def sanity(self, compute: bool = True) -> SanityCascade | None:
         """The cascading randomisation check of this map (None if not run yet and compute is False)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from explainers import metrics
+from explainers import metrics, sanity
 from foundation import config
 from foundation.atomic import write_json_atomic
 from foundation.errors import WorkbenchError
@@ -19,6 +19,7 @@ from models import model_card, store
 from workbench import api, datasets
 
 TRUST_EXAMPLES = 16
+SANITY_EXAMPLES = 4  # the cascade re-explains them once per weighted layer
 
 
 def trust_path(name: str, version: str) -> Path:
@@ -94,12 +95,17 @@ def measure_trust(model: Any, *, n: int = TRUST_EXAMPLES, method: str | None = N
     }
     tokens = [e.tokens or tuple(model.tokenize(str(x))) for e, x in zip(explanations, inputs)]
     trust.update(_localisation(data, explanations, tokens))
-    check = metrics.sanity_check(model, method, inputs, original=explanations, seed=seed,
-                                 params=metrics.constructor_params(method, explanations[0]))
-    sanity = {"method": method, "layers randomised": ", ".join(check.layers),
-              "mean rank correlation with the randomised model": round(check.mean_rank_correlation, 4),
-              "verdict": f"the explanation {check.verdict}"}
-    result = {"trust": trust, "sanity": sanity, "sha256": model.info.lineage.sha256}
+    # The cascading check (Adebayo et al. 2018), on the first few examples: it re-explains once per layer.
+    few = min(len(inputs), SANITY_EXAMPLES)
+    check = sanity.sanity_cascade(model, method, inputs[:few], [e.target for e in explanations[:few]],
+                                  original=explanations[:few], seed=seed, independent=False,
+                                  params=metrics.constructor_params(method, explanations[0]))
+    sanity_figures = {"method": method, "examples": few,
+                      "layers randomised, top first": ", ".join(check.cascade.layers),
+                      "similarity with only the top layer randomised": round(check.top_similarity, 4),
+                      "lowest similarity in the cascade": round(check.lowest_similarity, 4),
+                      "verdict": f"{check.outcome}: the explanation {check.verdict}"}
+    result = {"trust": trust, "sanity": sanity_figures, "sha256": model.info.lineage.sha256}
     write_json_atomic(trust_path(model.name, model.version), result)
     return result
 

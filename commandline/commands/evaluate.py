@@ -75,6 +75,7 @@ def evaluate(
     sanity_n: int = DEFAULT_SANITY_N,
     dataset: str | None = None,
     sanity_steps: int | None = None,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
     """Every trust metric for `method` on `n` seeded-random examples of the model's dataset split.
 
@@ -99,7 +100,7 @@ def evaluate(
     predicted = probabilities.argmax(axis=1)
     explanations = api.explain(model, method, inputs, [int(p) for p in predicted], seed=seed)
 
-    curves = metrics.deletion_insertion(model, inputs, explanations, steps=steps, seed=seed)
+    curves = metrics.deletion_insertion(model, inputs, explanations, steps=steps, seed=seed, baseline=baseline)
     table: dict[str, dict[str, Any]] = {
         "deletion_auc": _stats(curves.deletion_auc, curves.random_deletion_auc),
         "insertion_auc": _stats(curves.insertion_auc, curves.random_insertion_auc),
@@ -118,6 +119,7 @@ def evaluate(
         "seed": seed,
         "steps": steps,
         "baseline": curves.baseline,
+        "baseline_name": curves.baseline_name,
         "accuracy": _round(np.mean(predicted == np.asarray(data.y)[indices])),
         "metrics": table,
         "targets": _targets(data.name, method, table),
@@ -268,9 +270,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise WorkbenchError("--steps must be at least 1.")
     if args.sanity_steps is not None and args.sanity_steps < 1:
         raise WorkbenchError("--sanity-steps must be at least 1.")
+    from explainers import metrics
+
+    try:
+        metrics.check_baseline(model.modality, args.baseline)
+    except ValueError as error:
+        raise WorkbenchError(f"--baseline: {error}") from None
     result = evaluate(
         model, args.method, n=args.n, split=args.split, seed=args.seed, steps=args.steps,
-        sanity_n=args.sanity_n, dataset=args.dataset, sanity_steps=args.sanity_steps,
+        sanity_n=args.sanity_n, dataset=args.dataset, sanity_steps=args.sanity_steps, baseline=args.baseline,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -289,6 +297,9 @@ def register(sub) -> None:
     parser.add_argument("--dataset", default=None, help="dataset to draw from (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20, help="points on the deletion/insertion curves")
+    parser.add_argument("--baseline", default=None,
+                        help="what hidden pixels/words become in deletion/insertion: images blur (default), mean, "
+                             "noise, black; text remove (default), mask")
     parser.add_argument("--sanity-n", type=int, default=DEFAULT_SANITY_N, dest="sanity_n",
                         help="examples for the randomisation sanity check (0 = skip)")
     parser.add_argument("--sanity-steps", type=int, default=None, dest="sanity_steps",

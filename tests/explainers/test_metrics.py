@@ -110,7 +110,7 @@ def test_text_curves_remove_and_keep_tokens_in_attribution_order():
     np.testing.assert_allclose(curves.deletion[0], deletion, atol=1e-6)
     np.testing.assert_allclose(curves.insertion[0], insertion, atol=1e-6)
     assert curves.deletion_auc[0] == pytest.approx(metrics.curve_area(np.linspace(0, 1, 5), deletion), abs=1e-6)
-    assert len(tokens) == 4 and curves.baseline == "remove tokens"
+    assert len(tokens) == 4 and curves.baseline == "nothing (the words are dropped)"
 
 
 def test_text_values_must_match_the_model_tokens():
@@ -302,7 +302,7 @@ def test_remove_is_the_default_text_baseline_unchanged():
                                        baseline="remove")
     for name in ("deletion", "insertion", "random_deletion", "random_insertion"):
         np.testing.assert_array_equal(getattr(default, name), getattr(named, name))
-    assert default.baseline == named.baseline == "remove tokens"
+    assert default.baseline == named.baseline == "nothing (the words are dropped)"
     masked = metrics.deletion_insertion(model, ["the movie was good"], [values], targets=[1], steps=4, baseline="mask")
     # The tiny CNN's "[UNK]" embedding differs from its padding's: masking is not removal here.
     assert not np.allclose(masked.deletion, default.deletion)

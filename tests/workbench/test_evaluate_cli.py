@@ -40,7 +40,7 @@ def test_image_evaluation_schema_and_targets(capsys):
     result = _evaluate(capsys, "--model", "shapes", "--method", "gradcam", "--n", "6", "--sanity-n", "2", "--steps", "8")
     assert TOP_KEYS <= set(result)
     assert (result["model"], result["method"], result["split"], result["n"], result["steps"]) == ("shapes", "gradcam", "test", 6, 8)
-    assert result["version"] == store.current_version("shapes") and result["baseline"] == "blur"
+    assert result["version"] == store.current_version("shapes") and result["baseline"] == "a blurred copy" and result["baseline_name"] == "blur"
     metrics = result["metrics"]
     for name in ("deletion_auc", "insertion_auc", "mask_mass", "pointing_game", "pointing_game_strict"):
         _check_stats(metrics[name])
@@ -106,7 +106,7 @@ def test_text_evaluation_as_a_subprocess():
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["baseline"] == "remove tokens" and result["dataset"] == "headlines"
+    assert result["baseline"] == "nothing (the words are dropped)" and result["baseline_name"] == "remove" and result["dataset"] == "headlines"
     _check_stats(result["metrics"]["rationale_overlap"])
     _check_cascade(result["metrics"]["sanity_cascade"], n=2, method="gradcam", image=False)  # no SSIM for text
     assert set(result["targets"]) == {"deletion_below_random"}
@@ -149,3 +149,17 @@ def test_python_api_matches_the_command(capsys):
     direct = evaluate(api.load_model("headlines"), "gradcam", n=3, sanity_n=0)
     printed = _evaluate(capsys, "--model", "headlines", "--method", "gradcam", "--n", "3", "--sanity-n", "0")
     assert direct["metrics"] == printed["metrics"]
+
+
+def test_the_baseline_is_chosen_and_reported(capsys):
+    _need("shapes")
+    args = ("--model", "shapes", "--method", "gradcam", "--n", "4", "--sanity-n", "0", "--steps", "8")
+    blur = _evaluate(capsys, *args)
+    noise = _evaluate(capsys, *args, "--baseline", "noise")
+    assert (noise["baseline_name"], noise["baseline"]) == ("noise", "uniform noise")
+    # Another baseline is another test: the areas and their random reference both change.
+    assert noise["metrics"]["deletion_auc"]["mean"] != blur["metrics"]["deletion_auc"]["mean"]
+    assert noise["metrics"]["deletion_auc"]["random_mean"] != blur["metrics"]["deletion_auc"]["random_mean"]
+    assert main(["evaluate", *args, "--baseline", "mask"]) == 2  # a text baseline on an image model
+    error = capsys.readouterr().err
+    assert error.startswith("error: --baseline:") and "blur, mean, noise, black" in error

@@ -23,7 +23,7 @@ def test_one_row_per_method_and_baseline_each_with_the_random_reference_of_its_b
                                            progress=lambda done, total, message: calls.append((done, total, message)))
     assert [(r["method"], r["baseline"]) for r in rows] == [
         (m, b) for b in metrics.IMAGE_BASELINES for m in ("gradcam", "gradcam++")]
-    assert {r["baseline_description"] for r in rows} == {"blur", "the mean colour", "uniform noise", "black"}
+    assert {r["baseline_description"] for r in rows} == {"a blurred copy", "the mean colour", "uniform noise", "black"}
     # 2 explanations + 2 methods x 4 baselines scored, then "done".
     assert [c[0] for c in calls] == list(range(11)) and {c[1] for c in calls} == {10} and calls[-1][2] == "done"
     by_key = {(r["method"], r["baseline"]): r for r in rows}
@@ -61,7 +61,7 @@ def test_text_rows_for_removal_and_the_mask_token():
     texts = ["the movie was good", "bad plot", "great movie the plot was awful"]
     rows = faithfulness.faithfulness_table(model, texts, ["lime"], steps=4, params={"lime": {"num_samples": 60}})
     assert [r["baseline"] for r in rows] == ["remove", "mask"]
-    assert [r["baseline_description"] for r in rows] == ["remove tokens", "a mask token [UNK]"]
+    assert [r["baseline_description"] for r in rows] == ["nothing (the words are dropped)", "a mask token [UNK]"]
     remove, mask = rows
     assert remove["random_deletion_auc"] != mask["random_deletion_auc"]
     assert remove["deletion_rank"] == mask["deletion_rank"] == 1
@@ -93,7 +93,7 @@ def test_cli_prints_the_table_as_json_and_refuses_a_baseline_of_the_other_modali
     assert (result["model"], result["split"], result["n"], result["seed"]) == ("shapes", "test", 3, 0)
     assert result["baselines"] == ["noise", "blur"]
     assert [(r["method"], r["baseline_description"]) for r in result["rows"]] == [("gradcam", "uniform noise"),
-                                                                                 ("gradcam", "blur")]
+                                                                                 ("gradcam", "a blurred copy")]
     assert result["rankings"]["noise"] == {"deletion": ["gradcam"], "insertion": ["gradcam"]}
     assert result["differences"] == {"noise": {}, "blur": {}}  # one method: nothing to compare with
     assert not any(key.endswith("_areas") for key in result["rows"][0])  # only with --per-input

@@ -15,7 +15,7 @@ from workbench import reports
 from workbench.explaining import Comparison, ExplainedInput
 
 TRUST_HELP = ("Deletion/insertion curves against a random order, localisation where the truth is "
-              "known and (for Grad-CAM) a sanity check. About a second.")
+              "known and the cascading randomisation check (Grad-CAM at once; SHAP and LIME on request). About a second.")
 
 
 def report_button(

@@ -18,6 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from explainers.metrics import BASELINE_LABELS, BASELINES
 from foundation.types import Modality
 from workbench import warmup
 from workbench.explaining import SANITY_THRESHOLD, ExplainedInput, SanityCascade, TrustReport
@@ -98,7 +99,8 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
     Measured on the first request (about a second for Grad-CAM on the sample models), then
     served from the core's cache. key: a prefix for widget keys when several panels share a page.
     """
-    report = _measure(result)
+    baseline = _baseline_choice(result, key)
+    report = _measure(result, baseline)
     cascade = result.sanity(compute=False)  # measured with the report (Grad-CAM) or on an earlier click
     figures = report.figures
     unit = "words" if result.model.modality is Modality.TEXT else "pixels"
@@ -130,11 +132,25 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
     return report
 
 
-def _measure(result: ExplainedInput) -> TrustReport:
+def _baseline_choice(result: ExplainedInput, key: str) -> str:
+    """What hidden pixels or words become in the deletion and insertion tests (default first).
+
+    The choice matters: SHAP's image masker blurs and both SHAP and LIME remove words, so the
+    default baselines give them a head start (see the README, "Which baseline?")."""
+    choices = BASELINES[result.model.modality]
+    unit = "words" if result.model.modality is Modality.TEXT else "pixels"
+    return st.selectbox(f"Hidden {unit} become", choices, key=f"{key}_baseline",
+                        format_func=lambda name: BASELINE_LABELS.get(name, name),
+                        help="The deletion and insertion tests hide the most important "
+                        f"{unit} first. What replaces them changes the figures, and can change which method "
+                        "looks best: SHAP's image masker itself blurs, and SHAP and LIME remove words.")
+
+
+def _measure(result: ExplainedInput, baseline: str) -> TrustReport:
     """The trust figures, with a "measuring…" note in their place meanwhile. The map above was sent
     to the browser before this runs, so measuring never delays the map."""
     with st.spinner(f"Can I trust this {result.explanation.method} map? measuring…"), warmup.busy():
-        return result.trust()
+        return result.trust(baseline)
 
 
 def _sanity_section(result: ExplainedInput, cascade: SanityCascade | None, key: str) -> None:
