@@ -65,3 +65,19 @@ def test_the_shipped_models_score_what_the_readme_and_their_manifests_say(name, 
     measured = training.evaluate(model.keras_model, test, io=model.io)["accuracy"]
     assert measured == pytest.approx(model.info.metrics.test.accuracy, abs=1e-4)
     assert measured == pytest.approx(README_TEST_ACCURACY[name], abs=5e-4 + 1e-9)  # the README rounds
+
+
+@pytest.mark.parametrize("model, method, head, verdict", [
+    ("shapes", "gradcam", 0.11, "depends on the model"),
+    ("shapes", "gradcam++", 0.84, "depends only on the lower layers"),
+    ("headlines", "gradcam", 0.27, "depends on the model"),
+])
+def test_the_randomisation_check_figures_in_the_readme(model, method, head, verdict, capsys, workspace):
+    # README "Sanity checks": 16 seeded test examples, only the head randomised, Spearman of |map|.
+    if model not in store.model_names():
+        pytest.fail(f"sample model {model} is missing from models/zoo; run `make zoo`")
+    assert main(["evaluate", "--model", model, "--method", method, "--n", "16", "--sanity-n", "16",
+                 "--seed", "0", "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)["metrics"]["sanity_cascade"]
+    assert check["cascade"][0]["spearman_abs"]["mean"] == pytest.approx(head, abs=0.006)  # the README rounds
+    assert check["verdict"] == verdict
