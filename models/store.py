@@ -330,5 +330,20 @@ def append_durably(path: Path, record: Mapping[str, Any]) -> None:
     fsync_dir(path.parent)  # the file may have just been created: its name must survive too
 
 
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The records `append_durably` wrote to `path`, oldest first (none when it does not exist).
+
+    A line cut short by a crash mid-append carries no record and is skipped."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -55,16 +54,7 @@ def _locked(name: str) -> Iterator[None]:
 
 def history(name: str) -> list[dict[str, Any]]:
     """Every promote / rollback / discard of `name`, oldest first."""
-    path = _model_dir(name) / LOG_FILE
-    if not path.is_file():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash mid-append carries no decision
-    return events
+    return store.read_json_lines(_model_dir(name) / LOG_FILE)
 
 
 def _append(name: str, event: dict[str, Any]) -> dict[str, Any]:

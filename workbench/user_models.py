@@ -144,18 +144,7 @@ def _log(name: str, action: str, created_by: str, who: Identity, **details: Any)
 
 def registrations(name: str) -> list[dict[str, Any]]:
     """Who registered `name` and linked its dataset, oldest first (empty for sample models)."""
-    import json
-
-    path = _models_root() / store.check_model_name(name) / REGISTRATIONS_FILE
-    if not path.is_file():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by a crash mid-append carries no decision
-    return events
+    return store.read_json_lines(_models_root() / store.check_model_name(name) / REGISTRATIONS_FILE)
 
 
 def _assumed_preprocessing(keras_model: Any, path: Path, classes: Any, overrides: Mapping[str, Any]) -> InferredSpec:

@@ -173,7 +173,8 @@ def test_card_measures_trust_figures_once(workspace, tmp_path, capsys):
     card = out.read_text()
     assert "## Trust figures of the explanations" in card and "Not measured yet" not in card
     assert "**deletion area\\, random order**" in card and "**examples**: 16" in card
-    assert "**verdict**: the explanation depends on the model" in card
+    assert "**verdict**: passes\\: the explanation depends on the model" in card
+    assert "**similarity with only the top layer randomised**" in card
     saved = model_trust.trust_path("headlines", "v1")
     stamp = saved.stat().st_mtime_ns
     assert cli.main(["models", "card", "headlines", "--measure"]) == 0  # v1 is current: same card
