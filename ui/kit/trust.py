@@ -139,7 +139,8 @@ def _baseline_choice(result: ExplainedInput, key: str) -> str:
     default baselines give them a head start (see the README, "Which baseline?")."""
     choices = BASELINES[result.model.modality]
     unit = "words" if result.model.modality is Modality.TEXT else "pixels"
-    return st.selectbox(f"Hidden {unit} become", choices, key=f"{key}_baseline",
+    column = st.columns([1, 2])[0]  # a small control: the panel below is what matters
+    return column.selectbox(f"Hidden {unit} become", choices, key=f"{key}_baseline",
                         format_func=lambda name: BASELINE_LABELS.get(name, name),
                         help="The deletion and insertion tests hide the most important "
                         f"{unit} first. What replaces them changes the figures, and can change which method "
