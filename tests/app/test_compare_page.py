@@ -70,7 +70,7 @@ def test_text_evidence_and_discard(workspace):
 
     at.button(key="trust_headlines_v2").click().run()
     assert not at.exception, at.exception
-    assert any("mean rank correlation with the randomised model" in m.value for m in at.markdown)
+    assert any("similarity with only the top layer randomised" in m.value for m in at.markdown)
 
     at.button(key="compare_🗑️ Discard v2").click().run()
     assert not at.exception, at.exception
