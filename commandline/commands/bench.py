@@ -14,6 +14,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise WorkbenchError("--repeats must be at least 1.")
+    if args.team_sessions < 1:
+        raise WorkbenchError("--team-sessions must be at least 1.")
     if args.realistic_size < 32:
         raise WorkbenchError("--realistic-size must be at least 32 (the smallest input keras.applications builds).")
     for name, modality in ((args.image_model, "image"), (args.text_model, "text")):
@@ -35,6 +37,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.realistic:
         report["realistic"] = _realistic(args, log)
         report["results"].extend(report["realistic"].pop("results"))
+    if args.team:
+        report["team_load"] = _team_load(args, log)
     if not args.quick and not args.no_app:
         report["app"] = _app_figures(log)
     if args.json:
@@ -44,6 +48,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"Grad-CAM throughput: {report['gradcam_throughput']}")
         if "app" in report:
             print(f"App: {report['app']}")
+        if "team_load" in report:
+            print(f"Team load: {_team_line(report['team_load'])}")
     return 0
 
 
@@ -62,6 +68,27 @@ def _realistic(args: argparse.Namespace, log) -> dict:
 
     return realistic.run(size=args.realistic_size, architecture=args.realistic_model,
                          repeats=1 if args.quick else args.repeats, log=log)
+
+
+def _team_load(args: argparse.Namespace, log) -> dict:
+    """Issue 15's load check: a single signed-in session, then --team-sessions at once, through the
+    Review and Explain image pages (benchmarks/team_load.py)."""
+    from benchmarks import team_load
+
+    log(f"team load: a local sign-in provider, the app, 1 then {args.team_sessions} signed-in sessions in Chromium…")
+    try:
+        return team_load.run(sessions=args.team_sessions, rounds=1, log=lambda message: log(f"team load: {message}"))
+    except Exception as exc:  # no browser or no provider here: the explainer figures still stand
+        return {"error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+
+
+def _team_line(figures: dict) -> str:
+    if "error" in figures:
+        return figures["error"]
+    single, team = figures["single"]["overall"], figures["team"]["overall"]
+    return (f"1 session median {single['median_s']} s, p95 {single['p95_s']} s; {figures['team']['sessions']} sessions "
+            f"median {team['median_s']} s, p95 {team['p95_s']} s (x{figures['ratio_median']}, x{figures['ratio_p95']}); "
+            f"errors {figures['errors']}")
 
 
 def _app_figures(log) -> dict:
@@ -96,6 +123,10 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--realistic-model", args.realistic_model]
         if args.realistic_size != 224:
             parts += ["--realistic-size", str(args.realistic_size)]
+    if args.team:
+        parts.append("--team")
+        if args.team_sessions != 10:
+            parts += ["--team-sessions", str(args.team_sessions)]
     return " ".join(parts)
 
 
@@ -115,4 +146,9 @@ def register(sub) -> None:
     bench.add_argument("--realistic-model", default="mobilenetv2", choices=["mobilenetv2", "resnet50"],
                        help="the keras.applications architecture for --realistic (default mobilenetv2)")
     bench.add_argument("--realistic-size", type=int, default=224, help="its input size (default 224; at least 32)")
+    bench.add_argument("--team", action="store_true",
+                       help="add issue 15's load check (team_load): a local sign-in provider and the app, one signed-in "
+                            "session then --team-sessions at once through Review (open, filter, Keep) and Explain image "
+                            "in headless Chromium; median and p95 page latency, errors, load average (minutes)")
+    bench.add_argument("--team-sessions", type=int, default=10, help="concurrent sessions for --team (default 10)")
     bench.set_defaults(func=cmd_bench)

@@ -57,3 +57,14 @@ def test_two_signed_in_annotators_work_through_review_and_explain_without_errors
         report["team"]["overall"]["median_s"] / report["single"]["overall"]["median_s"], abs=0.01)
     assert report["ratio_p95"] == pytest.approx(
         report["team"]["overall"]["p95_s"] / report["single"]["overall"]["p95_s"], abs=0.01)
+
+
+def test_bench_command_takes_the_team_flag(capsys):
+    from commandline import cli
+    from commandline.commands import bench
+
+    args = cli.build_parser().parse_args(["bench", "--json", "--quick", "--no-app", "--team", "--team-sessions", "4"])
+    assert (args.team, args.team_sessions) == (True, 4)
+    assert bench._command(args) == "workbench bench --json --quick --team --team-sessions 4"
+    assert cli.main(["bench", "--team", "--team-sessions", "0"]) == 2  # refused before anything runs
+    assert "--team-sessions must be at least 1" in capsys.readouterr().err
