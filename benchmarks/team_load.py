@@ -58,6 +58,12 @@ COOKIE_SECRET = "a-load-check-cookie-secret-of-enough-length-0123456789"
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 # Streamlit shows this widget while a script run is in progress: its absence means the rerun ended.
 RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+STATE = """() => { const main = document.querySelector('[data-testid="stMain"]');
+    const imgs = main ? [...main.querySelectorAll('img')] : [];
+    return 'running=' + !!document.querySelector('[data-testid="stStatusWidget"]')
+      + ' stale=' + document.querySelectorAll('[data-stale="true"]').length
+      + ' images=' + imgs.length + ' unloaded=' + imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length
+      + ' headings=' + JSON.stringify([...(main ? main.querySelectorAll('h1, h3') : [])].map(h => h.textContent)); }"""
 
 
 def user(prefix: str, number: int) -> dict[str, str]:
@@ -154,7 +160,11 @@ async def _until(page: Any, what: str, script: str, arg: Any, timeout_ms: float)
     except Exception as exc:
         if "Timeout" not in exc.__class__.__name__:
             raise
-        raise Timeout(f"{what} (not within {timeout_ms / 1000:.0f} s)") from None
+        try:  # what the page looked like then, to tell a slow server from a stuck page
+            state = await page.evaluate(STATE)
+        except Exception as inner:
+            state = f"page state unavailable: {inner.__class__.__name__}"
+        raise Timeout(f"{what} (not within {timeout_ms / 1000:g} s; {state})") from None
 
 
 async def _check_errors(page: Any) -> None:
