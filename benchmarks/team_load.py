@@ -1,6 +1,6 @@
 """Issue 15's load check: N people signed in at once, working through the Review and Explain pages.
 
-    .venv/bin/python -m benchmarks.team_load --sessions 10 --rounds 1     # prints JSON
+    .venv/bin/python -m benchmarks.team_load --sessions 10 --rounds 3     # prints JSON
     workbench bench --quick --no-app --team --json                         # the same, in the bench report
 
 Everything runs on this machine and nothing is downloaded: a real OpenID Connect provider
@@ -16,9 +16,9 @@ session, each signed in as its own user. Sessions sign in concurrently, wait for
 all work at once, `rounds` times each:
 - review_open: the sidebar link "Review labels" is clicked, until the queue's example is shown with
   its Grad-CAM maps and the page's run has ended;
-- review_filter: the queue is narrowed to one given label (session i takes class i, so a team
-  splits the queue instead of deciding on the same example; the filter resets when the page is
-  left, so each round sets it again), until that queue's example is shown with its maps;
+- review_filter: one given label is picked in the queue's "Given label" filter (session i takes
+  class i, so a team splits the queue instead of deciding on the same example), until the queue's
+  progress shows the new total and its example is shown with its maps;
 - review_decision: "Keep label" is clicked, until the next example is shown with its maps;
 - explain_open: the sidebar link "Explain image" is clicked, until the Grad-CAM overlay has loaded
   and the trust panel's figures are visible.
@@ -410,7 +410,7 @@ async def _run(sessions: int, rounds: int, timeout: float, warm_up: bool, log: C
     }
 
 
-def run(sessions: int = 10, rounds: int = 1, timeout: float = 180.0, warm_up: bool = True,
+def run(sessions: int = 10, rounds: int = 3, timeout: float = 180.0, warm_up: bool = True,
         log: Callable[[str], None] = lambda message: None, artifacts: Path | None = None) -> dict[str, Any]:
     """The load check's report (see the module docstring). `timeout` bounds each awaited element, in
     seconds; a failed session's screenshot and the server's log (when anything failed) go to `artifacts`."""
@@ -422,7 +422,7 @@ def run(sessions: int = 10, rounds: int = 1, timeout: float = 180.0, warm_up: bo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--artifacts", type=Path, default=None, help="folder for failure screenshots and the server log")
     args = parser.parse_args(argv)

@@ -14,8 +14,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise WorkbenchError("--repeats must be at least 1.")
-    if args.team_sessions < 1:
-        raise WorkbenchError("--team-sessions must be at least 1.")
+    if args.team_sessions < 1 or args.team_rounds < 1:
+        raise WorkbenchError("--team-sessions and --team-rounds must be at least 1.")
     if args.realistic_size < 32:
         raise WorkbenchError("--realistic-size must be at least 32 (the smallest input keras.applications builds).")
     for name, modality in ((args.image_model, "image"), (args.text_model, "text")):
@@ -77,7 +77,7 @@ def _team_load(args: argparse.Namespace, log) -> dict:
 
     log(f"team load: a local sign-in provider, the app, 1 then {args.team_sessions} signed-in sessions in Chromium…")
     try:
-        return team_load.run(sessions=args.team_sessions, rounds=1, log=lambda message: log(f"team load: {message}"))
+        return team_load.run(sessions=args.team_sessions, rounds=args.team_rounds, log=lambda message: log(f"team load: {message}"))
     except Exception as exc:  # no browser or no provider here: the explainer figures still stand
         return {"error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
 
@@ -127,6 +127,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append("--team")
         if args.team_sessions != 10:
             parts += ["--team-sessions", str(args.team_sessions)]
+        if args.team_rounds != 3:
+            parts += ["--team-rounds", str(args.team_rounds)]
     return " ".join(parts)
 
 
@@ -151,4 +153,6 @@ def register(sub) -> None:
                             "session then --team-sessions at once through Review (open, filter, Keep) and Explain image "
                             "in headless Chromium; median and p95 page latency, errors, load average (minutes)")
     bench.add_argument("--team-sessions", type=int, default=10, help="concurrent sessions for --team (default 10)")
+    bench.add_argument("--team-rounds", type=int, default=3,
+                       help="passes through the pages per session for --team (default 3)")
     bench.set_defaults(func=cmd_bench)

@@ -63,8 +63,9 @@ def test_bench_command_takes_the_team_flag(capsys):
     from commandline import cli
     from commandline.commands import bench
 
-    args = cli.build_parser().parse_args(["bench", "--json", "--quick", "--no-app", "--team", "--team-sessions", "4"])
-    assert (args.team, args.team_sessions) == (True, 4)
-    assert bench._command(args) == "workbench bench --json --quick --team --team-sessions 4"
+    args = cli.build_parser().parse_args(["bench", "--json", "--quick", "--no-app", "--team", "--team-sessions", "4",
+                                              "--team-rounds", "2"])
+    assert (args.team, args.team_sessions, args.team_rounds) == (True, 4, 2)
+    assert bench._command(args) == "workbench bench --json --quick --team --team-sessions 4 --team-rounds 2"
     assert cli.main(["bench", "--team", "--team-sessions", "0"]) == 2  # refused before anything runs
-    assert "--team-sessions must be at least 1" in capsys.readouterr().err
+    assert "--team-sessions and --team-rounds must be at least 1" in capsys.readouterr().err
