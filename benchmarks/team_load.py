@@ -143,6 +143,8 @@ class SessionLog:
     latencies: list[tuple[str, float]] = field(default_factory=list)
     sign_in_s: float | None = None
     errors: list[str] = field(default_factory=list)
+    rounds_done: int = 0
+    websockets_after_sign_in: int = 0  # websockets the page opened while working: more than 0 means a reconnect
 
 
 class AppError(RuntimeError):
@@ -281,6 +283,8 @@ async def _session(browser: Any, url: str, who: dict[str, str], label_index: int
     try:
         page = await context.new_page()
         page.set_default_timeout(timeout_ms)
+        opened = [0]
+        page.on("websocket", lambda _socket: opened.__setitem__(0, opened[0] + 1))
         try:
             started = time.perf_counter()
             await _sign_in(page, url, who["sub"], timeout_ms)
@@ -291,14 +295,18 @@ async def _session(browser: Any, url: str, who: dict[str, str], label_index: int
         await signed_in()  # everyone starts working at once (also after a failed sign-in: no deadlock)
         if log.errors:
             return log
+        at_start = opened[0]
         for _ in range(rounds):
             try:
                 await _round(page, log, label_index, timeout_ms)
+                log.rounds_done += 1
             except Exception as exc:
                 step = PAGES[len(log.latencies) % len(PAGES)]
                 log.errors.append(f"{step}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 await _screenshot(page, artifacts, f"{who['sub']}-{step}")
                 return log
+            finally:
+                log.websockets_after_sign_in = opened[0] - at_start
     finally:
         await context.close()
     return log
@@ -341,7 +349,10 @@ def summarise(logs: list[SessionLog], rounds: int) -> dict[str, Any]:
             "errors": len(errors), "error_messages": errors[:20],
             "pages": {name: _figures(values) for name, values in per_page.items()},
             "overall": _figures(everything),
-            "sign_in": _figures([log.sign_in_s for log in logs if log.sign_in_s is not None])}
+            "sign_in": _figures([log.sign_in_s for log in logs if log.sign_in_s is not None]),
+            "per_session": [{"sub": log.sub, "interactions": len(log.latencies), "rounds_done": log.rounds_done,
+                             "errors": len(log.errors), "websockets_after_sign_in": log.websockets_after_sign_in}
+                            for log in logs]}
 
 
 def _load() -> list[float]:

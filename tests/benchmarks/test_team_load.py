@@ -11,7 +11,7 @@ from benchmarks import app_bench, team_load
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "team_load"
 FIGURE_KEYS = {"n", "median_s", "p95_s", "max_s"}
 RUN_KEYS = {"sessions", "rounds", "interactions", "expected_interactions", "errors", "error_messages", "pages",
-            "overall", "sign_in", "wall_s", "load_average_start", "load_average_end", "server_rss_mb_end"}
+            "overall", "sign_in", "per_session", "wall_s", "load_average_start", "load_average_end", "server_rss_mb_end"}
 
 
 def test_summary_counts_every_interaction_and_takes_median_and_p95_per_page():
@@ -53,6 +53,9 @@ def test_two_signed_in_annotators_work_through_review_and_explain_without_errors
         assert len(run["load_average_start"]) == len(run["load_average_end"]) == 3
         assert all(value >= 0 for value in run["load_average_start"] + run["load_average_end"])
         assert run["server_rss_mb_end"] > 100  # the server holds TensorFlow and the model
+        assert [(one["interactions"], one["rounds_done"], one["errors"]) for one in run["per_session"]] == [
+            (len(team_load.PAGES), 1, 0)] * sessions
+        assert all(one["websockets_after_sign_in"] == 0 for one in run["per_session"])  # no reconnect
     assert report["ratio_median"] == pytest.approx(
         report["team"]["overall"]["median_s"] / report["single"]["overall"]["median_s"], abs=0.01)
     assert report["ratio_p95"] == pytest.approx(
