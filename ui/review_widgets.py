@@ -158,8 +158,11 @@ def review_one(model: Any, dataset: Any, result: AuditResult, ledger: Ledger, la
     pointer = st.session_state[CURRENT]
     context = _context(model, result, row, pointer["seen"], annotator)
     waiting = int((~full["reviewed"] & ~full["example_id"].isin(st.session_state.get(SKIPPED, []))).sum())
+    # The slow part first: while it runs, the page still shows the previous example whole (heading,
+    # maps and buttons together), so a click then is a decision on what the reviewer saw.
+    maps = _gradcam_maps(model, dataset.x[int(row["index"])], row)
     st.subheader(f"{row['example_id']}  ·  {waiting} waiting")
-    _show_example(model, dataset, result, row)
+    _show_example(model, dataset, result, row, maps)
     conflict = st.session_state.get(CONFLICT)
     if conflict and conflict["context"]["example_id"] == row["example_id"]:
         _conflict_panel(conflict)
@@ -196,7 +199,8 @@ def open_ledger() -> Ledger:
     return Ledger()
 
 
-def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, Any]) -> None:
+def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, Any],
+                  maps: list[tuple[str, str, Any]] | None) -> None:
     item = dataset.x[int(row["index"])]
     # The label may have changed since the ranking: read its probability from the stored row.
     row["prob_current"] = float(result.probabilities[int(row["index"]), result.classes.index(row["current_label"])])
@@ -219,26 +223,40 @@ def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, 
         if row["current_label"] != row["original_label"]:
             notes.append(f"shipped label: {row['original_label']}")
         st.caption(" · ".join(notes))
-    _explanations(model, item, row)
+    _explanations(model, item, maps)
 
 
-def _explanations(model: Any, item: Any, row: dict[str, Any]) -> None:
-    """Grad-CAM (images) or Grad-CAM token attribution (text) for the given and the predicted label."""
+def _gradcam_maps(model: Any, item: Any, row: dict[str, Any]) -> list[tuple[str, str, Any]] | None:
+    """Grad-CAM (images) or Grad-CAM token attribution (text) for the given and the predicted label,
+    as (role, label, explanation); None when the model has no convolution layer."""
     if not registry.get("gradcam").supports(model):
-        st.info("This model has no convolution layer, so Grad-CAM cannot show where it looked.")
-        return
+        return None
     labels = [("given", row["current_label"]), ("predicted", row["predicted_label"])]
     if labels[0][1] == labels[1][1]:
         labels = labels[:1]
     with st.spinner("Computing Grad-CAM…"):
         explanations = api.explain(model, "gradcam", [item] * len(labels),
                                    [model.classes.index(label) for _, label in labels])
+    return [(role, label, explanation) for (role, label), explanation in zip(labels, explanations)]
+
+
+def _explanations(model: Any, item: Any, maps: list[tuple[str, str, Any]] | None) -> None:
+    if maps is None:
+        st.info("This model has no convolution layer, so Grad-CAM cannot show where it looked.")
+        return
     model_input = api.prepare_input(model, item)
-    for column, (role, label), explanation in zip(st.columns(2), labels, explanations):
+    for column, (role, label, explanation) in zip(st.columns(2), maps):
         with column:
             st.caption(f"Grad-CAM for the {role} label “{label}”")
             # Grad-CAM values are evidence for the label; words are escaped by the kit.
             kit.show_attribution(explanation, model_input, width=256)
+
+
+def decision_key(name: str, row: dict[str, Any]) -> str:
+    """A decision button's widget key, bound to the example it decides on: a click on a button still
+    showing the previous example (a rerun in progress) then decides on that example, never on the
+    one the server has moved on to."""
+    return f"{name}:{row['example_id']}"
 
 
 def _decision_buttons(result: AuditResult, row: dict[str, Any], context: dict[str, Any], annotator: str) -> None:
@@ -249,21 +267,24 @@ def _decision_buttons(result: AuditResult, row: dict[str, Any], context: dict[st
     elif locked:
         st.warning("Type your name in the sidebar to save decisions; it is stored with each one.")
     c = st.columns(5)
-    c[0].button("Keep label", key="review_keep", shortcut="K", disabled=locked,
+    c[0].button("Keep label", key=decision_key("review_keep", row), shortcut="K", disabled=locked,
                 on_click=_decide, args=(KEEP, context), help="Confirm the given label (K)")
-    c[1].button(f"Take model's label ({row['predicted_label']})", key="review_take_model", shortcut="M",
+    c[1].button(f"Take model's label ({row['predicted_label']})", key=decision_key("review_take_model", row),
+                shortcut="M",
                 type="primary", disabled=locked or row["predicted_label"] == row["current_label"],
                 on_click=_decide, args=(TAKE_MODEL, context), help="Use the model's label (M)")
-    c[2].button("Ambiguous", key="review_ambiguous", shortcut="A", disabled=locked,
+    c[2].button("Ambiguous", key=decision_key("review_ambiguous", row), shortcut="A", disabled=locked,
                 on_click=_decide, args=(FLAG, context), help="Flag as ambiguous; the label stays (A)")
-    c[3].button("Skip", key="review_skip", shortcut="S", on_click=_skip, args=(row["example_id"],),
+    c[3].button("Skip", key=decision_key("review_skip", row), shortcut="S", on_click=_skip,
+                args=(row["example_id"],),
                 help="Leave it for later in this session (S)")
     with c[4]:
         _undo_button(result.dataset, annotator)
     others = [label for label in result.classes if label != row["current_label"]]
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.selectbox("Choose another label", others, key=OTHER_LABEL)
-    right.button("Apply", key="review_apply_other", disabled=locked, on_click=_decide, args=(CHOOSE, context))
+    right.button("Apply", key=decision_key("review_apply_other", row), disabled=locked, on_click=_decide,
+                 args=(CHOOSE, context))
 
 
 def _undo_button(dataset: str, annotator: str) -> None:

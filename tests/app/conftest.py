@@ -20,3 +20,10 @@ def start_app(page: str | None = None, timeout: float = 180, **state) -> AppTest
 @pytest.fixture
 def make_app():
     return start_app
+
+
+def decision_button(at: AppTest, name: str):
+    """The Review page's decision button `name` (its key is bound to the example on screen)."""
+    from ui.review_widgets import decision_key
+
+    return at.button(key=decision_key(name, at.session_state["review_current"]))

@@ -3,7 +3,7 @@ edit resolved, and the page without a name, in table mode and on a text model.""
 from __future__ import annotations
 
 from labels import Ledger
-from tests.app.conftest import start_app
+from tests.app.conftest import decision_button, start_app
 from workbench import datasets
 
 PAGE = "pages/review.py"
@@ -43,7 +43,7 @@ def test_take_the_models_label_then_undo(workspace):
     assert any("ranked, and its maps drawn, with **digits-noisy**" in i.value for i in at.info)
     assert "Ranked with digits-noisy v1, trained on train_noisy: the labels under review" in captions
 
-    at.button(key="review_take_model").click().run()
+    decision_button(at, "review_take_model").click().run()
     assert not at.exception, at.exception
     event = Ledger().latest_event("digits", shown)
     assert (event.new_label, event.annotator, event.action) == (predicted, "alice", "set")
@@ -65,10 +65,10 @@ def test_stale_edit_shows_the_other_decision(workspace):
     at = _review_app("digits")
     shown = _shown(at)
     # Someone else decides on the same example while alice looks at it, for a third label.
-    model_label = at.button(key="review_take_model").label.removeprefix("Take model's label (").removesuffix(")")
+    model_label = decision_button(at, "review_take_model").label.removeprefix("Take model's label (").removesuffix(")")
     bobs = next(c for c in "0123456789" if c != model_label)
     theirs = Ledger().record("digits", shown, bobs, expected_event_id=None, annotator="bob")
-    at.button(key="review_take_model").click().run()
+    decision_button(at, "review_take_model").click().run()
     assert not at.exception, at.exception
     warning = " ".join(w.value for w in at.warning)
     assert "bob" in warning and f"'{bobs}'" in warning
@@ -87,7 +87,7 @@ def test_keep_theirs_moves_on_without_writing(workspace):
     at = _review_app("digits")
     shown = _shown(at)
     Ledger().record("digits", shown, "5", expected_event_id=None, annotator="bob")
-    at.button(key="review_keep").click().run()
+    decision_button(at, "review_keep").click().run()
     at.button(key="review_keep_theirs").click().run()
     assert not at.exception, at.exception
     assert Ledger().latest_event("digits", shown).annotator == "bob"
@@ -97,10 +97,10 @@ def test_keep_theirs_moves_on_without_writing(workspace):
 def test_without_a_name_nothing_can_be_saved(workspace):
     at = _review_app("digits", annotator="")
     assert any("Type your name in the sidebar" in w.value for w in at.warning)
-    assert at.button(key="review_take_model").disabled
-    assert at.button(key="review_keep").disabled
-    assert at.button(key="review_apply_other").disabled
-    assert not at.button(key="review_skip").disabled  # skipping saves nothing
+    assert decision_button(at, "review_take_model").disabled
+    assert decision_button(at, "review_keep").disabled
+    assert decision_button(at, "review_apply_other").disabled
+    assert not decision_button(at, "review_skip").disabled  # skipping saves nothing
 
 
 def test_text_model_table_mode_and_ambiguous(workspace):
@@ -109,7 +109,7 @@ def test_text_model_table_mode_and_ambiguous(workspace):
     shown = _shown(at)
     # Token attributions for both labels, as escaped HTML.
     assert len(at.get("html")) == 2
-    at.button(key="review_ambiguous").click().run()
+    decision_button(at, "review_ambiguous").click().run()
     assert not at.exception, at.exception
     assert Ledger().flags("headlines") == {shown: "ambiguous"}
     at.radio(key="review_mode").set_value("Table").run()

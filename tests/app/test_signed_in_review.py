@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from foundation import access
 from labels import Ledger
-from tests.app.conftest import APP_PATH
+from tests.app.conftest import APP_PATH, decision_button
 
 PAGE = "pages/review.py"
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test-secret-0123456789",
@@ -68,7 +68,7 @@ def test_without_sign_in_the_sidebar_says_single_person_mode(workspace, monkeypa
 def test_an_annotator_corrects_and_the_history_says_who(workspace, roles):
     at = _app(ALICE)
     shown = at.session_state["review_current"]["example_id"]
-    at.button(key="review_take_model").click().run()
+    decision_button(at, "review_take_model").click().run()
     assert not at.exception, at.exception
     event = Ledger().latest_event("digits", shown)
     assert (event.annotator, event.actor_subject, event.actor_email, event.actor_role) == (
@@ -85,7 +85,7 @@ def test_a_viewer_is_refused_in_the_page(workspace, roles):
     warning = " ".join(w.value for w in at.warning)
     assert "vic@example.org is a viewer; correcting labels needs the annotator role" in warning
     for key in ("review_keep", "review_take_model", "review_ambiguous", "review_apply_other"):
-        assert at.button(key=key).disabled
+        assert decision_button(at, key).disabled
     assert Ledger().count("digits") == 0
 
 
