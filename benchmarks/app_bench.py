@@ -137,6 +137,17 @@ def wait_for_app(page: Any, url: str, timeout: float = 180.0) -> None:
     page.locator('[data-testid="stMain"] h1').first.wait_for(state="visible", timeout=remaining * 1000)
 
 
+# Streamlit marks its root element with the script's state; "notRunning" once a run has ended. A
+# click does not change it until the server answers, so wait for something the new run drew first.
+RUN_ENDED = ("() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+             " === 'notRunning'")
+
+
+def wait_run_ended(page: Any, timeout: float = 120.0) -> None:
+    """Until the page's current script run has ended (see RUN_ENDED)."""
+    page.wait_for_function(RUN_ENDED, timeout=timeout * 1000)
+
+
 def choose_sidebar_model(page: Any, name: str, timeout: float = 120.0) -> None:
     """Pick `name` in the sidebar's model selectbox."""
     sidebar = page.locator('[data-testid="stSidebar"]')
@@ -145,8 +156,7 @@ def choose_sidebar_model(page: Any, name: str, timeout: float = 120.0) -> None:
     wait_visible(page, sidebar.get_by_text(re.compile(r"Version in use")), timeout)
     # The caption was there before the switch too: also wait for the rerun it started to end.
     page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                           timeout=timeout * 1000)
+    wait_run_ended(page, timeout)
 
 
 def open_page(page: Any, title: str, timeout: float = 120.0) -> None:

@@ -51,16 +51,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.app_bench import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer, free_port
+from benchmarks.app_bench import CHROMIUM, CHROMIUM_ARGS, REPO, RUN_ENDED, AppServer, free_port
 
 PAGES = ("review_open", "review_filter", "review_decision", "explain_open")
 COOKIE_SECRET = "a-load-check-cookie-secret-of-enough-length-0123456789"
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-# Streamlit shows this widget while a script run is in progress: its absence means the rerun ended.
-RUNNING = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 STATE = """() => { const main = document.querySelector('[data-testid="stMain"]');
     const imgs = main ? [...main.querySelectorAll('img')] : [];
-    return 'running=' + !!document.querySelector('[data-testid="stStatusWidget"]')
+    return 'script=' + document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state')
       + ' stale=' + document.querySelectorAll('[data-stale="true"]').length
       + ' images=' + imgs.length + ' unloaded=' + imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length
       + ' headings=' + JSON.stringify([...(main ? main.querySelectorAll('h1, h3') : [])].map(h => h.textContent)); }"""
@@ -178,7 +176,7 @@ async def _check_errors(page: Any) -> None:
 
 async def _settled(page: Any, timeout_ms: float) -> None:
     """Wait until the page's script run has ended (the status widget is gone)."""
-    await _until(page, "the run to end", RUNNING, None, timeout_ms)
+    await _until(page, "the run to end", RUN_ENDED, None, timeout_ms)
 
 
 async def _images_loaded(page: Any, scope: str, timeout_ms: float) -> None:

@@ -44,8 +44,7 @@ def _wait_idle(page, timeout: int = 120_000) -> None:
     """Until Streamlit's "Running…" indicator is gone and no element is left over from the previous run."""
     page.wait_for_timeout(300)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-stale=\"true\"]')",
-        timeout=timeout)
+        f"() => ({app_bench.RUN_ENDED})() && !document.querySelector('[data-stale=\"true\"]')", timeout=timeout)
 
 
 @pytest.mark.timeout(900)

@@ -29,7 +29,8 @@ def _choose_example(page, number: int) -> None:
     page.wait_for_function(
         """n => [...document.querySelectorAll('[data-testid="stImage"]')].some(
                el => /· true label/.test(el.innerText)) &&
-             !document.querySelector('[data-testid="stStatusWidget"]')""", arg=number, timeout=120_000)
+             document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'""",
+        arg=number, timeout=120_000)
 
 
 @pytest.mark.timeout(1800)

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from benchmarks.app_bench import REPO, free_port
+from benchmarks.app_bench import REPO, free_port, wait_run_ended
 from labels import Ledger
 
 USERS = {
@@ -144,6 +144,19 @@ def _open_review(page, app: dict) -> None:
     page.goto(f"{app['url']}/review", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Review labels").wait_for()
     page.locator("button", has_text="Keep label").first.wait_for(timeout=240_000)  # the audit ranks the queue first
+    wait_run_ended(page)
+
+
+def _shown(page, app: dict, text: str) -> None:
+    """Wait for `text` and for the run that drew it to end; on a timeout, fail with what the page and
+    the server's log showed instead."""
+    try:
+        page.get_by_text(text).first.wait_for()
+        wait_run_ended(page)
+    except Exception as exc:
+        main = page.locator('[data-testid="stMain"]').inner_text(timeout=5_000)[:2000]
+        log = app["log"].read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{text!r} not shown ({exc.__class__.__name__}).\nPage:\n{main}\nServer log:\n{log}") from None
 
 
 def test_an_annotator_signs_in_corrects_and_sees_themself_in_the_history(browser, signed_in_app):
@@ -153,9 +166,9 @@ def test_an_annotator_signs_in_corrects_and_sees_themself_in_the_history(browser
         assert page.get_by_label("Your name (for label corrections)").count() == 0  # no name box
         _open_review(page, signed_in_app)
         _click(page, "Keep label")
-        page.get_by_text("Saved:").wait_for()
+        _shown(page, signed_in_app, "Saved:")
         _click(page, "Undo last")  # the example comes back with its history
-        page.get_by_text("Undone:").wait_for()
+        _shown(page, signed_in_app, "Undone:")
         events = Ledger(f"sqlite:///{signed_in_app['workspace'] / 'labels.sqlite'}").history("digits")
         assert [(e.action, e.annotator, e.actor_subject, e.actor_email, e.actor_role) for e in events] == [
             ("undo", "Alice Annotator", "alice", "alice@example.org", "annotator"),
@@ -193,8 +206,10 @@ def test_a_maintainer_signs_in_and_promotes(browser, signed_in_app):
     context, page = _sign_in(browser, signed_in_app, "mo")
     try:
         page.goto(f"{signed_in_app['url']}/compare_versions", wait_until="domcontentloaded")
+        page.locator("button:enabled", has_text="✅ Promote v2").first.wait_for()
+        wait_run_ended(page)
         _click(page, "✅ Promote v2")
-        page.get_by_text("Promote v2: done.").wait_for()
+        _shown(page, signed_in_app, "Promote v2: done.")
         log = signed_in_app["workspace"] / "models" / "digits" / "promotions.jsonl"
         (event,) = [json.loads(line) for line in log.read_text().splitlines()]
         assert (event["action"], event["version"], event["by"]) == ("promote", "v2", "Mo Maintainer")
@@ -221,15 +236,16 @@ def test_two_annotators_review_the_same_queue_at_once_on_postgresql(browser, tea
         _open_review(alice, team_app)
         _open_review(ann, team_app)
         _click(alice, "Keep label")
-        alice.get_by_text("Saved:").wait_for()
+        _shown(alice, team_app, "Saved:")
         _click(ann, "Keep label")  # the same example, opened before Alice's decision
-        ann.get_by_text("Since you opened").wait_for()
+        _shown(ann, team_app, "Since you opened")
         conflict = ann.locator('[data-testid="stAlert"]').filter(has_text="Since you opened").first.inner_text()
         assert "Alice Annotator (alice@example.org)" in conflict
         _click(ann, "Keep theirs")
         ann.locator("button:enabled", has_text="Keep label").first.wait_for(timeout=240_000)  # slow when the machine is busy
+        wait_run_ended(ann)
         _click(ann, "Keep label")  # the next example: no conflict
-        ann.get_by_text("Saved:").wait_for()
+        _shown(ann, team_app, "Saved:")
         ledger = Ledger(team_app["database_url"])
         events = list(reversed(ledger.history("digits")))
         assert [(e.annotator, e.actor_email, e.actor_role, e.action) for e in events] == [
