@@ -23,10 +23,9 @@ Localisation (data with ground truth)
     rationale_overlap: share of the top tokens that are rationale words.
 
 Sanity (model-parameter randomisation, Adebayo et al. 2018)
-    Re-initialise the top weighted layers of a copy of the model and explain again with
-    the same method. An explanation of the model should change; one that stays nearly
-    the same (rank correlation above SANITY_THRESHOLD) is flagged as not depending on
-    the model (an edge detector would pass every faithfulness-free check and fail this).
+    explainers.sanity: cascading and independent randomisation of a copy of the model's
+    weighted layers (the helpers that find and re-initialise them are here). A map that
+    stays nearly the same (similarity above SANITY_THRESHOLD) does not depend on the model.
 
 Agreement
     Rank correlation and top-k overlap between two methods' maps for the same input.
@@ -34,11 +33,9 @@ Agreement
 from __future__ import annotations
 
 import math
-import threading
 import time
 import zlib
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
@@ -78,11 +75,10 @@ BLUR_SIGMA_FRACTION = 1.0 / 16.0
 # Pointing-game tolerance: Zhang et al. count a hit within 15 px of the object on 224 px
 # images; we scale that distance to the map's size (4 px at 64 px).
 POINTING_TOLERANCE_FRACTION = 15.0 / 224.0
-# Sanity check: the explanation of a model with randomised top layers is "the same" when
-# its rank correlation with the original is above this. 0.8 means the ordering of the map
+# Sanity check: the explanation of a model with randomised layers is "the same" when its
+# rank correlation with the original is above this. 0.8 means the ordering of the map
 # survived nearly intact after the weights it should depend on were replaced by noise.
 SANITY_THRESHOLD = 0.8
-TOP_LAYERS = 2  # "top" = the last two weighted layers (the head and the last feature layer)
 # Verdict. The best any ordering could reach is the curve's extreme (deletion: its lowest
 # score from the start; insertion: its highest), so the gap between the random order's area
 # and that extreme is all an explanation can win. A test is won when the explanation closes
@@ -641,32 +637,6 @@ def _text_curves(model, texts, values, targets, fractions, seed, repeats, mask=N
 # --- sanity check: model-parameter randomisation --------------------------------------------
 
 
-@dataclass(frozen=True)
-class SanityResult:
-    """Similarity between explanations of the model and of its randomised copy, per input."""
-
-    rank_correlation: np.ndarray
-    ssim: np.ndarray | None  # images only
-    layers: tuple[str, ...]  # the layers re-initialised
-    threshold: float
-    randomised: tuple[Explanation, ...] = field(repr=False, default=())
-
-    @property
-    def mean_rank_correlation(self) -> float:
-        return float(np.mean(self.rank_correlation)) if len(self.rank_correlation) else float("nan")
-
-    @property
-    def flagged(self) -> bool:
-        """True when the explanation barely changed: it does not depend on the model."""
-        return bool(self.mean_rank_correlation > self.threshold)
-
-    @property
-    def verdict(self) -> str:
-        if self.flagged:
-            return "does not depend on the model"
-        return "depends on the model"
-
-
 def _weighted_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(path, layer) of every layer with a kernel or an embedding table, nested models expanded, in order."""
     import keras
@@ -704,22 +674,6 @@ def _copy_vocabularies(source: Any, clone: Any) -> None:
             copy.set_vocabulary(original.get_vocabulary())
 
 
-def _select_layers(weighted: list[tuple[str, Any]], layers: str | int | Sequence[str]) -> list[tuple[str, Any]]:
-    if isinstance(layers, str) and layers in ("top", "all"):
-        count = TOP_LAYERS if layers == "top" else len(weighted)
-        return weighted[-count:] if count else []
-    if isinstance(layers, int):
-        if layers < 1:
-            raise ValueError(f"randomise at least one layer, got {layers}")
-        return weighted[-layers:]
-    wanted = [layers] if isinstance(layers, str) else list(layers)
-    by_path = dict(weighted)
-    missing = [p for p in wanted if p not in by_path]
-    if missing:
-        raise ValueError(f"no weighted layer {missing[0]!r}; the model has: {', '.join(by_path)}")
-    return [(p, by_path[p]) for p in wanted]
-
-
 def _reinitialise(layer: Any, seed: int) -> None:
     """Replace a layer's kernel (or embeddings) by Glorot-uniform noise and its biases by zeros."""
     import keras
@@ -733,50 +687,6 @@ def _reinitialise(layer: Any, seed: int) -> None:
         else:
             new_weights.append(np.zeros(shape, dtype=np.float32))
     layer.set_weights(new_weights)
-
-
-_RANDOMISED: "OrderedDict[tuple, tuple[Any, tuple[str, ...]]]" = OrderedDict()
-_RANDOMISED_LOCK = threading.Lock()
-
-
-def randomised_copy(model: "LoadedModel", layers: str | int | Sequence[str] = "top", seed: int = 0) -> tuple["LoadedModel", tuple[str, ...]]:
-    """A copy of the model with the chosen weighted layers re-initialised; the original is untouched.
-
-    layers: "top" (the last TOP_LAYERS weighted layers), "all", a count from the top, or
-    layer paths ("backbone/conv4"). Copies are cached per (model object, layers, seed).
-    """
-    import keras
-
-    from models.loaded import LoadedModel
-
-    key = (id(model.keras_model), model.name, model.version, str(layers), int(seed))
-    with _RANDOMISED_LOCK:
-        if key in _RANDOMISED:
-            _RANDOMISED.move_to_end(key)
-            return _RANDOMISED[key]
-    with model.lock:
-        clone = keras.models.clone_model(model.keras_model)
-        clone.set_weights(model.keras_model.get_weights())
-        _copy_vocabularies(model.keras_model, clone)
-    chosen = _select_layers(_weighted_layers(clone), layers)
-    for offset, (_, layer) in enumerate(chosen):
-        _reinitialise(layer, seed * 1000 + offset * 10)
-    manifest = model.info.to_dict()
-    # With the file's sha256 the perturbation scorer (models/runtime.py) would reuse the original's
-    # converted copy, keyed on that hash, and score the intact weights instead of these.
-    manifest.pop("sha256", None)
-    copy = LoadedModel(
-        name=model.name,
-        version=f"{model.version}+randomised",
-        manifest=manifest,
-        keras_model=clone,
-    )
-    result = (copy, tuple(path for path, _ in chosen))
-    with _RANDOMISED_LOCK:
-        _RANDOMISED[key] = result
-        while len(_RANDOMISED) > 4:
-            _RANDOMISED.popitem(last=False)
-    return result
 
 
 def _explainer_class(method: "str | type[Explainer]") -> "type[Explainer]":
@@ -799,46 +709,6 @@ def constructor_params(method: "str | type[Explainer]", explanation: Explanation
     return {k: v for k, v in explanation.params.items() if k in declared}
 
 
-def sanity_check(
-    model: "LoadedModel",
-    method: "str | type[Explainer]",
-    inputs: Sequence[Any],
-    targets: Sequence[int] | None = None,
-    *,
-    layers: str | int | Sequence[str] = "top",
-    params: Mapping[str, Any] | None = None,
-    original: Sequence[Explanation] | None = None,
-    seed: int = 0,
-    threshold: float = SANITY_THRESHOLD,
-) -> SanityResult:
-    """Explain with the model and with a copy whose top layers are random; compare the maps.
-
-    method: a registered name or an Explainer class. The same params, targets and seed
-    are used for both (targets default to the original explanations' targets). Pass
-    `original` to reuse explanations already computed with the real model.
-    Flagged (`result.flagged`) when the mean rank correlation exceeds `threshold`.
-    """
-    cls = _explainer_class(method)
-    params = dict(params or {})
-    if original is None:
-        original = cls(model, **params).explain(list(inputs), targets, seed=seed)
-    if targets is None:
-        targets = [e.target for e in original]
-    randomised_model, layer_paths = randomised_copy(model, layers, seed)
-    randomised = cls(randomised_model, **params).explain(list(inputs), list(targets), seed=seed)
-    correlations = np.array([rank_correlation(a.values.ravel(), b.values.ravel()) for a, b in zip(original, randomised)])
-    ssim = None
-    if model.modality is Modality.IMAGE:
-        ssim = np.array([structural_similarity(a.values, b.values) for a, b in zip(original, randomised)])
-    return SanityResult(
-        rank_correlation=correlations,
-        ssim=ssim,
-        layers=layer_paths,
-        threshold=float(threshold),
-        randomised=tuple(randomised),
-    )
-
-
 # --- the trust report for one explanation --------------------------------------------------------
 
 
@@ -855,12 +725,11 @@ class GroundTruth:
 class TrustReport:
     """The figures for one explanation, a plain-language verdict and the curves behind them.
 
-    level: "good" (beats random ordering on both curves), "mixed" (on one), "poor"
-    (on neither) or "warning" (the sanity check says it ignores the model).
+    level: "good" (beats random ordering on both curves), "mixed" (on one) or "poor" (on neither).
     figures: name -> value; always deletion_auc, insertion_auc and their random_*
     references; with ground truth also mask_mass/mask_share/pointing_game,
-    cue_mass/cue_share or rationale_overlap/rationale_chance; with the sanity check
-    sanity_rank_correlation; with other explanations agreement_<method>_rank and _top.
+    cue_mass/cue_share or rationale_overlap/rationale_chance; with other explanations
+    agreement_<method>_rank and _top. The randomisation check is explainers.sanity's.
     """
 
     method: str
@@ -868,7 +737,6 @@ class TrustReport:
     verdict: str
     figures: dict[str, float]
     curves: Curves
-    sanity: SanityResult | None
     seconds: float
 
 
@@ -889,7 +757,6 @@ def trust_summary(
     ground_truth: GroundTruth | np.ndarray | Sequence[str] | None = None,
     *,
     others: Sequence[Explanation] = (),
-    sanity: bool | None = None,
     steps: int = DEFAULT_STEPS,
     baseline: str | None = None,
     seed: int = 0,
@@ -900,8 +767,6 @@ def trust_summary(
     input: the explained image (uint8, model size or any size) or text.
     ground_truth: a GroundTruth, or just an object mask, or just rationale words.
     others: explanations of the same input by other methods (adds agreement figures).
-    sanity: run the randomisation check; None = only for the gradient methods, whose
-    re-explanation is one cheap backward pass (for LIME and SHAP it would double the cost).
     baseline: for deletion/insertion, one of BASELINES[model.modality]; None = its default.
     """
     started = time.perf_counter()
@@ -918,17 +783,10 @@ def trust_summary(
             agreed = agreement(explanation.values, other.values)
             figures[f"agreement_{other.method}_rank"] = agreed["rank_correlation"]
             figures[f"agreement_{other.method}_top"] = agreed["top_overlap"]
-    sanity_result = None
-    if sanity or (sanity is None and explanation.method in GRADIENT_METHODS):
-        sanity_result = sanity_check(
-            model, explanation.method, [input], [explanation.target],
-            params=constructor_params(explanation.method, explanation), original=[explanation], seed=seed,
-        )
-        figures["sanity_rank_correlation"] = sanity_result.mean_rank_correlation
-    level, verdict = _verdict(model.modality, figures, curves, sanity_result)
+    level, verdict = _verdict(model.modality, figures, curves)
     return TrustReport(
         method=explanation.method, level=level, verdict=verdict, figures=figures, curves=curves,
-        sanity=sanity_result, seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -975,13 +833,8 @@ def curve_tests(curves: Curves, index: int = 0) -> dict[str, dict[str, float | b
     return tests
 
 
-def _verdict(modality: Modality, figures: Mapping[str, float], curves: Curves, sanity: SanityResult | None) -> tuple[str, str]:
+def _verdict(modality: Modality, figures: Mapping[str, float], curves: Curves) -> tuple[str, str]:
     unit = "words" if modality is Modality.TEXT else "pixels"
-    if sanity is not None and sanity.flagged:
-        return "warning", (
-            "Be careful: this map hardly changes when the model's top layers are scrambled "
-            f"(rank correlation {sanity.mean_rank_correlation:.2f}), so it may describe the picture rather than the model."
-        )
     tests = curve_tests(curves)
     informative = [name for name, test in tests.items() if test["informative"]]
     won = [name for name in informative if tests[name]["won"]]

@@ -135,7 +135,7 @@ def measure_trust(model: LoadedModel, explanation: Explanation, model_input: Any
     report = cache.TRUST.get(key)
     if report is None:
         # The old two-layers-at-once check is replaced by the cascade, merged in below.
-        report = metrics.trust_summary(model, explanation, model_input, truth, sanity=False, baseline=baseline)
+        report = metrics.trust_summary(model, explanation, model_input, truth, baseline=baseline)
         cache.TRUST.put(key, report)
     run = explanation.method in GRADIENT_METHODS if sanity is None else sanity
     cascade = sanity_check(model, explanation, model_input, compute=run)

@@ -488,26 +488,6 @@ def test_shap_gradient_attributes_the_probability_not_the_raw_logit(kinds, name)
         assert explanation.values.sum() == pytest.approx(change, rel=0.2, abs=1e-3)
 
 
-def test_the_sanity_checks_randomised_copy_keeps_an_adapted_vocabulary(kinds):
-    """clone_model rebuilds TextVectorization from its config, which holds no adapted vocabulary."""
-    import keras
-
-    from explainers import metrics
-    from workbench import api
-
-    model = api.load_model("text_from_scratch")
-    copy, layers = metrics.randomised_copy(model, seed=3)
-    assert layers  # some weights were randomised ...
-
-    def vectorize(m):
-        return next(la for la in m.keras_model.layers if isinstance(la, keras.layers.TextVectorization))
-
-    texts = [text for text, _ in sentiment_rows()[:4]]
-    assert vectorize(copy).get_vocabulary() == vectorize(model).get_vocabulary()  # ... not the vocabulary
-    np.testing.assert_array_equal(np.asarray(vectorize(copy)(texts)), np.asarray(vectorize(model)(texts)))
-    assert copy.predict_proba(texts).shape == (4, 2)
-
-
 def test_a_nested_head_that_runs_twice_falls_back_to_log_probabilities():
     """No single penultimate layer when the sub-model holding the last Dense runs twice per input."""
     import keras
