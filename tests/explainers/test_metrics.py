@@ -392,29 +392,11 @@ def test_agreement_of_identical_reversed_and_constant_maps():
 # --- a tiny trained model -----------------------------------------------------------------------
 
 
-def _colour_squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grey 8x8 images with a red, green or blue 3x3 square somewhere; the class is the colour."""
-    rng = np.random.default_rng(seed)
-    images = np.full((n, SIZE, SIZE, 3), 90, dtype=np.uint8)
-    labels = rng.integers(0, 3, size=n)
-    for image, label in zip(images, labels):
-        top, left = rng.integers(0, SIZE - 3, size=2)
-        image[top : top + 3, left : left + 3] = 0
-        image[top : top + 3, left : left + 3, label] = 255
-    return images, labels
-
-
 @pytest.fixture(scope="module")
 def trained_tiny():
-    keras.utils.set_random_seed(0)
-    images, labels = _colour_squares(300, seed=1)
-    model = tm.flat_image_cnn()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(images.astype(np.float32), labels, epochs=15, batch_size=32, verbose=0)
-    loaded = tm.loaded_image_model(model)
-    test_images, test_labels = _colour_squares(12, seed=2)
-    assert (loaded.predict_proba(list(test_images)).argmax(axis=1) == test_labels).mean() > 0.8
-    return loaded, list(test_images)
+    loaded, test_images, test_labels = tm.trained_colour_model(12)
+    assert (loaded.predict_proba(test_images).argmax(axis=1) == test_labels).mean() > 0.8
+    return loaded, test_images
 
 
 def _hand_curves(deletion, random_deletion, insertion, random_insertion) -> metrics.Curves:

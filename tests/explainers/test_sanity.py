@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-import keras
 import numpy as np
 import pytest
 
@@ -30,29 +29,11 @@ class IntensityExplainer(Explainer):
                 for image, t in zip(inputs, targets or [0] * len(inputs))]
 
 
-def _colour_squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grey 8x8 images with a red, green or blue 3x3 square somewhere; the class is the colour."""
-    rng = np.random.default_rng(seed)
-    images = np.full((n, SIZE, SIZE, 3), 90, dtype=np.uint8)
-    labels = rng.integers(0, 3, size=n)
-    for image, label in zip(images, labels):
-        top, left = rng.integers(0, SIZE - 3, size=2)
-        image[top: top + 3, left: left + 3] = 0
-        image[top: top + 3, left: left + 3, label] = 255
-    return images, labels
-
-
 @pytest.fixture(scope="module")
 def trained():
-    """The tiny flat CNN (conv -> relu -> GAP -> Dense) trained to name the square's colour."""
-    keras.utils.set_random_seed(0)
-    images, labels = _colour_squares(300, seed=1)
-    model = tm.flat_image_cnn()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
-    model.fit(images.astype(np.float32), labels, epochs=15, batch_size=32, verbose=0)
-    loaded = tm.loaded_image_model(model)
-    test_images, _ = _colour_squares(8, seed=2)
-    return loaded, list(test_images)
+    """The tiny flat CNN trained to name the square's colour, and 8 held-out images."""
+    loaded, test_images, _ = tm.trained_colour_model(8)
+    return loaded, test_images
 
 
 def _weights(model) -> list[np.ndarray]:

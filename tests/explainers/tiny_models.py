@@ -261,3 +261,27 @@ def loaded_text_model(
 def random_images(n: int, seed: int = 0) -> np.ndarray:
     """n uint8 RGB images at the tiny models' input size."""
     return np.random.default_rng(seed).integers(0, 256, size=(n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+
+
+def colour_squares(n: int, seed: int, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Grey images with a red, green or blue 3x3 square somewhere; the class is the colour."""
+    rng = np.random.default_rng(seed)
+    images = np.full((n, size, size, 3), 90, dtype=np.uint8)
+    labels = rng.integers(0, 3, size=n)
+    for image, label in zip(images, labels):
+        top, left = rng.integers(0, size - 3, size=2)
+        image[top: top + 3, left: left + 3] = 0
+        image[top: top + 3, left: left + 3, label] = 255
+    return images, labels
+
+
+def trained_colour_model(test_count: int) -> tuple[LoadedModel, list[np.ndarray], np.ndarray]:
+    """flat_image_cnn (conv -> relu -> GAP -> Dense) trained to name the square's colour, with
+    `test_count` held-out images and their labels."""
+    keras.utils.set_random_seed(0)
+    images, labels = colour_squares(300, seed=1)
+    model = flat_image_cnn()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    model.fit(images.astype(np.float32), labels, epochs=15, batch_size=32, verbose=0)
+    test_images, test_labels = colour_squares(test_count, seed=2)
+    return loaded_image_model(model), list(test_images), test_labels
