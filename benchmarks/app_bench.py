@@ -60,13 +60,13 @@ class AppServer:
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
 
-    def start(self) -> "AppServer":
+    def start(self, extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> "AppServer":
         self.workspace.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, WORKBENCH_HOME=str(self.workspace), TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", **(extra_env or {}))
         command = [sys.executable, "-m", "ui.serve",
                    "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                   "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+                   "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", *(extra_args or [])]
         self._log = open(self.log_path, "wb")
         self.started_at = time.perf_counter()
         # Its own process group, so stopping it also stops the retrain jobs it spawned.

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -51,7 +51,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.app_bench import CHROMIUM, CHROMIUM_ARGS, REPO, RUN_ENDED, AppServer, free_port
+from benchmarks.app_bench import CHROMIUM, CHROMIUM_ARGS, RUN_ENDED, AppServer, free_port
 
 PAGES = ("review_open", "review_filter", "review_decision", "explain_open")
 COOKIE_SECRET = "a-load-check-cookie-secret-of-enough-length-0123456789"
@@ -100,13 +100,17 @@ class OidcProvider:
 
 
 class SignedInAppServer(AppServer):
-    """The app with sign-in on: `[auth]` pointing at `provider`, a roles file making `annotators`
-    annotators (everyone else a viewer), in a scratch workspace. The ledger follows
-    WORKBENCH_DATABASE_URL when it is set (inherited from this process's environment)."""
+    """The app with sign-in on: `[auth]` pointing at `provider_url` and a roles file giving `roles`
+    (e-mail -> role; everyone else is a viewer), in a scratch workspace (or `workspace`). The ledger
+    follows WORKBENCH_DATABASE_URL when it is set (inherited from this process's environment, or
+    passed in `env`)."""
 
-    def __init__(self, provider_url: str, annotators: list[str]) -> None:
-        super().__init__()
+    def __init__(self, provider_url: str, roles: dict[str, str], workspace: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(workspace)
         root = self.workspace.parent
+        root.mkdir(parents=True, exist_ok=True)
+        self.env = dict(env or {})
         self.secrets = root / "secrets.toml"
         self.secrets.write_text(
             "[auth]\n"
@@ -116,21 +120,11 @@ class SignedInAppServer(AppServer):
             f'server_metadata_url = "{provider_url}/.well-known/openid-configuration"\n')
         self.roles = root / "roles.toml"
         self.roles.write_text('default = "viewer"\n[users]\n'
-                              + "".join(f'"{email}" = "annotator"\n' for email in annotators))
+                              + "".join(f'"{email}" = "{role}"\n' for email, role in roles.items()))
 
     def start(self) -> "SignedInAppServer":
-        # AppServer.start plus the roles file and --secrets.files (the e2e sign-in test's set-up).
-        self.workspace.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, WORKBENCH_HOME=str(self.workspace), WORKBENCH_ROLES=str(self.roles),
-                   TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "ui.serve",
-                   "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                   "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-                   "--secrets.files", str(self.secrets)]
-        self._log = open(self.log_path, "wb")
-        self.started_at = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        super().start(extra_env={"WORKBENCH_ROLES": str(self.roles), **self.env},
+                      extra_args=["--secrets.files", str(self.secrets)])
         return self
 
 
@@ -388,7 +382,8 @@ async def _run(sessions: int, rounds: int, timeout: float, warm_up: bool, log: C
     team = [user("member", i) for i in range(1, sessions + 1)]
     everyone = [warm, solo, *team]
     timeout_ms = timeout * 1000
-    with OidcProvider(everyone) as provider, SignedInAppServer(provider.url, [u["email"] for u in everyone]) as server:
+    roles = {u["email"]: "annotator" for u in everyone}
+    with OidcProvider(everyone) as provider, SignedInAppServer(provider.url, roles) as server:
         server.wait_healthy()
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -431,7 +426,16 @@ def run(sessions: int = 10, rounds: int = 3, timeout: float = 180.0, warm_up: bo
     seconds; a failed session's screenshot and the server's log (when anything failed) go to `artifacts`."""
     if sessions < 1 or rounds < 1:
         raise ValueError("sessions and rounds must be at least 1")
-    return asyncio.run(_run(sessions, rounds, timeout, warm_up, log, artifacts))
+    def measure() -> dict[str, Any]:
+        return asyncio.run(_run(sessions, rounds, timeout, warm_up, log, artifacts))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return measure()
+    # Called from a thread that already runs an event loop (sync Playwright's, in a test session).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(measure).result()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,24 +5,19 @@ and is refused the correction and a promotion; a maintainer signs in and promote
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 
 import pytest
 
-from benchmarks.app_bench import REPO, free_port, wait_run_ended
+from benchmarks.app_bench import wait_run_ended
 from labels import Ledger
 
-USERS = {
-    "alice": {"email": "alice@example.org", "name": "Alice Annotator"},
-    "vic": {"email": "vic@example.org", "name": "Vic Viewer"},
-    "mo": {"email": "mo@example.org", "name": "Mo Maintainer"},
-    "ann": {"email": "ann@example.org", "name": "Ann Annotator"},
-}
-ROLES = 'default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n"mo@example.org" = "maintainer"\n"ann@example.org" = "annotator"\n'
+USERS = [
+    {"sub": "alice", "email": "alice@example.org", "name": "Alice Annotator"},
+    {"sub": "vic", "email": "vic@example.org", "name": "Vic Viewer"},
+    {"sub": "mo", "email": "mo@example.org", "name": "Mo Maintainer"},
+    {"sub": "ann", "email": "ann@example.org", "name": "Ann Annotator"},
+]
+ROLES = {"alice@example.org": "annotator", "mo@example.org": "maintainer", "ann@example.org": "annotator"}
 
 
 def _publish_candidate(workspace) -> None:
@@ -46,61 +41,23 @@ def _publish_candidate(workspace) -> None:
 
 @pytest.fixture(scope="module")
 def provider():
-    """oidc-provider-mock's WSGI app served by werkzeug on 127.0.0.1 in a thread; the users above
-    are predefined (one click each on its authorisation form)."""
+    """A real OpenID Connect provider on 127.0.0.1 (oidc-provider-mock) with the users above."""
     pytest.importorskip("oidc_provider_mock")
-    import werkzeug.serving
-    from oidc_provider_mock import User, app
+    from benchmarks.team_load import OidcProvider
 
-    wsgi = app(user_claims=[User(sub=sub, claims=claims) for sub, claims in USERS.items()])
-    server = werkzeug.serving.make_server("127.0.0.1", free_port(), wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with OidcProvider(USERS) as running:
+        yield running.url
 
 
 def _serve(root, provider: str, **extra_env: str):
     """The real app with [auth] pointing at `provider` and the roles above, in its own workspace."""
-    port = free_port()
-    secrets = root / "secrets.toml"
-    secrets.write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        'cookie_secret = "a-test-cookie-secret-of-enough-length-0123456789"\n'
-        'client_id = "workbench"\nclient_secret = "workbench-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    (root / "roles.toml").write_text(ROLES)
+    from benchmarks.team_load import SignedInAppServer
+
     workspace = root / "workspace"
     _publish_candidate(workspace)
-    env = dict(os.environ, WORKBENCH_HOME=str(workspace), WORKBENCH_ROLES=str(root / "roles.toml"),
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra_env)
-    log = root / "streamlit.log"
-    command = [sys.executable, "-m", "ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.3)
-        yield {"url": f"http://127.0.0.1:{port}", "workspace": workspace, "log": log}
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait(timeout=10)
+    with SignedInAppServer(provider, ROLES, workspace=workspace, env=extra_env) as server:
+        server.wait_healthy()
+        yield {"url": server.url, "workspace": workspace, "log": server.log_path}
 
 
 @pytest.fixture(scope="module")
