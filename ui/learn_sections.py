@@ -8,9 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers import registry, render
+from foundation import access
 from models import store
 from models.loaded import LoadedModel
-from ui import kit, loaders
+from ui import identity, kit, loaders
 from workbench import api, lessons
 
 DISPLAY = 192  # px for the small pictures of a walk-through
@@ -302,9 +303,13 @@ def _fix_section(before: lessons.ShortcutLesson) -> None:
         st.button("Check progress", key="learn_fix_refresh")
     elif status and status.get("state") == "failed":
         st.error(f"The last retraining failed: {status.get('error', 'unknown error')}", icon="⚠️")
-    if not running and st.button("Clean the data and retrain (several minutes, in the background)", key="learn_fix_start"):
+    refused = identity.refusal(access.RETRAIN)
+    if refused and not running:
+        st.warning(refused, icon="🔒")
+    if not running and st.button("Clean the data and retrain (several minutes, in the background)",
+                                 key="learn_fix_start", disabled=refused is not None):
         try:
-            lessons.start_fix_job()
+            lessons.start_fix_job(actor=identity.current())
             st.rerun()
         except Exception as exc:  # noqa: BLE001 - shown to the user, page keeps working
             st.error(str(exc), icon="⚠️")

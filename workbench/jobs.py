@@ -346,15 +346,16 @@ def start(kind: str, model: str, *, created_by: str = "cli", actor: Identity | N
     """Start a job of `kind` that writes a version of `model`, in a new process; return its id at once.
 
     `params` go into the spec for the kind's runner (JSON values only). The spec and the status
-    record who started it (`actor`, default the local operator); a retrain needs the maintainer
-    role (the Learn page's lesson fix, a teaching exercise on a sample model, does not). Raises
-    WorkbenchError for an unknown kind or model, or naming the running job if `model` already has one.
+    record who started it (`actor`, default the local operator). Every kind publishes a model
+    version, so each needs the maintainer role (AccessDenied otherwise; the Learn page's lesson
+    fix too: without sign-in the local operator is an admin). Raises WorkbenchError for an unknown
+    kind or model, or naming the running job if `model` already has one.
     """
     from models import store
 
     if kind not in KINDS:
         raise WorkbenchError(f"unknown job kind {kind!r}; choose one of {', '.join(KINDS)}.")
-    who = access.acting(actor, access.RETRAIN) if kind == RETRAIN else (actor or access.local_operator())
+    who = access.acting(actor, access.RETRAIN)
     store.current_version(model)  # refuses an unknown model before anything is written
     job_id = _new_job_id(model, kind)
     acquire_lock(model, job_id, created_by=created_by)

@@ -22,6 +22,7 @@ from typing import Any, Callable, ContextManager, Mapping, Sequence
 import numpy as np
 
 from explainers import metrics
+from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from foundation.types import Explanation
 from models.manifest import Lineage, Manifest, Metrics, Training
@@ -583,13 +584,17 @@ def read_fix_status() -> dict[str, Any] | None:
     return None if latest is None else fix_status_view(latest)
 
 
-def start_fix_job(quick: bool = False, *, created_by: str = "learn page") -> dict[str, Any]:
-    """Start the shortcut fix as a background job (training never runs in the page's thread)."""
+def start_fix_job(quick: bool = False, *, created_by: str = "learn page",
+                  actor: Identity | None = None) -> dict[str, Any]:
+    """Start the shortcut fix as a background job (training never runs in the page's thread).
+
+    It publishes a candidate version, so `actor` (default: the local operator) must be a
+    maintainer (AccessDenied otherwise)."""
     running = jobs.active_job(SHORTCUT_MODEL)
     if running is not None:
         raise WorkbenchError(f"the shortcut model is already being retrained (job {running['job_id']}); "
                              "wait for it to finish.")
-    job_id = jobs.start(jobs.LESSON_FIX_SHORTCUT, SHORTCUT_MODEL, created_by=created_by, quick=quick)
+    job_id = jobs.start(jobs.LESSON_FIX_SHORTCUT, SHORTCUT_MODEL, created_by=created_by, quick=quick, actor=actor)
     return fix_status_view(jobs.read_status(job_id))
 
 

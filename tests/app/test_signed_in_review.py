@@ -95,3 +95,10 @@ def test_a_viewer_cannot_save_the_table_either(workspace, roles):
     assert not at.exception, at.exception
     assert any("vic@example.org is a viewer; correcting labels" in w.value for w in at.warning)
     assert at.button(key="review_table_save").disabled
+
+
+def test_a_viewer_sees_the_lesson_fix_refused(workspace, roles):
+    at = _app(VIC, page="pages/learn.py")
+    warning = " ".join(w.value for w in at.warning)
+    assert "vic@example.org is a viewer; retraining a model needs the maintainer role" in warning
+    assert at.button(key="learn_fix_start").disabled

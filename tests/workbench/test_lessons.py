@@ -6,6 +6,8 @@ import time
 import numpy as np
 import pytest
 
+from foundation import access
+from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from models import store
@@ -154,3 +156,11 @@ def test_fix_job_runs_in_the_background_and_reports(workspace):
         status = lessons.read_fix_status()
     assert status["state"] == "done", status
     assert status["result"]["candidate"] in lessons.fixed_versions()
+
+
+def test_the_lesson_fix_publishes_a_version_so_it_needs_a_maintainer(workspace):
+    viewer = Identity(subject="oidc|vic", email="vic@example.org", name="Vic", role=access.VIEWER, signed_in=True)
+    with pytest.raises(access.AccessDenied, match="vic@example.org is a viewer; retraining a model needs the maintainer role"):
+        lessons.start_fix_job(quick=True, actor=viewer)
+    assert jobs.list_jobs(kind=jobs.LESSON_FIX_SHORTCUT) == []  # nothing started
+    assert not jobs.lock_path(lessons.SHORTCUT_MODEL).exists()
