@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from foundation.types import Modality
 from models.loaded import LoadedModel
 from workbench import api, cache, preload, warmup
 
@@ -18,7 +19,11 @@ _PRELOAD_REPORTED_KEY = "_preload_failure_reported"
 @st.cache_resource(show_spinner="Loading model…", max_entries=12)
 def model(name: str, version: str) -> LoadedModel:
     preloaded = preload.take(name, version)
-    return preloaded if preloaded is not None else api.load_model(name, version)
+    loaded = preloaded if preloaded is not None else api.load_model(name, version)
+    if loaded.modality is Modality.IMAGE:
+        height, width = loaded.image_size
+        warmup.warm_partition_tree((height, width, 3))  # SHAP's first map on this size will not build it
+    return loaded
 
 
 def wait_for_start_up() -> None:

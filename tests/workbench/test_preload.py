@@ -94,3 +94,20 @@ def test_shap_warm_up_waits_for_a_quiet_moment(monkeypatch):
     assert not warmup._quiet()  # ... and just was
     threading.Event().wait(0.6)
     assert warmup._quiet()
+
+
+def test_an_image_sizes_shap_tree_is_built_in_the_background_once(monkeypatch):
+    from explainers import shap_explainer
+    from workbench import warmup
+
+    monkeypatch.setattr(warmup, "QUIET_S", 0.0)
+    shape = (24, 40, 3)  # a size no other test uses
+    builds = shap_explainer.partition_tree_builds
+    thread = warmup.warm_partition_tree(shape)
+    assert warmup.warm_partition_tree(shape) is thread  # once per size
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert shap_explainer.partition_tree_builds == builds + 1
+    tree = shap_explainer.image_partition_tree(shape)  # what SHAP's masker asks for: already there
+    assert shap_explainer.partition_tree_builds == builds + 1
+    assert tree.shape == (24 * 40 * 3 - 1, 4)
