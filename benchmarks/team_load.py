@@ -18,7 +18,9 @@ all work at once, `rounds` times each:
   its Grad-CAM maps and the page's run has ended;
 - review_filter: one given label is picked in the queue's "Given label" filter (session i takes
   class i, so a team splits the queue instead of deciding on the same example), until the queue's
-  progress shows the new total and its example is shown with its maps;
+  progress shows the new total and its example is shown with its maps. A pick the browser's
+  dropdown did not take (no tag in the box after 15 s: nothing was sent to the app) is made again,
+  at most twice, and counted in `filter_repicks`;
 - review_decision: "Keep label" is clicked, until the next example is shown with its maps;
 - explain_open: the sidebar link "Explain image" is clicked, until the Grad-CAM overlay has loaded
   and the trust panel's figures are visible.
@@ -137,6 +139,9 @@ class SessionLog:
     errors: list[str] = field(default_factory=list)
     rounds_done: int = 0
     websockets_after_sign_in: int = 0  # websockets the page opened while working: more than 0 means a reconnect
+    # Filter picks the browser's dropdown did not take (no tag appeared in the box, so nothing was
+    # sent to the app), made again; a pick the app received and then lost is an error.
+    repicks: int = 0
 
 
 class AppError(RuntimeError):
@@ -218,6 +223,35 @@ async def _nav(page: Any, title: str, timeout_ms: float) -> None:
         "link", name=re.compile(re.escape(title))).click(timeout=timeout_ms)
 
 
+REPICKS = 2  # filter picks made again when the dropdown did not take one (SessionLog.repicks)
+
+
+async def _pick_given_label(page: Any, label_index: int, timeout_ms: float) -> bool:
+    """Pick one class in the queue's "Given label" filter; True once its tag shows in the box (the
+    browser took the pick and sends it to the app), False when none appeared within 15 s."""
+    given = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Given label")
+    await given.locator("input").first.click(timeout=timeout_ms)
+    options = page.get_by_role("option")
+    await options.first.wait_for(timeout=timeout_ms)
+    labels = [text.strip() for text in await options.all_text_contents() if text.strip() != "Select all"]
+    label = labels[label_index % len(labels)]
+    await options.filter(has_text=re.compile(f"^{re.escape(label)}$")).first.click(timeout=timeout_ms)
+    await page.keyboard.press("Escape")
+    # The dropdown must be gone before the next click, or that click would only close it.
+    await _until(page, "the filter's dropdown closed", "() => !document.querySelector('[role=\"listbox\"]')",
+                 None, timeout_ms)
+    # Leave the filter's input, so the next click is not taken as a click out of the dropdown.
+    await page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    tag = given.locator(f'[data-testid="stMultiSelectTagsContainer"] [data-tag][aria-label="{label}"]')
+    try:
+        await tag.first.wait_for(state="visible", timeout=15_000)
+    except Exception as exc:
+        if "Timeout" not in exc.__class__.__name__:
+            raise
+        return False
+    return True
+
+
 async def _round(page: Any, log: SessionLog, label_index: int, timeout_ms: float) -> None:
     """One pass through the pages; each latency is appended as soon as it is measured."""
     def timed(name: str, started: float) -> None:
@@ -231,20 +265,12 @@ async def _round(page: Any, log: SessionLog, label_index: int, timeout_ms: float
 
     started = time.perf_counter()
     progress = await _progress(page)
-    given = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Given label")
-    await given.locator("input").first.click(timeout=timeout_ms)
-    options = page.get_by_role("option")
-    await options.first.wait_for(timeout=timeout_ms)
-    labels = [text.strip() for text in await options.all_text_contents() if text.strip() != "Select all"]
-    await options.filter(has_text=re.compile(f"^{re.escape(labels[label_index % len(labels)])}$")).first.click(
-        timeout=timeout_ms)
-    await page.keyboard.press("Escape")
-    # The dropdown must be gone before the next click, or that click would only close it.
-    await _until(page, "the filter's dropdown closed", "() => !document.querySelector('[role=\"listbox\"]')",
-                 None, timeout_ms)
-    # Leave the filter's input: a click elsewhere while it has focus was sometimes lost (the page
-    # stayed on the same example), with 1 session as with 10.
-    await page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    for attempt in range(1 + REPICKS):
+        if await _pick_given_label(page, label_index, timeout_ms):
+            break
+        if attempt == REPICKS:
+            raise Timeout(f"the filter's dropdown took no pick in {1 + REPICKS} attempts")
+        log.repicks += 1
     # The filtered queue's first example may be the one already shown: its total changes, though.
     await _until(page, "the filtered queue's progress",
         """before => { const p = document.querySelector('[data-testid="stMain"] [data-testid="stProgress"]');
@@ -345,11 +371,13 @@ def summarise(logs: list[SessionLog], rounds: int) -> dict[str, Any]:
     return {"sessions": len(logs), "rounds": rounds, "interactions": len(everything),
             "expected_interactions": len(logs) * rounds * len(PAGES),
             "errors": len(errors), "error_messages": errors[:20],
+            "filter_repicks": sum(log.repicks for log in logs),
             "pages": {name: _figures(values) for name, values in per_page.items()},
             "overall": _figures(everything),
             "sign_in": _figures([log.sign_in_s for log in logs if log.sign_in_s is not None]),
             "per_session": [{"sub": log.sub, "interactions": len(log.latencies), "rounds_done": log.rounds_done,
-                             "errors": len(log.errors), "websockets_after_sign_in": log.websockets_after_sign_in}
+                             "errors": len(log.errors), "websockets_after_sign_in": log.websockets_after_sign_in,
+                             "filter_repicks": log.repicks}
                             for log in logs]}
 
 

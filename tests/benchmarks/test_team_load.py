@@ -10,17 +10,19 @@ from benchmarks import app_bench, team_load
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "team_load"
 FIGURE_KEYS = {"n", "median_s", "p95_s", "max_s"}
-RUN_KEYS = {"sessions", "rounds", "interactions", "expected_interactions", "errors", "error_messages", "pages",
+RUN_KEYS = {"sessions", "rounds", "interactions", "expected_interactions", "errors", "error_messages",
+            "filter_repicks", "pages",
             "overall", "sign_in", "per_session", "wall_s", "load_average_start", "load_average_end", "server_rss_mb_end"}
 
 
 def test_summary_counts_every_interaction_and_takes_median_and_p95_per_page():
     first = team_load.SessionLog("a", [("review_open", 1.0), ("review_filter", 2.0), ("review_decision", 3.0),
-                                       ("explain_open", 4.0)], sign_in_s=5.0)
+                                       ("explain_open", 4.0)], sign_in_s=5.0, repicks=1)
     second = team_load.SessionLog("b", [("review_open", 3.0)], sign_in_s=7.0,
                                   errors=["review_filter: Timeout: the filtered queue's progress (not within 1 s)"])
     summary = team_load.summarise([first, second], rounds=1)
     assert (summary["sessions"], summary["interactions"], summary["expected_interactions"]) == (2, 5, 8)
+    assert summary["filter_repicks"] == 1 and [one["filter_repicks"] for one in summary["per_session"]] == [1, 0]
     assert summary["errors"] == 1 and summary["error_messages"][0].startswith("b: review_filter: Timeout")
     assert summary["pages"]["review_open"] == {"n": 2, "median_s": 2.0, "p95_s": 2.9, "max_s": 3.0}
     assert summary["pages"]["explain_open"] == {"n": 1, "median_s": 4.0, "p95_s": 4.0, "max_s": 4.0}
@@ -56,6 +58,7 @@ def test_two_signed_in_annotators_work_through_review_and_explain_without_errors
         assert [(one["interactions"], one["rounds_done"], one["errors"]) for one in run["per_session"]] == [
             (len(team_load.PAGES), 1, 0)] * sessions
         assert all(one["websockets_after_sign_in"] == 0 for one in run["per_session"])  # no reconnect
+        assert run["filter_repicks"] == sum(one["filter_repicks"] for one in run["per_session"])
     assert report["ratio_median"] == pytest.approx(
         report["team"]["overall"]["median_s"] / report["single"]["overall"]["median_s"], abs=0.01)
     assert report["ratio_p95"] == pytest.approx(
