@@ -64,6 +64,7 @@ def test_dataset_page_clicks_and_report(page, shot, tmp_path):
 
     # Clicking a point of the embedding map opens that example with its Grad-CAM overlay.
     embedding = page.locator('.st-key-dataset_embedding_chart:not([data-stale="true"])')
+    _wait_idle(page)
     page.get_by_role("radiogroup").filter(has_text="Correct?").get_by_text("Correct?").click()
     _wait_idle(page)
     embedding.scroll_into_view_if_needed()
@@ -111,6 +112,7 @@ def test_batch_page_upload_run_and_download(page, shot, tmp_path):
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         files=[{"name": "examples.zip", "mimeType": "application/zip", "buffer": _zip_of_examples()}])
     app_bench.wait_visible(page, _main(page).get_by_text(re.compile(r"6 inputs read, 1 unreadable")))
+    _wait_idle(page)
     page.get_by_role("button", name=re.compile(r"Explain 6 inputs")).click()
     csv_button = app_bench.wait_visible(page, page.get_by_role("button", name=re.compile(r"Results \(CSV\)")), 300)
     _wait_idle(page)

@@ -56,6 +56,7 @@ def test_main_journey(page, shot):
     name_box.press("Enter")
     take = app_bench.wait_visible(page, page.get_by_role("button", name=re.compile(r"^Take model's label")), LONG / 1000)
     page.wait_for_function("b => !b.disabled", arg=take.element_handle(), timeout=60_000)
+    app_bench.wait_run_ended(page)  # a click while the page still moves can land beside the button
     shot(page, "03_review_before", take)
     take.click()
     saved = app_bench.wait_visible(page, _main(page).get_by_text(re.compile(r"^Saved:")))
@@ -63,8 +64,10 @@ def test_main_journey(page, shot):
 
     # 4. Retrain quickly from that correction and watch the job finish.
     app_bench.open_page(page, "Retrain")
+    app_bench.wait_run_ended(page)
     _main(page).get_by_text("Training settings").click()
     _main(page).get_by_text(re.compile(r"^Quick trial run")).click()
+    app_bench.wait_run_ended(page)
     page.get_by_role("button", name=re.compile("Start retraining")).click()
     app_bench.wait_visible(page, _main(page).get_by_text("Retraining…"))
     shot(page, "05_retrain_running")
@@ -72,6 +75,7 @@ def test_main_journey(page, shot):
     shot(page, "06_retrain_done", result, block="start")
 
     # 5. Promote the candidate; the sidebar now says v2 is in use.
+    app_bench.wait_run_ended(page)
     page.get_by_role("button", name=re.compile(r"Promote v2")).click()
     app_bench.wait_visible(page, _sidebar(page).get_by_text(re.compile(r"Version in use:\s*v2")))
     shot(page, "07_promoted")
