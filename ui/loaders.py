@@ -20,9 +20,9 @@ _PRELOAD_REPORTED_KEY = "_preload_failure_reported"
 def model(name: str, version: str) -> LoadedModel:
     preloaded = preload.take(name, version)
     loaded = preloaded if preloaded is not None else api.load_model(name, version)
-    if loaded.modality is Modality.IMAGE:
-        height, width = loaded.image_size
-        warmup.warm_partition_tree((height, width, 3))  # SHAP's first map on this size will not build it
+    spec = loaded.input_spec
+    if loaded.modality is Modality.IMAGE and spec.height and spec.width:
+        warmup.warm_partition_tree((spec.height, spec.width, 3))  # SHAP's first map on this size will not build it
     return loaded
 
 
