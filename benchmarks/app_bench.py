@@ -187,9 +187,20 @@ def wait_visible(page: Any, locator: Any, timeout: float = 180.0) -> Any:
 def wait_rendered(image: Any, timeout: float = 180.0) -> tuple[int, int]:
     """Wait until an <img> has loaded with a non-zero natural size; return (width, height)."""
     wait_visible(image.page, image, timeout)
-    image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
-                                 timeout=timeout * 1000)
-    return image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    # A rerun can replace the <img> between two calls: check and read its size in one call, again
+    # on whatever element the locator finds now, until one has loaded.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            size = image.evaluate("img => img.complete && img.naturalWidth > 0 ? "
+                                  "[img.naturalWidth, img.naturalHeight] : null", timeout=5_000)
+        except Exception:  # detached mid-call: look again
+            size = None
+        if size:
+            return size[0], size[1]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no loaded image within {timeout:.0f} s")
+        image.page.wait_for_timeout(200)
 
 
 def trust_figures(page: Any) -> Any:
