@@ -174,7 +174,7 @@ async def _check_errors(page: Any) -> None:
 
 
 async def _settled(page: Any, timeout_ms: float) -> None:
-    """Wait until the page's script run has ended (the status widget is gone)."""
+    """Wait until the page's script run has ended (Streamlit's script state, see RUN_ENDED)."""
     await _until(page, "the run to end", RUN_ENDED, None, timeout_ms)
 
 

@@ -160,9 +160,10 @@ def review_one(model: Any, dataset: Any, result: AuditResult, ledger: Ledger, la
     waiting = int((~full["reviewed"] & ~full["example_id"].isin(st.session_state.get(SKIPPED, []))).sum())
     # The slow part first: while it runs, the page still shows the previous example whole (heading,
     # maps and buttons together), so a click then is a decision on what the reviewer saw.
-    maps = _gradcam_maps(model, dataset.x[int(row["index"])], row)
+    item = dataset.x[int(row["index"])]
+    maps = _gradcam_maps(model, item, row)
     st.subheader(f"{row['example_id']}  ·  {waiting} waiting")
-    _show_example(model, dataset, result, row, maps)
+    _show_example(model, item, result, row, maps)
     conflict = st.session_state.get(CONFLICT)
     if conflict and conflict["context"]["example_id"] == row["example_id"]:
         _conflict_panel(conflict)
@@ -199,9 +200,8 @@ def open_ledger() -> Ledger:
     return Ledger()
 
 
-def _show_example(model: Any, dataset: Any, result: AuditResult, row: dict[str, Any],
+def _show_example(model: Any, item: Any, result: AuditResult, row: dict[str, Any],
                   maps: list[tuple[str, str, Any]] | None) -> None:
-    item = dataset.x[int(row["index"])]
     # The label may have changed since the ranking: read its probability from the stored row.
     row["prob_current"] = float(result.probabilities[int(row["index"]), result.classes.index(row["current_label"])])
     left, right = st.columns([1, 2], gap="large")
