@@ -234,13 +234,15 @@ def run_batch(
     overlays: OverlaySink | None = None,
     progress: Progress | None = None,
     params: dict[str, Any] | None = None,
+    map_summary: bool = False,
 ) -> BatchResult:
     """Predict every readable input and explain its predicted class with `method` ("none": predict only).
 
     The table has one row per input, in input order: input, status ("ok"/"error"), predicted,
     confidence, one probability column per class, method, target, seconds (explanation time per
     input, as the explainer measured it over its batch), overlay (the file name in the overlay
-    sink, if any) and error (why an input could not be read).
+    sink, if any) and error (why an input could not be read). With `map_summary` (the Ray engine's
+    Parquet rows) the `MAP_SUMMARY_COLUMNS` follow, since the map itself is not kept.
     """
     from workbench import api
 
@@ -275,6 +277,8 @@ def run_batch(
             if explanation is not None:
                 row.update({"method": explanation.method, "target": explanation.target_label,
                             "seconds": round(float(explanation.seconds), 5)})
+                if map_summary:
+                    row.update(summarise_map(explanation.values))
                 if overlays is not None:
                     t0 = time.perf_counter()
                     name = overlay_name(i, items[i].name, method, model.modality)
@@ -286,10 +290,32 @@ def run_batch(
         report(done, total, _eta(started, done, total))
     seconds = time.perf_counter() - started
     columns = (["input", "status", "predicted", "confidence"] + [f"p_{c}" for c in model.classes]
-               + ["method", "target", "seconds", "overlay", "error"])
+               + ["method", "target", "seconds", "overlay", "error"] + (MAP_SUMMARY_COLUMNS if map_summary else []))
     table = pd.DataFrame(rows, columns=columns)
     return BatchResult(table=table, seconds=seconds, method=method, n_ok=total,
                        n_failed=len(items) - total, overlays_written=written, timings=timings)
+
+
+MAP_SUMMARY_COLUMNS = ["map_max", "map_mean_abs", "map_peak_y", "map_peak_x", "map_top10_share"]
+
+
+def summarise_map(values: np.ndarray) -> dict[str, float]:
+    """A few numbers that say where and how concentrated a map is, for a table of millions of rows.
+
+    Peak position is relative (0..1, row then column; for text: token position) so maps of
+    different sizes compare; top10_share is the part of the total |value| in the top 10 % of cells.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    flat = np.abs(values).ravel()
+    total = float(flat.sum())
+    peak = np.unravel_index(int(np.argmax(np.abs(values))), values.shape) if flat.size else (0,)
+    shape = values.shape or (1,)
+    relative = [p / max(1, n - 1) for p, n in zip(peak, shape)]
+    top = np.sort(flat)[::-1][: max(1, flat.size // 10)]
+    return {"map_max": round(float(values.max()) if flat.size else 0.0, 6),
+            "map_mean_abs": round(float(flat.mean()) if flat.size else 0.0, 6),
+            "map_peak_y": round(relative[0], 4), "map_peak_x": round(relative[1] if len(relative) > 1 else 0.0, 4),
+            "map_top10_share": round(float(top.sum()) / total, 6) if total > 0 else 0.0}
 
 
 def _row(item: BatchInput) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""The Ray engine (`explain-batch --engine ray`): same labels as the local engine, and a rerun skips finished inputs.
+
+A real local Ray (2 CPUs, a small object store) and the shipped `shapes` model; Ray is shut down
+after the module, whatever happened.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from commandline.cli import main
+from workbench import api, batch, ray_engine
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "sample_data" / "examples"
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray_engine.start(num_cpus=2, object_store_memory=80 * 1024 * 1024)
+    try:
+        yield
+    finally:
+        ray_engine.stop()
+
+
+def _images(folder: Path, n: int) -> Path:
+    """`n` varied inputs: the shipped shape examples, shifted and noised, so the labels are not all one class."""
+    folder.mkdir(parents=True)
+    bases = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(EXAMPLES.glob("shape_*"))]
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        base = np.roll(bases[i % len(bases)], i, axis=1).astype(np.int16)
+        noisy = np.clip(base + rng.integers(-20, 21, size=base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / f"img{i:03d}.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def test_ray_labels_equal_local_labels(tmp_path, ray_local, capsys):
+    folder = _images(tmp_path / "in", 20)
+    model = api.load_model("shapes")
+    items = batch.read_image_files(batch.image_files_in(folder), root=folder.parent)
+    local = batch.run_batch(model, items, "gradcam", batch_size=8).table
+    assert main(["explain-batch", "--engine", "ray", "--model", "shapes", "--method", "gradcam", str(folder),
+                 "--out", str(tmp_path / "out"), "--batch-size", "8", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["inputs"], summary["explained"], summary["failed"], summary["overlays"]) == (21, 20, 1, 20)
+    table = pd.read_parquet(tmp_path / "out" / ray_engine.RESULTS)
+    assert list(table["input"]) == list(local["input"])
+    assert list(table["predicted"].fillna("")) == list(local["predicted"].fillna(""))
+    assert len(set(table["predicted"].dropna())) > 1  # the comparison is not one constant label
+    np.testing.assert_allclose(table["confidence"].fillna(0), local["confidence"].fillna(0), atol=1e-4)
+    ok = table[table["status"] == "ok"]
+    assert ok["map_top10_share"].between(0.1, 1.0).all() and ok["method"].eq("gradcam").all()
+    written = sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir())
+    assert written == sorted(ok["overlay"]) and len(set(written)) == 20
+
+
+def test_rerun_skips_finished_inputs(tmp_path, ray_local):
+    folder = _images(tmp_path / "in", 20)
+    out = tmp_path / "out"
+    first = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4, limit=10)
+    assert (first["computed"], first["skipped"], first["inputs"]) == (10, 0, 10)
+    parts_before = {p.name for p in (out / ray_engine.PARTS).glob("*.parquet")}
+    second = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4)
+    assert (second["computed"], second["skipped"], second["inputs"]) == (11, 10, 21)
+    # The first run's parts are untouched and every input appears exactly once in the result.
+    assert parts_before <= {p.name for p in (out / ray_engine.PARTS).glob("*.parquet")}
+    table = pd.read_parquet(out / ray_engine.RESULTS)
+    assert table["path"].is_unique and len(table) == 21
+    third = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4)
+    assert (third["computed"], third["skipped"]) == (0, 21)

@@ -1,0 +1,213 @@
+"""The Ray engine for `workbench explain-batch --engine ray`: the same batch job, scaled out (issue 16).
+
+Why Ray: one process stops at one machine; Ray Data streams the inputs through a pool of
+actors, each of which loads the model once (safely, through `workbench.api.load_model`) and
+runs the local engine's own `run_batch` on its batch, so both engines compute the same rows.
+
+Resumable: every finished batch is written by its actor as one Parquet part file
+(`parts/part-*.parquet`, written to a temp name and renamed, so a part is whole or absent)
+after its overlays. A rerun reads the inputs already in the parts and skips them; a batch
+that was cut off half-way is simply done again. At the end the parts are joined into
+`results.parquet`, one row per input, in input order.
+
+Inputs are decoded inside the actors by the workbench's safe reader (header check before
+decoding, EXIF, colour conversion), not by Ray's own image reader, so the security rules
+hold on every worker. Ray Data carries only the paths.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from foundation.errors import WorkbenchError
+from foundation.types import Modality
+from workbench import batch
+
+PARTS = "parts"
+OVERLAYS = "overlays"
+RESULTS = "results.parquet"
+_REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class RayTask:
+    """One input for the Ray engine: its global index, its display name and the file to read."""
+
+    index: int
+    name: str
+    path: str
+
+
+def image_tasks(paths: Sequence[Path]) -> list[RayTask]:
+    """Folders (recursively) and image files, named as the local engine names them."""
+    tasks: list[RayTask] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files = [(f, str(f.relative_to(path.parent))) for f in batch.image_files_in(path)]
+        elif path.is_file():
+            files = [(path, path.name)]
+        else:
+            raise WorkbenchError(f"'{path}' does not exist; check the path and retry.")
+        tasks.extend(RayTask(len(tasks) + i, name, str(f.resolve())) for i, (f, name) in enumerate(files))
+    return tasks
+
+
+def done_paths(out: Path) -> set[str]:
+    """The inputs (resolved paths) already written as Parquet parts under `out`: what a rerun skips."""
+    parts = sorted((Path(out) / PARTS).glob("part-*.parquet"))
+    if not parts:
+        return set()
+    return set(pd.concat([pd.read_parquet(p, columns=["path"]) for p in parts])["path"])
+
+
+def start(address: str | None = None, num_cpus: int | None = None,
+          object_store_memory: int | None = None) -> bool:
+    """Connect to Ray: `address` (or RAY_ADDRESS) names a cluster; otherwise a local one on this machine's cores.
+
+    True if this call connected (so the caller should `stop` it); False if Ray was already up.
+
+    Workers get this checkout on PYTHONPATH and the same workspace (WORKBENCH_HOME), so a
+    cluster's workers need both at the same paths (shared storage); see the README.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(_REPO), os.environ.get("PYTHONPATH", "")) if p),
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    if os.environ.get("WORKBENCH_HOME"):
+        env["WORKBENCH_HOME"] = os.environ["WORKBENCH_HOME"]
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=object_store_memory,
+                 include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+    return True
+
+
+class _RenamingSink:
+    """Overlays under their global input number: `run_batch` numbers them within its batch."""
+
+    def __init__(self, folder: Path, names: dict[str, str]) -> None:
+        self.inner = batch.FolderSink(folder)
+        self.names = names
+
+    def add(self, name: str, data: bytes) -> None:
+        self.inner.add(self.names[name], data)
+
+
+class ExplainActor:
+    """A Ray actor: loads the model once, then explains batches of paths with the local engine's `run_batch`."""
+
+    def __init__(self, model_name: str, version: str | None, method: str, seed: int, out: str,
+                 params: dict[str, Any] | None = None) -> None:
+        from workbench import api
+
+        self.model = api.load_model(model_name, version)
+        self.method, self.seed, self.params = method, seed, params
+        self.out = Path(out)
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        items = [batch.read_image_files([Path(p)], max_side=batch.OVERLAY_MAX_SIDE)[0] for p in rows["path"]]
+        items = [batch.BatchInput(name, item.value, item.error) for name, item in zip(rows["name"], items)]
+        modality = self.model.modality
+        names = {batch.overlay_name(i, item.name, self.method, modality):
+                 batch.overlay_name(int(g), item.name, self.method, modality)
+                 for i, (item, g) in enumerate(zip(items, rows["index"]))}
+        sink = _RenamingSink(self.out / OVERLAYS, names) if self.method != batch.NO_METHOD else None
+        result = batch.run_batch(self.model, items, self.method, batch_size=max(1, len(items)), seed=self.seed,
+                                 overlays=sink, params=self.params, map_summary=self.method != batch.NO_METHOD)
+        table = result.table
+        if sink is not None:
+            table["overlay"] = [names.get(o, o) if isinstance(o, str) else o for o in table["overlay"]]
+        table.insert(0, "index", rows["index"].to_numpy())
+        table.insert(1, "path", rows["path"].to_numpy())
+        table["model_version"] = self.model.version
+        _write_part(self.out / PARTS, table)
+        return table[["index"]]
+
+
+def _write_part(folder: Path, table: pd.DataFrame) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"part-{int(table['index'].min()):08d}-{uuid.uuid4().hex[:8]}.parquet"
+    temp = folder / f".{final.name}.tmp"
+    table.to_parquet(temp, index=False)
+    os.replace(temp, final)  # a part is whole or absent: a crash can only lose the batch in flight
+
+
+def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradcam", *,
+        version: str | None = None, batch_size: int = batch.DEFAULT_BATCH_SIZE, seed: int = 0,
+        workers: int | None = None, limit: int | None = None, params: dict[str, Any] | None = None,
+        ) -> dict[str, Any]:
+    """Explain every image under `inputs` on the running Ray (call `start` first); skip inputs already done.
+
+    Returns a summary like the local engine's, plus `computed` (inputs done in this run) and
+    `skipped` (already in the parts). Writes `results.parquet` and `overlays/` into `out`.
+    """
+    import ray
+    import ray.data
+
+    from workbench import api, explaining
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    model = api.load_model(model_name, version)  # refuses an unknown model before any worker starts
+    if model.modality is not Modality.IMAGE:
+        raise WorkbenchError("the Ray engine reads images only so far; use --engine local for text models.")
+    if method != batch.NO_METHOD:
+        explaining.explainer_class(model, method)
+    tasks = image_tasks(inputs)[:limit] if limit else image_tasks(inputs)
+    if not tasks:
+        raise WorkbenchError("no inputs found; name image files or folders.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = done_paths(out)
+    todo = [t for t in tasks if t.path not in done]
+    started = time.perf_counter()
+    if todo:
+        pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        data = ray.data.from_items([{"index": t.index, "name": t.name, "path": t.path} for t in todo],
+                                   override_num_blocks=max(1, min(len(todo) // batch_size + 1, pool * 4)))
+        finished = data.map_batches(
+            ExplainActor, batch_size=batch_size, batch_format="pandas", num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(pool, len(todo))),
+            fn_constructor_kwargs={"model_name": model.name, "version": model.version, "method": method,
+                                   "seed": seed, "out": str(out), "params": params})
+        computed = finished.count()  # runs the pipeline; the rows themselves are already in the parts
+    else:
+        computed = 0
+    seconds = time.perf_counter() - started
+    table = _join_parts(out, {t.path for t in tasks})
+    table.to_parquet(out / RESULTS, index=False)
+    ok = int((table["status"] == "ok").sum())
+    return {"engine": "ray", "model": model.name, "version": model.version, "method": method,
+            "inputs": len(table), "explained": ok, "failed": len(table) - ok,
+            "overlays": int(table["overlay"].notna().sum()) if "overlay" in table else 0,
+            "computed": computed, "skipped": len(tasks) - len(todo), "seconds": round(seconds, 3),
+            "inputs_per_second": round(computed / seconds, 2) if seconds > 0 and computed else 0.0,
+            "parquet": str(out / RESULTS), "overlays_dir": str(out / OVERLAYS) if method != batch.NO_METHOD else None}
+
+
+def _join_parts(out: Path, wanted: set[str]) -> pd.DataFrame:
+    """One row per wanted input from the parts (the newest part wins if a batch was written twice)."""
+    parts = sorted((out / PARTS).glob("part-*.parquet"), key=lambda p: p.stat().st_mtime)
+    table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    table = table[table["path"].isin(wanted)].drop_duplicates("path", keep="last")
+    return table.sort_values("index").reset_index(drop=True)
+
+
+def stop() -> None:
+    """Shut down the Ray this process started or joined."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
