@@ -10,13 +10,20 @@ after its overlays. A rerun reads the inputs already in the parts and skips them
 that was cut off half-way is simply done again. At the end the parts are joined into
 `results.parquet`, one row per input, in input order.
 
+Inputs: image files, folders, ZIPs (extracted safely once, into the output folder) and lists
+of paths (.csv or .parquet with a `path` column). Images only so far: text models use the
+local engine.
+
 Inputs are decoded inside the actors by the workbench's safe reader (header check before
 decoding, EXIF, colour conversion), not by Ray's own image reader, so the security rules
 hold on every worker. Ray Data carries only the paths.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -45,19 +52,52 @@ class RayTask:
     path: str
 
 
-def image_tasks(paths: Sequence[Path]) -> list[RayTask]:
-    """Folders (recursively) and image files, named as the local engine names them."""
+def image_tasks(paths: Sequence[Path], out: Path) -> list[RayTask]:
+    """Image files, folders (recursively), ZIPs and lists of paths (.csv/.parquet with a `path` column).
+
+    Named as the local engine names them. A ZIP is extracted safely once into `out/extracted/`
+    (a folder named by the archive's hash), so a rerun finds the same paths and can resume.
+    A list's relative paths are read from the list's own folder.
+    """
     tasks: list[RayTask] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
             files = [(f, str(f.relative_to(path.parent))) for f in batch.image_files_in(path)]
+        elif path.is_file() and path.suffix.lower() == ".zip":
+            folder = _extracted(path, Path(out) / "extracted")
+            files = [(f, str(f.relative_to(folder))) for f in batch.image_files_in(folder)]
+        elif path.is_file() and path.suffix.lower() in (".csv", ".parquet"):
+            files = [((path.parent / p), p) for p in _listed_paths(path)]
         elif path.is_file():
             files = [(path, path.name)]
         else:
             raise WorkbenchError(f"'{path}' does not exist; check the path and retry.")
         tasks.extend(RayTask(len(tasks) + i, name, str(f.resolve())) for i, (f, name) in enumerate(files))
     return tasks
+
+
+def _extracted(archive: Path, root: Path) -> Path:
+    """The archive's images, extracted safely once; the folder appears only when complete (rename)."""
+    from workbench import inputs
+
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    folder = root / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', archive.stem)[:40] or 'archive'}-{digest}"
+    if not folder.is_dir():
+        temp = root / f".tmp-{uuid.uuid4().hex}"
+        inputs.extract_zip(archive, temp, name=archive.name)
+        try:
+            os.replace(temp, folder)
+        except OSError:  # another run finished the same archive first: use that one
+            shutil.rmtree(temp, ignore_errors=True)
+    return folder
+
+
+def _listed_paths(listing: Path) -> list[str]:
+    table = pd.read_csv(listing) if listing.suffix.lower() == ".csv" else pd.read_parquet(listing)
+    if "path" not in table.columns:
+        raise WorkbenchError(f"'{listing.name}' has no 'path' column; list one image path per row under 'path'.")
+    return [str(p) for p in table["path"].dropna()]
 
 
 def done_paths(out: Path) -> set[str]:
@@ -165,9 +205,10 @@ def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradc
         raise WorkbenchError("the Ray engine reads images only so far; use --engine local for text models.")
     if method != batch.NO_METHOD:
         explaining.explainer_class(model, method)
-    tasks = image_tasks(inputs)[:limit] if limit else image_tasks(inputs)
+    tasks = image_tasks(inputs, Path(out))
+    tasks = tasks[:limit] if limit else tasks
     if not tasks:
-        raise WorkbenchError("no inputs found; name image files or folders.")
+        raise WorkbenchError("no inputs found; name image files, folders, ZIPs or a .csv/.parquet list of paths.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = done_paths(out)

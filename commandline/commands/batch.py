@@ -8,8 +8,9 @@ safely into a workspace temp folder, removed afterwards) or, for text models, CS
 a text column. Writes `results.csv` (formula-safe) and `overlays/` (one PNG or HTML per input)
 into --out, and reports the throughput.
 
-`--engine ray` (issue 16) runs the same job on Ray (`workbench/ray_engine.py`): images from
-files and folders so far, `results.parquet` instead of results.csv, resumable after a crash.
+`--engine ray` (issue 16) runs the same job on Ray (`workbench/ray_engine.py`): image files,
+folders, ZIPs or a .csv/.parquet list of paths (a `path` column); images only so far;
+`results.parquet` instead of results.csv, resumable after a crash.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ A real local Ray (2 CPUs, a small object store) and the shipped `shapes` model; 
 after the module, whatever happened.
 """
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,27 @@ def test_rerun_skips_finished_inputs(tmp_path, ray_local):
     assert table["path"].is_unique and len(table) == 21
     third = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4)
     assert (third["computed"], third["skipped"]) == (0, 21)
+
+
+def test_zip_and_a_list_of_paths(tmp_path, ray_local):
+    archive = tmp_path / "pics.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("shape_circle.png", "shape_star.png"):
+            zf.write(EXAMPLES / name, f"pics/{name}")
+    (tmp_path / "more").mkdir()
+    for name in ("shape_triangle.png", "shape_square.jpg"):
+        (tmp_path / "more" / name).write_bytes((EXAMPLES / name).read_bytes())
+    listing = tmp_path / "list.csv"
+    listing.write_text("path\nmore/shape_triangle.png\nmore/shape_square.jpg\n", encoding="utf-8")
+    out = tmp_path / "out"
+    first = ray_engine.run("shapes", [archive, listing], out, "gradcam", batch_size=2)
+    assert (first["computed"], first["explained"]) == (4, 4)
+    table = pd.read_parquet(out / ray_engine.RESULTS)
+    assert list(table["input"]) == ["pics/shape_circle.png", "pics/shape_star.png", "more/shape_triangle.png",
+                                    "more/shape_square.jpg"]
+    model = api.load_model("shapes")
+    files = [EXAMPLES / n for n in ("shape_circle.png", "shape_star.png", "shape_triangle.png", "shape_square.jpg")]
+    local = batch.run_batch(model, batch.read_image_files(files), "gradcam").table
+    assert list(table["predicted"]) == list(local["predicted"])
+    again = ray_engine.run("shapes", [archive, listing], out, "gradcam", batch_size=2)
+    assert (again["computed"], again["skipped"]) == (0, 4)  # the zip is found extracted, its paths unchanged
