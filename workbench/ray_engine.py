@@ -73,7 +73,8 @@ def image_tasks(paths: Sequence[Path], out: Path) -> list[RayTask]:
             files = [(path, path.name)]
         else:
             raise WorkbenchError(f"'{path}' does not exist; check the path and retry.")
-        tasks.extend(RayTask(len(tasks) + i, name, str(f.resolve())) for i, (f, name) in enumerate(files))
+        first = len(tasks)  # fixed before extending: a generator would see the list grow
+        tasks.extend(RayTask(first + i, name, str(f.resolve())) for i, (f, name) in enumerate(files))
     return tasks
 
 

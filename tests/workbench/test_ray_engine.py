@@ -46,7 +46,8 @@ def test_ray_labels_equal_local_labels(tmp_path, ray_local, capsys):
     folder = _images(tmp_path / "in", 20)
     model = api.load_model("shapes")
     items = batch.read_image_files(batch.image_files_in(folder), root=folder.parent)
-    local = batch.run_batch(model, items, "gradcam", batch_size=8).table
+    local = batch.run_batch(model, items, "gradcam", batch_size=8,
+                            overlays=batch.FolderSink(tmp_path / "local_overlays")).table
     assert main(["explain-batch", "--engine", "ray", "--model", "shapes", "--method", "gradcam", str(folder),
                  "--out", str(tmp_path / "out"), "--batch-size", "8", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -60,6 +61,8 @@ def test_ray_labels_equal_local_labels(tmp_path, ray_local, capsys):
     assert ok["map_top10_share"].between(0.1, 1.0).all() and ok["method"].eq("gradcam").all()
     written = sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir())
     assert written == sorted(ok["overlay"]) and len(set(written)) == 20
+    assert list(table["overlay"].fillna("")) == list(local["overlay"].fillna(""))  # the local engine's names
+    assert list(table["index"]) == list(range(21))
 
 
 def test_rerun_skips_finished_inputs(tmp_path, ray_local):
