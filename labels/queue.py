@@ -299,8 +299,13 @@ def audit(
     apply_corrections: bool = True,
     use_cache: bool = True,
     progress: Progress | None = None,
+    extractor: Callable[[Any, Any], Any] | None = None,
 ) -> AuditResult:
     """Audit `dataset` (a Dataset split) with `model` (a LoadedModel); see the module doc.
+
+    `extractor(model, inputs) -> ModelOutputs` runs the model over the inputs (default: in this
+    process, `labels.features.extract`); the Ray engine passes its own, and everything after the
+    features is the same code, so both engines rank alike.
 
     The given labels are the dataset's, with the ledger's current corrections applied when
     `apply_corrections` (ledger default: `labels.Ledger()`).
@@ -321,7 +326,7 @@ def audit(
     y = label_indices(given, classes)
 
     report("extracting features", 0.0)
-    outputs, features_cached = _features(model, dataset, use_cache)
+    outputs, features_cached = _features(model, dataset, use_cache, extractor)
     model_probabilities = _align_columns(outputs.probabilities, model.classes, classes)
     report("features ready", 0.3)
     key = _cache_key("oos", _model_key(model), dataset.name, dataset.split, _dataset_digest(dataset),
@@ -502,7 +507,7 @@ def _labels_digest(ids: Sequence[str], labels: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([list(ids), list(labels)]).encode("utf-8")).hexdigest()
 
 
-def _features(model: Any, dataset: Any, use_cache: bool):
+def _features(model: Any, dataset: Any, use_cache: bool, extractor: Callable[[Any, Any], Any] | None = None):
     from labels.features import ModelOutputs, extract
 
     key = _cache_key("features", METHOD_VERSION, _model_key(model), dataset.name, dataset.split,
@@ -511,7 +516,7 @@ def _features(model: Any, dataset: Any, use_cache: bool):
         stored = _read_arrays(key)
         if stored is not None and {"features", "probabilities", "feature_layer"} <= stored.keys():
             return ModelOutputs(stored["features"], stored["probabilities"], str(stored["feature_layer"])), True
-    outputs = extract(model, dataset.x)
+    outputs = (extractor or extract)(model, dataset.x)
     if use_cache:
         _write_arrays(key, features=outputs.features, probabilities=outputs.probabilities,
                       feature_layer=np.asarray(outputs.feature_layer))

@@ -103,3 +103,26 @@ def test_zip_and_a_list_of_paths(tmp_path, ray_local):
     assert list(table["predicted"]) == list(local["predicted"])
     again = ray_engine.run("shapes", [archive, listing], out, "gradcam", batch_size=2)
     assert (again["computed"], again["skipped"]) == (0, 4)  # the zip is found extracted, its paths unchanged
+
+
+@pytest.mark.parametrize("model_name", ["digits-noisy", "headlines-noisy"])
+def test_audit_on_ray_ranks_as_the_local_engine(model_name, ray_local, capsys):
+    """Image and text: the forward passes on two Ray actors, the folds and ranking as locally; same queue."""
+    from labels import features, queue
+    from workbench import datasets, ray_features
+
+    model = api.load_model(model_name)
+    dataset = datasets.load(model.info.dataset, "train_noisy")
+    local_outputs = features.extract(model, dataset.x)
+    ray_outputs = ray_features.extract(model, dataset.x, batch_size=128, workers=2)
+    assert ray_outputs.feature_layer == local_outputs.feature_layer
+    np.testing.assert_allclose(ray_outputs.features, local_outputs.features, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ray_outputs.probabilities, local_outputs.probabilities, atol=1e-5)
+    local = queue.audit(model, dataset, use_cache=False, apply_corrections=False)
+    assert main(["audit", "--engine", "ray", "--model", model_name, "--as-given", "--ignore-ledger",
+                 "--no-cache", "--top", "40", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"] == "ray" and summary["n"] == len(dataset.ids)
+    expected = local.summary(top=40)["ranking"]
+    assert [r["example_id"] for r in summary["ranking"]] == [r["example_id"] for r in expected]
+    assert summary["recall_at_2x"] == pytest.approx(local.recall_at_2x)
