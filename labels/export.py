@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from foundation.errors import WorkbenchError
 from labels.csv_safety import neutralise_cell
-from labels.schema import AMBIGUOUS, FIELDS, LabelEvent
+from labels.schema import AMBIGUOUS, FIELDS, REASON_FIELDS, LabelEvent, ReasonEvent
 
 FORMATS = ("csv", "json")
 HISTORY_COLUMNS = FIELDS
@@ -69,3 +69,36 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     return neutralise_cell(value)
+
+
+# --- reason marks (issue 17) ------------------------------------------------------------------
+# Every reason event (marks, undos, imports) oldest first, and the marks in force, one row each.
+# The marks file is what `Ledger.import_reason_marks` reads back: boxes and words as JSON lists
+# (in CSV a cell such as "[[0, 0, 4, 4]]", which no spreadsheet runs as a formula).
+REASON_HISTORY_COLUMNS = REASON_FIELDS
+REASON_MARK_COLUMNS = ("example_id", "kind", "boxes", "words", "note", "event_id", "annotator",
+                       "created_at", "actor_email", "actor_role")
+
+
+def reason_history_rows(events: Iterable[ReasonEvent], fmt: str) -> list[dict[str, Any]]:
+    return [_reason_cells(event.to_dict(), fmt) for event in events]
+
+
+def reason_mark_rows(events: Iterable[ReasonEvent], fmt: str) -> list[dict[str, Any]]:
+    """One row per mark in force (`events` are those marks' own events, oldest first)."""
+    rows = []
+    for event in events:
+        values = event.to_dict()
+        rows.append(_reason_cells({
+            "example_id": event.example_id, "kind": event.kind, "boxes": values["boxes"],
+            "words": values["words"], "note": event.note, "event_id": event.id, "annotator": event.annotator,
+            "created_at": values["created_at"], "actor_email": event.actor_email, "actor_role": event.actor_role,
+        }, fmt))
+    return rows
+
+
+def _reason_cells(row: dict[str, Any], fmt: str) -> dict[str, Any]:
+    # JSON keeps the lists; a CSV cell holds them as compact JSON text.
+    if fmt == "csv":
+        row = {**row, "boxes": json.dumps(row["boxes"]), "words": json.dumps(row["words"])}
+    return row

@@ -1,4 +1,5 @@
-"""Parse and validate a corrections CSV (`example_id,new_label[,note]`) before anything is written.
+"""Parse and validate a corrections CSV (`example_id,new_label[,note]`), or a reason-marks file
+(`example_id,kind,boxes,words[,note]`, CSV or JSON), before anything is written.
 
 All problems are collected, each with its 1-based line number (the header is line 1), so
 the user can fix the file in one pass. The ledger imports only a file with no problems.
@@ -7,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from typing import Collection, Sequence
 
-from foundation.errors import InputError
+from foundation.errors import InputError, WorkbenchError
 from labels.csv_safety import restore_cell
+from labels.reasons import check_mark
 from labels.schema import MAX_NAME, MAX_NOTE
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -43,6 +46,7 @@ class ImportReport:
 
     imported: int
     problems: tuple[ImportProblem, ...] = ()
+    noun: str = "correction(s)"  # what was imported, for the summary
 
     @property
     def ok(self) -> bool:
@@ -50,7 +54,7 @@ class ImportReport:
 
     def summary(self, limit: int = 20) -> str:
         if self.ok:
-            return f"Imported {self.imported} correction(s)."
+            return f"Imported {self.imported} {self.noun}."
         shown = "; ".join(str(p) for p in self.problems[:limit])
         more = len(self.problems) - limit
         tail = f"; and {more} more" if more > 0 else ""
@@ -190,3 +194,134 @@ def _list(values: list[str], limit: int = 10) -> str:
     shown = ", ".join(values[:limit])
     return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
+
+
+# --- reason marks (issue 17) ------------------------------------------------------------------
+
+REASON_REQUIRED = ("example_id", "kind")
+REASON_OPTIONAL = ("boxes", "words", "note")
+# Columns our own marks export adds for provenance; an import reads past them (the importer is
+# the one who acts, and is recorded as such).
+REASON_PROVENANCE = ("event_id", "annotator", "created_at", "actor_email", "actor_role", "dataset")
+REASON_HEADER = "example_id,kind,boxes,words[,note] (boxes and words as JSON lists)"
+
+
+@dataclass(frozen=True)
+class ReasonRow:
+    line: int
+    example_id: str
+    kind: str
+    boxes: tuple[tuple[int, int, int, int], ...]
+    words: tuple[int, ...]
+    note: str | None
+
+
+def parse_reason_marks(data: bytes, *, known_ids: Collection[str]) -> tuple[list[ReasonRow], list[ImportProblem]]:
+    """Rows of a reason-marks file (CSV, or JSON: a list of objects, as `Ledger.export_reason_marks`
+    writes), and every problem found; use the rows only if there are none. A JSON file's "line" is
+    the 1-based position of the object in the list."""
+    text, problem = _decode(data)
+    if problem:
+        return [], [problem]
+    if text.lstrip().startswith("["):
+        records, problems = _json_records(text)
+    else:
+        records, problems = _csv_records(text)
+    if problems:
+        return [], problems
+    known = set(known_ids)
+    rows: list[ReasonRow] = []
+    for line, cells in records:
+        row, row_problems = _parse_reason(line, cells, known)
+        problems.extend(row_problems)
+        if row is not None:
+            rows.append(row)
+    if not rows and not problems:
+        problems.append(ImportProblem(2, "the file has no reason marks"))
+    return rows, problems
+
+
+def _json_records(text: str) -> tuple[list[tuple[int, dict]], list[ImportProblem]]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return [], [ImportProblem(1, f"the file is not valid JSON ({str(exc)[:120]})")]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return [], [ImportProblem(1, "a JSON file must be a list of objects with example_id, kind, boxes, words")]
+    problems = []
+    allowed = REASON_REQUIRED + REASON_OPTIONAL + REASON_PROVENANCE
+    for number, item in enumerate(value, start=1):
+        unknown = sorted(set(item) - set(allowed))
+        if unknown:
+            problems.append(ImportProblem(number, f"unknown field {_show(str(unknown[0]))}; expected {REASON_HEADER}"))
+    return list(enumerate(value, start=1)), problems
+
+
+def _csv_records(text: str) -> tuple[list[tuple[int, dict]], list[ImportProblem]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        return [], [ImportProblem(1, f"the header cannot be read as CSV ({exc})")]
+    if header is None:
+        return [], [ImportProblem(1, f"the file is empty; expected a header row {REASON_HEADER}")]
+    columns = [cell.strip().lower() for cell in header]
+    problems = [ImportProblem(1, f"unknown column {_show(name)}; expected {REASON_HEADER}") for name in columns
+                if name not in REASON_REQUIRED + REASON_OPTIONAL + REASON_PROVENANCE]
+    problems += [ImportProblem(1, f"missing column '{name}'; expected {REASON_HEADER}")
+                 for name in REASON_REQUIRED if name not in columns]
+    problems += [ImportProblem(1, f"column {_show(name)} appears more than once")
+                 for name in sorted({c for c in columns if columns.count(c) > 1})]
+    if problems:
+        return [], problems
+    records: list[tuple[int, dict]] = []
+    last_line = reader.line_num
+    while True:
+        start = last_line + 1
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            problems.append(ImportProblem(start, f"this row cannot be read as CSV ({exc})"))
+            break
+        if cells is None:
+            break
+        last_line = reader.line_num
+        if all(not cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(columns):
+            problems.append(ImportProblem(start, f"expected {len(columns)} cells, found {len(cells)}"))
+            continue
+        records.append((start, dict(zip(columns, cells))))
+    return records, problems
+
+
+def _parse_reason(line: int, cells: dict, known: set[str]) -> tuple[ReasonRow | None, list[ImportProblem]]:
+    problems = []
+    example_id = _match(str(cells.get("example_id") or "").strip(), known)
+    if not example_id:
+        problems.append(ImportProblem(line, "example_id is empty"))
+    elif example_id not in known:
+        problems.append(ImportProblem(line, f"unknown example_id {_show(example_id)}"))
+    lists = {}
+    for name in ("boxes", "words"):
+        value = cells.get(name)
+        if isinstance(value, str):  # CSV cells hold JSON text; empty means none
+            try:
+                value = json.loads(value) if value.strip() else []
+            except (ValueError, RecursionError):
+                problems.append(ImportProblem(line, f"{name} is not a JSON list such as "
+                                                    f"{'[[0, 0, 4, 4]]' if name == 'boxes' else '[0, 3]'}"))
+                continue
+        lists[name] = [] if value is None else value
+    note = cells.get("note")
+    note = restore_cell(str(note).strip()) if note not in (None, "") else None
+    if note is not None and len(note) > MAX_NOTE:
+        problems.append(ImportProblem(line, f"the note is longer than {MAX_NOTE} characters"))
+    if len(lists) == 2:
+        try:
+            kind, boxes, words = check_mark(str(cells.get("kind") or "").strip(), lists["boxes"], lists["words"])
+        except WorkbenchError as error:
+            problems.append(ImportProblem(line, str(error).rstrip(".")))
+    if problems:
+        return None, problems
+    return ReasonRow(line, example_id, kind, boxes, words, note or None), []

@@ -19,9 +19,13 @@ Semantics, in one place:
   Undoing a flag removes the flag and keeps the label.
 * Import appends every row of a valid file in one transaction; it overwrites regardless of
   what users saw (it is a bulk decision), and records `previous_label` per example.
+* Reason marks (issue 17, labels/reasons.py) live in their own append-only table with the same
+  rules: `mark_reason` names the example's latest *reason* event it saw, `undo_reason` removes
+  the newest mark still in force, imports append in one transaction. They never touch labels.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
@@ -32,25 +36,31 @@ from sqlalchemy import Connection, func, insert, inspect, select, text
 from foundation import access, config
 from foundation.access import Identity
 from foundation.errors import WorkbenchError
-from labels import export
+from labels import export, reasons
 from labels.engine import get_engine, write_transaction
-from labels.importer import ImportReport, parse_corrections
+from labels.importer import ImportReport, parse_corrections, parse_reason_marks
 from labels.schema import (
     ADDED_COLUMNS,
     AMBIGUOUS,
     IMPORT,
+    IMPORT_MARK,
+    MARK,
     MAX_NAME,
     MAX_NOTE,
     SET,
     UNDO,
+    UNDO_MARK,
     LabelEvent,
+    ReasonEvent,
     add_column_ddl,
     label_events,
     metadata,
+    reason_events,
 )
 
 RECORDABLE_ACTIONS = (SET, AMBIGUOUS)
 _t = label_events.c
+_r = reason_events.c
 
 
 class StaleEditError(WorkbenchError):
@@ -236,6 +246,99 @@ class Ledger:
             ])
         return ImportReport(imported=len(rows))
 
+    # -- reason marks (issue 17) ---------------------------------------------------------
+    # Their own append-only table and their own event sequence per example: a mark never changes
+    # the label, and a label decision never makes a mark stale (nor the other way round).
+
+    def latest_reason_event(self, dataset: str, example_id: str) -> ReasonEvent | None:
+        """The event to pass as `expected_event_id` (its `.id`) when marking or unmarking the example."""
+        with self.engine.connect() as conn:
+            return _latest_reason(conn, dataset, example_id)
+
+    def reason_history(self, dataset: str, example_id: str | None = None) -> list[ReasonEvent]:
+        """Reason events newest first (marks, undos, imports), for one example or the whole dataset."""
+        query = select(reason_events).where(_r.dataset == dataset).order_by(_r.id.desc())
+        if example_id is not None:
+            query = query.where(_r.example_id == example_id)
+        with self.engine.connect() as conn:
+            return [ReasonEvent.from_row(row._mapping) for row in conn.execute(query)]
+
+    def mark_reason(
+        self,
+        dataset: str,
+        example_id: str,
+        kind: str,
+        *,
+        boxes: Sequence[Sequence[int]] = (),
+        words: Sequence[int] = (),
+        annotator: str,
+        expected_event_id: int | None,
+        note: str | None = None,
+        actor: Identity | None = None,
+    ) -> ReasonEvent:
+        """Append a reason mark: `kind` "not_reason" or "reason", image `boxes` (top, left, bottom, right;
+        model-input pixels, end exclusive) and/or text `words` (indices into text.split()).
+
+        `expected_event_id` is the example's latest reason event the user saw (None: they saw none);
+        raises `StaleEditError` if someone marked or unmarked it since, `AccessDenied` unless `actor`
+        (default: the local operator) is at least an annotator, `WorkbenchError` for bad input."""
+        who = access.acting(actor, access.LABEL)
+        _check_ids(dataset, example_id, annotator)
+        kind, boxes, words = reasons.check_mark(kind, boxes, words)
+        note = _check_note(note)
+        with write_transaction(self.engine, dataset) as conn:
+            _check_fresh(example_id, expected_event_id, _latest_reason(conn, dataset, example_id))
+            return _append_reason(conn, dataset=dataset, example_id=example_id, action=MARK, kind=kind,
+                                  boxes=boxes, words=words, annotator=annotator, note=note, **_actor(who))
+
+    def undo_reason(self, dataset: str, example_id: str, *, annotator: str,
+                    expected_event_id: int | None, actor: Identity | None = None) -> ReasonEvent:
+        """Remove the example's newest mark still in force (appends an undo naming it); again for the one before."""
+        who = access.acting(actor, access.LABEL)
+        _check_ids(dataset, example_id, annotator)
+        with write_transaction(self.engine, dataset) as conn:
+            events = _reason_events_of(conn, dataset, example_id)
+            _check_fresh(example_id, expected_event_id, events[-1] if events else None)
+            target = reasons.undo_target(events)
+            if target is None:
+                detail = "it has no reason marks" if not events else "every mark is already removed"
+                raise WorkbenchError(f"No reason mark to undo on example '{example_id}': {detail}.")
+            return _append_reason(conn, dataset=dataset, example_id=example_id, action=UNDO_MARK, kind=None,
+                                  boxes=(), words=(), annotator=annotator, supersedes=target.id, **_actor(who))
+
+    def import_reason_marks(self, dataset: str, data: bytes, *, known_ids: Collection[str], annotator: str,
+                            actor: Identity | None = None) -> ImportReport:
+        """Validate a marks file (CSV or JSON, as `export_reason_marks` writes) whole; append every mark
+        in one transaction, or nothing. Like a corrections import it is a bulk decision: it adds to the
+        marks in force without checking what anyone saw."""
+        who = access.acting(actor, access.LABEL)
+        _check_name(dataset, "The dataset name")
+        _check_name(annotator, "The annotator name")
+        rows, problems = parse_reason_marks(data, known_ids=known_ids)
+        if problems:
+            return ImportReport(imported=0, problems=tuple(problems), noun="reason mark(s)")
+        now = _now()
+        with write_transaction(self.engine, dataset) as conn:
+            conn.execute(insert(reason_events), [
+                _reason_row(dataset=dataset, example_id=row.example_id, action=IMPORT_MARK, kind=row.kind,
+                            boxes=row.boxes, words=row.words, annotator=annotator, note=row.note,
+                            created_at=now, **_actor(who))
+                for row in rows
+            ])
+        return ImportReport(imported=len(rows), noun="reason mark(s)")
+
+    def export_reason_history(self, dataset: str, fmt: str) -> bytes:
+        """Every reason event of `dataset` (marks, undos, imports), oldest first."""
+        rows = export.reason_history_rows(reversed(self.reason_history(dataset)), fmt)
+        return export.serialise(rows, export.REASON_HISTORY_COLUMNS, fmt)
+
+    def export_reason_marks(self, dataset: str, fmt: str) -> bytes:
+        """The marks in force, one row each, oldest first: the file `import_reason_marks` reads back."""
+        events = self.reason_history(dataset)[::-1]
+        in_force = {mark.event_id for marks in reasons.marks_in_force(events).values() for mark in marks}
+        rows = export.reason_mark_rows((event for event in events if event.id in in_force), fmt)
+        return export.serialise(rows, export.REASON_MARK_COLUMNS, fmt)
+
     # -- exports -----------------------------------------------------------------------
 
     def export_history(self, dataset: str, fmt: str) -> bytes:
@@ -269,6 +372,30 @@ def _example_events(conn: Connection, dataset: str, example_id: str) -> list[Lab
     query = (select(label_events).where(_t.dataset == dataset, _t.example_id == example_id)
              .order_by(_t.id))
     return [LabelEvent.from_row(row._mapping) for row in conn.execute(query)]
+
+
+def _latest_reason(conn: Connection, dataset: str, example_id: str) -> ReasonEvent | None:
+    query = (select(reason_events).where(_r.dataset == dataset, _r.example_id == example_id)
+             .order_by(_r.id.desc()).limit(1))
+    row = conn.execute(query).first()
+    return ReasonEvent.from_row(row._mapping) if row else None
+
+
+def _reason_events_of(conn: Connection, dataset: str, example_id: str) -> list[ReasonEvent]:
+    query = (select(reason_events).where(_r.dataset == dataset, _r.example_id == example_id)
+             .order_by(_r.id))
+    return [ReasonEvent.from_row(row._mapping) for row in conn.execute(query)]
+
+
+def _append_reason(conn: Connection, **values: Any) -> ReasonEvent:
+    row = _reason_row(created_at=_now(), **values)
+    event_id = conn.execute(insert(reason_events).values(row)).inserted_primary_key[0]
+    return ReasonEvent.from_row({**row, "id": event_id})
+
+
+def _reason_row(*, boxes: Sequence[Sequence[int]], words: Sequence[int], **values: Any) -> dict[str, Any]:
+    defaults = dict(note=None, supersedes=None, actor_subject=None, actor_email=None, actor_role=None)
+    return {**defaults, **values, "boxes": json.dumps([list(box) for box in boxes]), "words": json.dumps(list(words))}
 
 
 def _undo_target(events: list[LabelEvent]) -> LabelEvent | None:

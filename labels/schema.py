@@ -6,6 +6,7 @@ with a trigger). A label is a class *name*. `None` in `previous_label` / `new_la
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -174,3 +175,116 @@ def add_column_ddl(name: str, dialect: Any) -> str:
     row is rewritten (and SQLite's append-only triggers, which watch UPDATE and DELETE, do not fire)."""
     column = label_events.c[name]
     return f"ALTER TABLE label_events ADD COLUMN {name} {column.type.compile(dialect=dialect)}"
+
+
+# --- reason marks (issue 17) ------------------------------------------------------------------
+# "Right for the right reasons": a person marks where, in an example, the model should not look
+# ("not_reason") or where the evidence is ("reason"). A separate append-only table, so label
+# events, their queries and their exports are untouched; a ledger made before it gets the table
+# from `metadata.create_all` on open. Boxes and words are JSON arrays (portable across SQLite and
+# PostgreSQL, read back without pickle); labels.reasons validates and decodes them.
+MARK, UNDO_MARK, IMPORT_MARK = "mark", "undo", "import"
+REASON_ACTIONS = (MARK, UNDO_MARK, IMPORT_MARK)
+
+reason_events = Table(
+    "reason_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(MAX_NAME), nullable=False),
+    Column("example_id", String(MAX_NAME), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("kind", String(16), nullable=True),  # None on an undo
+    Column("boxes", Text, nullable=False),  # JSON [[top, left, bottom, right], ...]
+    Column("words", Text, nullable=False),  # JSON [index, ...] into text.split()
+    Column("annotator", String(MAX_NAME), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("supersedes", Integer, nullable=True),  # an undo names the mark it removes
+    Column("actor_subject", String(MAX_NAME), nullable=True),
+    Column("actor_email", String(MAX_NAME), nullable=True),
+    Column("actor_role", String(16), nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_reason_events_dataset_example_id", reason_events.c.dataset, reason_events.c.example_id,
+      reason_events.c.id)
+
+_REASON_SQLITE_GUARDS = [
+    DDL(
+        f"CREATE TRIGGER IF NOT EXISTS reason_events_no_{verb.lower()} BEFORE {verb} ON reason_events "
+        "BEGIN SELECT RAISE(ABORT, 'reason_events is append-only'); END"
+    )
+    for verb in ("UPDATE", "DELETE")
+]
+_REASON_POSTGRES_GUARDS = [
+    DDL(
+        "CREATE OR REPLACE FUNCTION reason_events_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'reason_events is append-only'; END $$ LANGUAGE plpgsql"
+    ),
+    DDL(
+        "CREATE TRIGGER reason_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON reason_events FOR EACH STATEMENT EXECUTE FUNCTION reason_events_append_only()"
+    ),
+]
+for _ddl in _REASON_SQLITE_GUARDS:
+    event.listen(reason_events, "after_create", _ddl.execute_if(dialect="sqlite"))
+for _ddl in _REASON_POSTGRES_GUARDS:
+    event.listen(reason_events, "after_create", _ddl.execute_if(dialect="postgresql"))
+
+
+@dataclass(frozen=True)
+class ReasonEvent:
+    """One row of `reason_events`; `boxes` and `words` are decoded tuples."""
+
+    id: int
+    dataset: str
+    example_id: str
+    action: str
+    kind: str | None
+    boxes: tuple[tuple[int, int, int, int], ...]
+    words: tuple[int, ...]
+    annotator: str
+    created_at: datetime
+    note: str | None = None
+    supersedes: int | None = None
+    actor_subject: str | None = None
+    actor_email: str | None = None
+    actor_role: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "ReasonEvent":
+        values = {name: row[name] for name in REASON_FIELDS}
+        values["boxes"] = tuple(tuple(int(v) for v in box) for box in json.loads(values["boxes"] or "[]"))
+        values["words"] = tuple(int(v) for v in json.loads(values["words"] or "[]"))
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values: boxes and words as lists, the time as ISO 8601 with its UTC offset."""
+        values = asdict(self)
+        values["boxes"] = [list(box) for box in self.boxes]
+        values["words"] = list(self.words)
+        values["created_at"] = self.created_at.isoformat()
+        return values
+
+    def describe(self) -> str:
+        """A sentence for the UI, e.g. "alice marked 1 box as not a reason at 10:02 UTC on 2024-05-01"."""
+        when = f"at {self.created_at:%H:%M} UTC on {self.created_at:%Y-%m-%d}"
+        if self.action == UNDO_MARK:
+            return f"{self.who} removed a reason mark {when}"
+        parts = []
+        if self.boxes:
+            parts.append(f"{len(self.boxes)} box{'es' if len(self.boxes) != 1 else ''}")
+        if self.words:
+            parts.append(f"{len(self.words)} word{'s' if len(self.words) != 1 else ''}")
+        what = " and ".join(parts) or "nothing"
+        verb = "imported" if self.action == IMPORT_MARK else "marked"
+        as_what = "the reason" if self.kind == "reason" else "not a reason"
+        return f"{self.who} {verb} {what} as {as_what} {when}"
+
+    @property
+    def who(self) -> str:
+        if self.actor_email and self.actor_email != self.annotator:
+            return f"{self.annotator} ({self.actor_email})"
+        return self.annotator
+
+
+REASON_FIELDS = tuple(column.name for column in reason_events.columns)
