@@ -21,7 +21,7 @@ dw.metrics_block(result, outputs)
 
 st.subheader("Confusion matrix")
 truth, predicted = dw.confusion_matrix(result, dataset)
-cell = dataset_view.confusion_cell(dataset.y, outputs.predicted, truth, predicted)
+cell = dataset_view.cell_examples(outputs, dataset, truth, predicted)
 dw.example_list(dataset, outputs, cell, f"Truth {dataset.classes[truth]}, predicted {dataset.classes[predicted]}",
                 key="cell")
 

@@ -53,8 +53,12 @@ def choose_split(model: Any) -> tuple[str, str] | None:
     if st.session_state.get(DATASET_KEY) not in names:
         st.session_state[DATASET_KEY] = names[0]
     left, right = st.columns(2)
-    name = left.selectbox("Dataset", names, key=DATASET_KEY,
-                          help=f"{dataset_view.LARGE_SHAPES_NAME}: 20,000 freshly generated shapes, for the scale check.")
+    scale = ", ".join(n for n in names if n in dataset_view.scale_names())
+    help_text = f"{dataset_view.LARGE_SHAPES_NAME}: 20,000 freshly generated shapes, for the scale check."
+    if scale:
+        help_text += (f" {scale}: shapes drawn on demand; the first open runs the model over all of them "
+                      "(minutes at 100,000, with progress), later opens read the cached results.")
+    name = left.selectbox("Dataset", names, key=DATASET_KEY, help=help_text)
     splits = list(dataset_view.split_names(name))
     if st.session_state.get(SPLIT_KEY) not in splits:
         st.session_state[SPLIT_KEY] = "test" if "test" in splits else splits[0]
@@ -81,7 +85,7 @@ def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
         found = store.get(key)
     if found is not None:
         return found
-    bar = st.progress(0.0, text="Reading the cache…")
+    bar = st.progress(0.0, text=f"Reading the cache of {len(dataset):,} examples…")
     result = dataset_view.dataset_outputs(
         model, dataset, progress=lambda message, f: bar.progress(float(min(max(f, 0.0), 1.0)), text=message))
     bar.empty()
@@ -283,9 +287,10 @@ def embedding_figure(frame: pd.DataFrame, colour_by: str, scores: np.ndarray | N
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _cached_embedding_figure(key: tuple, _outputs: dataset_view.DatasetOutputs, _dataset: Dataset,
-                             _scores: np.ndarray | None) -> go.Figure:
+                             _scores: np.ndarray | None, _drawn: np.ndarray) -> go.Figure:
     """Built once per (model version, split, colouring): 20,000 points take a noticeable moment to build."""
-    return embedding_figure(dataset_view.embedding_frame(_outputs, _dataset), key[5], _scores)
+    scores = None if _scores is None else np.asarray(_scores)[_drawn]
+    return embedding_figure(dataset_view.embedding_frame(_outputs, _dataset, _drawn), key[5], scores)
 
 
 def _on_point_click() -> None:
@@ -295,9 +300,18 @@ def _on_point_click() -> None:
         _open_example(int(value[0] if isinstance(value, (list, tuple)) else value))
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _map_sample(key: tuple, _y: np.ndarray, _predicted: np.ndarray) -> np.ndarray:
+    return dataset_view.map_sample(_y, _predicted)
+
+
 def embedding_map(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOutputs) -> None:
-    # The review queue (labels/queue.py) ships with the workbench, so every colouring is offered.
-    colour_by = st.radio("Colour by", list(COLOURS), format_func=COLOURS.get, horizontal=True, key=COLOUR_KEY)
+    # The review queue (labels/queue.py) ships with the workbench, so every colouring is offered
+    # up to QUEUE_LIMIT examples; beyond, ranking them would be a batch job of its own.
+    colours = list(COLOURS) if len(dataset) <= dataset_view.QUEUE_LIMIT else [c for c in COLOURS if c != "queue"]
+    if st.session_state.get(COLOUR_KEY) not in colours:
+        st.session_state[COLOUR_KEY] = colours[0]
+    colour_by = st.radio("Colour by", colours, format_func=COLOURS.get, horizontal=True, key=COLOUR_KEY)
     scores = None
     if colour_by == "queue":
         with st.spinner("Ranking the examples with the review queue (cross-validated head on the features)…"):
@@ -305,14 +319,23 @@ def embedding_map(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOu
                 scores = _queue_scores(model.name, model.version, dataset.name, dataset.split, model, dataset)
             except WorkbenchError as exc:
                 st.warning(f"The review queue could not rank this split: {exc}")
-    key = (outputs_.model_name, outputs_.model_version, outputs_.dataset, outputs_.split, len(dataset), colour_by,
-           scores is not None)
-    st.plotly_chart(_cached_embedding_figure(key, outputs_, dataset, scores), key=EMBEDDING_CHART,
+    base = (outputs_.model_name, outputs_.model_version, outputs_.dataset, outputs_.split, len(dataset))
+    drawn = _map_sample(base, np.asarray(dataset.y), outputs_.predicted)
+    key = (*base, colour_by, scores is not None)
+    st.plotly_chart(_cached_embedding_figure(key, outputs_, dataset, scores, drawn), key=EMBEDDING_CHART,
                     on_select=_on_point_click, selection_mode="points", width="stretch")
     variance = sum(outputs_.explained_variance)
-    st.caption(f"Each point is one example: the output of its '{outputs_.feature_layer}' layer ({outputs_.feature_dim} numbers) "
-               f"projected to 2-D with PCA, which keeps {variance:.0%} of their variance. "
-               "Click a point to open the example and its explanation below.")
+    n = len(dataset)
+    if len(drawn) < n:
+        mistakes = int((outputs_.predicted != np.asarray(dataset.y)).sum())
+        kept = f"all {mistakes:,} mistakes" if mistakes <= len(drawn) else f"{len(drawn):,} of the {mistakes:,} mistakes"
+        sample = (f"**Drawing {len(drawn):,} of {n:,} points**: {kept} and a class-stratified, fixed sample of the "
+                  "correct ones (so mistakes look denser here than they are). ")
+    else:
+        sample = f"All {n:,} points drawn. "
+    st.caption(f"{sample}Each point is one example: the output of its '{outputs_.feature_layer}' layer "
+               f"({outputs_.feature_dim} numbers) projected to 2-D with PCA, which keeps {variance:.0%} of their "
+               "variance. Click a point to open the example and its explanation below.")
 
 
 # --- one example ----------------------------------------------------------------------------------------
@@ -365,8 +388,9 @@ def example_panel(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOu
 
 @st.cache_data(max_entries=16, show_spinner="Cutting the split into slices…")
 def _slices(dataset_name: str, split: str, n: int, predicted: np.ndarray, min_size: int,
-            _dataset: Dataset) -> list[dataset_view.SliceResult]:
-    return dataset_view.failure_slices(_dataset, predicted, min_size=min_size)
+            _dataset: Dataset, _properties: dict[str, np.ndarray]) -> list[dataset_view.SliceResult]:
+    # The properties were measured by the batch pass (they depend on the split alone): no image is read.
+    return dataset_view.failure_slices(_dataset, predicted, min_size=min_size, properties=_properties or None)
 
 
 def failure_slices(dataset: Dataset, outputs_: dataset_view.DatasetOutputs,
@@ -374,7 +398,8 @@ def failure_slices(dataset: Dataset, outputs_: dataset_view.DatasetOutputs,
     default = dataset_view.MIN_SLICE_SIZE if len(dataset) >= 4 * dataset_view.MIN_SLICE_SIZE else 1
     min_size = int(st.number_input("Smallest slice shown (examples)", 1, max(1, len(dataset)), default,
                                    key="dataset_min_slice"))
-    slices = _slices(dataset.name, dataset.split, len(dataset), outputs_.predicted, min_size, dataset)
+    slices = _slices(dataset.name, dataset.split, len(dataset), outputs_.predicted, min_size, dataset,
+                     outputs_.properties)
     table = dataset_view.slices_table(slices, overall_error=1 - result["accuracy"])
     if table.empty:
         st.info("No slice is that large.")

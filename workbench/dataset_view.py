@@ -4,24 +4,32 @@ What is computed once and cached on disk: one pass of the model over a dataset s
 its class probabilities and its penultimate-layer features (the input of the model's last
 `Dense` layer, found generically by `labels.features`; the "features" layer in the sample
 models). The features are projected to 2-D with PCA (scikit-learn, deterministic). UMAP would
-keep local neighbourhoods better but is not installed, and PCA is exact, fast (well under a
-second for 20,000 points) and needs no tuning; the first two components' share of the
-variance is recorded so the page can say how much of the picture the map shows.
+keep local neighbourhoods better but is not installed, and PCA is exact, fast (about a second
+for 100,000 points) and needs no tuning; the first two components' share of the variance is
+recorded so the page can say how much of the picture the map shows. The same pass measures
+what the failure slices cut by (image brightness and contrast, the planted cue; text length
+and negation words), so once the pass is stored nothing needs the images again.
 
-The cache lives in the workspace (`cache/dataset_view/`): `<key>.npz` (probabilities and the
-projection, read without pickle) and `<key>.json` (what was computed, how and when). The key
-pins the model's name, version and sha256 and the split's content hash, so a new model version
-or changed data is never served a stale result.
+The pass is a batch job over chunks of `CHUNK_SIZE` examples with a progress report after
+each, so a split whose images are drawn on demand (`sample_data.scale`, "shapes-100k") is
+never held in memory whole. Its result is one Parquet table per (model version, split) in the
+workspace (`cache/dataset_view/<key>.parquet` + `<key>.json`, see `workbench.dataset_store`).
+The key pins the model's name, version and sha256 and the split's content (its hash, or for a
+generated split the generator's fingerprint), so a new model version or changed data is never
+served a stale result; an entry that does not read back is recomputed.
 
-Everything else here (metrics, confusion cells, slices) is cheap and recomputed on demand.
+Everything else here (metrics, confusion cells, slices, the map's sample) is cheap and
+computed on demand from the stored columns.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +37,15 @@ import numpy as np
 import pandas as pd
 
 from foundation import config
-from foundation.atomic import atomic_write
 from foundation.dataset import Dataset
 from foundation.errors import WorkbenchError
 from foundation.types import Modality
 from models.metrics import classification_metrics
-from workbench import datasets
+from sample_data import scale
+from workbench import dataset_store, datasets
 
 # Bump when what is cached changes meaning, so old entries are ignored.
-CACHE_VERSION = "dataset-view-2"  # 2: nested last Dense layers give their input as features
+CACHE_VERSION = "dataset-view-3"  # 3: Parquet with the slice properties; 2: nested Dense features
 CACHE_FOLDER = "dataset_view"
 # Rows per forward pass; a progress report follows every chunk.
 BATCH_SIZE = 256
@@ -50,6 +58,17 @@ NEGATION_WORDS = ("not", "less", "than", "despite", "but")
 
 # The scale-check dataset's name, for the page's help text; the catalogue owns the entry.
 LARGE_SHAPES_NAME = datasets.LARGE_SHAPES
+# Lazily drawn shapes offered on the Dataset page only (not in the catalogue: they have no
+# training splits and no model of their own). WORKBENCH_SCALE_SIZES (comma-separated counts,
+# e.g. "5000") offers other sizes too, for the browser test and benchmarks.
+SCALE_SIZES = (100_000,)
+SCALE_SIZES_ENV = "WORKBENCH_SCALE_SIZES"
+# The map draws at most this many points (all mistakes first); WebGL stays smooth and the
+# page's message to the browser stays around a megabyte.
+MAP_POINTS = 20_000
+# The review-queue colouring cross-validates a head over every example's features: beyond this
+# many examples it would be a second batch job, so it is not offered.
+QUEUE_LIMIT = 25_000
 
 Progress = Callable[[str, float], None]
 
@@ -61,18 +80,39 @@ COMPUTE_COUNT = 0
 # split_names and load_split only delegate; the Dataset page's widgets still call them by these names.
 
 
+def scale_names() -> list[str]:
+    """The lazily drawn shape sets on offer: `SCALE_SIZES` plus any sizes in $WORKBENCH_SCALE_SIZES."""
+    sizes = set(SCALE_SIZES)
+    for part in os.environ.get(SCALE_SIZES_ENV, "").split(","):
+        part = part.strip().replace("_", "")
+        if part.isdigit() and 0 < int(part) <= 10_000_000:
+            sizes.add(int(part))
+    return [scale.scale_name(n) for n in sorted(sizes)]
+
+
+def _scale_size(name: str) -> int | None:
+    return scale.size_of(name) if name in scale_names() else None
+
+
 def split_names(name: str) -> tuple[str, ...]:
-    """The dataset's splits: `datasets.splits`."""
+    """The dataset's splits: `datasets.splits` (a scale set has one, "test")."""
+    if _scale_size(name) is not None:
+        return (scale.SPLIT,)
     return datasets.splits(name)
 
 
 def load_split(name: str, split: str) -> Dataset:
-    """One split of a dataset: `datasets.load`."""
+    """One split of a dataset: `datasets.load`, or a lazily drawn scale set."""
+    n = _scale_size(name)
+    if n is not None:
+        if split != scale.SPLIT:
+            raise WorkbenchError(f"dataset {name!r} has only the split {scale.SPLIT!r}.")
+        return scale.scale_shapes(n)
     return datasets.load(name, split)
 
 
 def compatible_datasets(model: Any) -> list[str]:
-    """Datasets with the model's modality and classes; the one it was trained on first."""
+    """Datasets with the model's modality and classes; the one it was trained on first, scale sets last."""
     found = []
     for name in datasets.names():
         try:
@@ -81,7 +121,10 @@ def compatible_datasets(model: Any) -> list[str]:
         except WorkbenchError:
             continue  # an import being removed while we look
     own = model.info.dataset
-    return sorted(found, key=lambda n: (n != own, n))
+    found = sorted(found, key=lambda n: (n != own, n))
+    if model.modality is Modality.IMAGE and set(model.classes) == set(datasets.classes(datasets.LARGE_SHAPES)):
+        found += [name for name in scale_names() if name not in found]
+    return found
 
 
 # --- predictions and embeddings, once per (model version, split) -------------------------------
@@ -104,6 +147,10 @@ class DatasetOutputs:
     explained_variance: tuple[float, ...]
     seconds: float
     from_cache: bool = False
+    # What the failure slices cut by, one array per property (see `property_columns`).
+    properties: dict[str, np.ndarray] = field(default_factory=dict)
+    # The Parquet entry these came from or went to (None when not cached).
+    store: dataset_store.Store | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -123,8 +170,10 @@ def cache_dir() -> Path:
 def cache_key(model: Any, dataset: Dataset) -> str:
     from foundation.dataset import dataset_hash
 
+    # A generated split is pinned by its generator's fingerprint: hashing it would mean drawing every image.
+    content = getattr(dataset.x, "fingerprint", None) or dataset_hash(dataset)
     parts = [CACHE_VERSION, model.name, model.version, model.info.lineage.sha256 or "",
-             dataset.name, dataset.split, dataset_hash(dataset)]
+             dataset.name, dataset.split, content]
     return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:32]
 
 
@@ -148,7 +197,7 @@ def dataset_outputs(model: Any, dataset: Dataset, *, use_cache: bool = True,
             return stored
     outputs = _compute(model, dataset, progress or (lambda message, fraction: None))
     if use_cache:
-        _write_cache(key, outputs)
+        outputs = _write_cache(key, outputs, dataset)
     return outputs
 
 
@@ -158,17 +207,23 @@ def _compute(model: Any, dataset: Dataset, report: Progress) -> DatasetOutputs:
 
     started = time.perf_counter()
     n = len(dataset)
-    features, probabilities, layer = [], [], ""
-    report("predicting and reading the penultimate layer", 0.0)
+    features, probabilities, properties, layer = [], [], [], ""
+    report(f"predicting and reading the penultimate layer of {n:,} examples", 0.0)
     for start in range(0, n, CHUNK_SIZE):
-        chunk = dataset.x[start : start + CHUNK_SIZE]
+        stop = min(start + CHUNK_SIZE, n)
+        chunk = dataset.x[start:stop]  # a generated split draws just these images
         out = extract(model, chunk, batch_size=BATCH_SIZE)
-        features.append(out.features)
+        features.append(np.asarray(out.features, dtype=np.float32))
         probabilities.append(out.probabilities)
+        properties.append(property_columns(dataset, chunk, start))
         layer = out.feature_layer
-        report(f"{min(start + CHUNK_SIZE, n):,} of {n:,} examples", 0.9 * min(start + CHUNK_SIZE, n) / n)
+        elapsed = time.perf_counter() - started
+        left = elapsed / stop * (n - stop)
+        report(f"{stop:,} of {n:,} examples ({elapsed:.0f} s, about {left:.0f} s left)", 0.9 * stop / n)
     feats = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
     probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(model.classes)), np.float32)
+    names = properties[0].keys() if properties else property_columns(dataset, dataset.x[0:0], 0).keys()
+    props = {name: np.concatenate([p[name] for p in properties]) if properties else np.zeros(0) for name in names}
     report("projecting to 2-D (PCA)", 0.92)
     projection, explained = project_2d(feats)
     order = [list(model.classes).index(name) for name in dataset.classes]
@@ -179,6 +234,7 @@ def _compute(model: Any, dataset: Dataset, report: Progress) -> DatasetOutputs:
         classes=tuple(dataset.classes), probabilities=np.asarray(probs[:, order], dtype=np.float32),
         projection=projection, feature_layer=layer, feature_dim=int(feats.shape[1]) if feats.ndim == 2 else 0,
         projection_method="pca", explained_variance=explained, seconds=time.perf_counter() - started,
+        properties=props,
     )
 
 
@@ -203,42 +259,60 @@ def project_2d(features: np.ndarray) -> tuple[np.ndarray, tuple[float, ...]]:
 
 
 def _read_cache(key: str, n: int) -> DatasetOutputs | None:
-    folder = cache_dir()
-    meta_path, arrays_path = folder / f"{key}.json", folder / f"{key}.npz"
-    if not (meta_path.is_file() and arrays_path.is_file()):
+    store = dataset_store.open_store(cache_dir(), key, n, expect={"cache_version": CACHE_VERSION})
+    if store is None:
         return None
+    meta = store.meta
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        with np.load(arrays_path, allow_pickle=False) as data:
-            probabilities = np.array(data["probabilities"], dtype=np.float32)
-            projection = np.array(data["projection"], dtype=np.float32)
-    except (OSError, ValueError, KeyError):
+        classes = tuple(meta["classes"])
+        names = [dataset_store.probability_column(k) for k in range(len(classes))]
+        props = [dataset_store.property_column(name) for name in meta["properties"]]
+        columns = store.columns([*names, dataset_store.MAP_X, dataset_store.MAP_Y, *props])
+        probabilities = np.stack([columns[name] for name in names], axis=1).astype(np.float32)
+        projection = np.stack([columns[dataset_store.MAP_X], columns[dataset_store.MAP_Y]], axis=1)
+        return DatasetOutputs(
+            model_name=meta["model"], model_version=meta["version"], dataset=meta["dataset"], split=meta["split"],
+            classes=classes, probabilities=probabilities.reshape(n, len(classes)),
+            projection=projection.astype(np.float32), feature_layer=meta["feature_layer"],
+            feature_dim=int(meta["feature_dim"]), projection_method=meta["projection"],
+            explained_variance=tuple(meta["explained_variance"]), seconds=float(meta["seconds"]), from_cache=True,
+            properties={name: columns[dataset_store.property_column(name)] for name in meta["properties"]},
+            store=store,
+        )
+    except dataset_store.READ_ERRORS:
         return None  # damaged: recompute and replace
-    if meta.get("cache_version") != CACHE_VERSION or len(probabilities) != n or len(projection) != n:
-        return None
-    return DatasetOutputs(
-        model_name=meta["model"], model_version=meta["version"], dataset=meta["dataset"], split=meta["split"],
-        classes=tuple(meta["classes"]), probabilities=probabilities, projection=projection,
-        feature_layer=meta["feature_layer"], feature_dim=int(meta["feature_dim"]),
-        projection_method=meta["projection"], explained_variance=tuple(meta["explained_variance"]),
-        seconds=float(meta["seconds"]), from_cache=True,
-    )
 
 
-def _write_cache(key: str, outputs: DatasetOutputs) -> None:
-    folder = cache_dir()
-    atomic_write(folder / f"{key}.npz", lambda handle: np.savez(
-        handle, probabilities=outputs.probabilities, projection=outputs.projection))
+def _write_cache(key: str, outputs: DatasetOutputs, dataset: Dataset) -> DatasetOutputs:
+    """Store the outputs as one Parquet table (+ its description); returns them tied to the entry."""
+    predicted = outputs.predicted
+    y = np.asarray(dataset.y, dtype=np.int64)
+    columns: dict[str, Any] = {
+        dataset_store.INDEX: np.arange(len(y), dtype=np.int64),
+        dataset_store.EXAMPLE_ID: list(dataset.ids),
+        dataset_store.LABEL: y.astype(np.int16),
+        dataset_store.PREDICTION: predicted.astype(np.int16),
+        dataset_store.CORRECT: predicted == y,
+        dataset_store.CONFIDENCE: outputs.confidence.astype(np.float32),
+        dataset_store.MAP_X: outputs.projection[:, 0].astype(np.float32),
+        dataset_store.MAP_Y: outputs.projection[:, 1].astype(np.float32),
+    }
+    for k in range(len(outputs.classes)):
+        columns[dataset_store.probability_column(k)] = outputs.probabilities[:, k].astype(np.float32)
+    for name, values in outputs.properties.items():
+        columns[dataset_store.property_column(name)] = values
     meta = {
         "cache_version": CACHE_VERSION, "model": outputs.model_name, "version": outputs.model_version,
         "dataset": outputs.dataset, "split": outputs.split, "classes": list(outputs.classes),
         "n": int(len(outputs.probabilities)), "feature_layer": outputs.feature_layer,
         "feature_dim": outputs.feature_dim, "projection": outputs.projection_method,
         "explained_variance": list(outputs.explained_variance), "seconds": round(outputs.seconds, 3),
+        "properties": list(outputs.properties),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    # The JSON is written last: its presence says the arrays beside it are complete.
-    atomic_write(folder / f"{key}.json", lambda handle: handle.write(json.dumps(meta, indent=1).encode("utf-8")))
+    dataset_store.write(cache_dir(), key, columns, meta)
+    store = dataset_store.open_store(cache_dir(), key, len(y))
+    return dataclasses.replace(outputs, store=store)
 
 
 # --- metrics and the confusion matrix ----------------------------------------------------------
@@ -260,6 +334,14 @@ def confusion_cell(y_true: np.ndarray, y_pred: np.ndarray, true_index: int, pred
     return np.flatnonzero((y_true == true_index) & (y_pred == predicted_index))
 
 
+def cell_examples(outputs: DatasetOutputs, dataset: Dataset, true_index: int, predicted_index: int) -> np.ndarray:
+    """`confusion_cell`, answered by a filtered read of the stored table when there is one."""
+    if outputs.store is not None:
+        return outputs.store.where({dataset_store.LABEL: int(true_index),
+                                    dataset_store.PREDICTION: int(predicted_index)})
+    return confusion_cell(dataset.y, outputs.predicted, true_index, predicted_index)
+
+
 def worst_cell(confusion: Sequence[Sequence[int]]) -> tuple[int, int] | None:
     """The off-diagonal cell with the most examples (the most common mistake), or None."""
     matrix = np.array(confusion, dtype=int)
@@ -273,20 +355,60 @@ def worst_cell(confusion: Sequence[Sequence[int]]) -> tuple[int, int] | None:
     return int(true_index), int(predicted_index)
 
 
-def embedding_frame(outputs: DatasetOutputs, dataset: Dataset) -> pd.DataFrame:
-    """One row per example: map position, ids, label, prediction, correctness and confidence."""
+def map_sample(y_true: np.ndarray, y_pred: np.ndarray, cap: int = MAP_POINTS, seed: int = 0) -> np.ndarray:
+    """Which examples the map draws (sorted dataset indices): all of them up to `cap`, else a sample.
+
+    The sample keeps every mistake (they are what the map is looked at for) and fills the rest
+    with correct examples, stratified by true class (each class keeps its share of the correct
+    ones, largest remainders first). If the mistakes alone exceed `cap` they are sampled the same
+    way, by true class. Within a class the examples are taken in one fixed random order (`seed`),
+    so the same inputs always give the same points, and a bigger cap draws a superset.
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    n = len(y_true)
+    if n <= cap:
+        return np.arange(n)
+    order = np.random.default_rng(seed).permutation(n)  # the fixed order in which examples are taken
+    wrong = y_true != y_pred
+    chosen: list[np.ndarray] = []
+    mistakes = np.flatnonzero(wrong)
+    if len(mistakes) >= cap:
+        return np.sort(_stratified(order, wrong, y_true, cap))
+    chosen.append(mistakes)
+    chosen.append(_stratified(order, ~wrong, y_true, cap - len(mistakes)))
+    return np.sort(np.concatenate(chosen))
+
+
+def _stratified(order: np.ndarray, eligible: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """`count` eligible indices, each group's share proportional to its size, taken in `order`."""
+    ranked = order[eligible[order]]  # eligible indices in the fixed order
+    if count <= 0 or len(ranked) == 0:
+        return np.zeros(0, dtype=np.int64)
+    labels, sizes = np.unique(groups[ranked], return_counts=True)
+    quota = sizes * count / len(ranked)
+    take = np.floor(quota).astype(np.int64)
+    for extra in np.argsort(-(quota - take), kind="stable")[: count - int(take.sum())]:
+        take[extra] += 1
+    parts = [ranked[groups[ranked] == label][:amount] for label, amount in zip(labels, take)]
+    return np.concatenate(parts).astype(np.int64)
+
+
+def embedding_frame(outputs: DatasetOutputs, dataset: Dataset, indices: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per drawn example (all, or `indices`): map position, id, label, prediction, correctness, confidence."""
     classes = np.asarray(dataset.classes, dtype=object)
-    predicted = outputs.predicted
-    y = np.asarray(dataset.y, dtype=int)
+    rows = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    predicted = outputs.predicted[rows]
+    y = np.asarray(dataset.y, dtype=int)[rows]
+    ids = dataset.ids
     return pd.DataFrame({
-        "index": np.arange(len(dataset)),
-        "example_id": list(dataset.ids),
-        "x": outputs.projection[:, 0],
-        "y": outputs.projection[:, 1],
+        "index": rows,
+        "example_id": [ids[i] for i in rows],
+        "x": outputs.projection[rows, 0],
+        "y": outputs.projection[rows, 1],
         "label": classes[y],
         "prediction": classes[predicted],
         "correct": predicted == y,
-        "confidence": outputs.confidence,
+        "confidence": outputs.probabilities[rows].max(axis=1),
     })
 
 
@@ -367,41 +489,58 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 10 or float(value).is_integer() else f"{value:.2f}"
 
 
-def _cue_present(dataset: Dataset) -> np.ndarray | None:
-    """Whether the planted cue is visible in each image (shortcut data only)."""
-    if dataset.cue_masks is None:
-        return None
-    masks = np.asarray(dataset.cue_masks)
-    return masks.reshape(len(masks), -1).any(axis=1)
+def property_columns(dataset: Dataset, chunk: Any, start: int) -> dict[str, np.ndarray]:
+    """What the slices cut by, for `chunk` = examples `start`.. of `dataset` (the batch pass calls it).
+
+    Images: brightness and contrast (and "cue", whether the planted cue shows, on shortcut data);
+    texts: the length in words and one flag per negation word.
+    """
+    if dataset.modality is Modality.IMAGE:
+        brightness, contrast = image_properties(chunk)
+        found = {"brightness": brightness.astype(np.float32), "contrast": contrast.astype(np.float32)}
+        if dataset.cue_masks is not None:
+            masks = np.asarray(dataset.cue_masks[start : start + len(chunk)])
+            found["cue"] = masks.reshape(len(masks), -1).any(axis=1)
+        return found
+    from foundation.tokens import tokenize
+
+    tokens = [tokenize(str(text)) for text in chunk]
+    found = {"length": np.array([len(t) for t in tokens], dtype=np.int32)}
+    words = [set(t) for t in tokens]
+    for word in NEGATION_WORDS:
+        found[f"neg_{word}"] = np.array([word in w for w in words], dtype=bool)
+    return found
 
 
-def _property_slices(dataset: Dataset) -> list[tuple[str, str, np.ndarray]]:
-    """(family, description, mask) for every single-property slice of the split."""
+def _property_slices(dataset: Dataset, properties: dict[str, np.ndarray] | None = None
+                     ) -> list[tuple[str, str, np.ndarray]]:
+    """(family, description, mask) for every single-property slice of the split.
+
+    From the stored `properties` when given (the images are then not read at all), else
+    measured from the dataset now.
+    """
+    if properties is None:
+        properties = property_columns(dataset, dataset.x, 0)
     found: list[tuple[str, str, np.ndarray]] = []
     if dataset.modality is Modality.IMAGE:
-        brightness, contrast = image_properties(dataset.x)
-        for description, mask in quantile_buckets(brightness, BRIGHTNESS_QUANTILES,
+        for description, mask in quantile_buckets(properties["brightness"], BRIGHTNESS_QUANTILES,
                                                   ("darkest", "dark", "bright", "brightest")):
             found.append(("brightness", description, mask))
-        for description, mask in quantile_buckets(contrast, BRIGHTNESS_QUANTILES,
+        for description, mask in quantile_buckets(properties["contrast"], BRIGHTNESS_QUANTILES,
                                                   ("flattest", "low", "high", "most contrast")):
             found.append(("contrast", description, mask))
-        cue = _cue_present(dataset)
+        cue = properties.get("cue")
         if cue is not None:
+            cue = np.asarray(cue, dtype=bool)
             found.append(("planted cue", "cue present", cue))
             found.append(("planted cue", "cue absent", ~cue))
     else:
-        from foundation.tokens import tokenize
-
-        tokens = [tokenize(str(text)) for text in dataset.x]
-        lengths = np.array([len(t) for t in tokens], dtype=np.float64)
-        for description, mask in quantile_buckets(lengths, LENGTH_QUANTILES,
+        for description, mask in quantile_buckets(properties["length"], LENGTH_QUANTILES,
                                                   ("shortest", "short", "long", "longest"), unit=" words"):
             found.append(("length", description, mask))
-        words = [set(t) for t in tokens]
-        any_negation = np.zeros(len(tokens), dtype=bool)
+        any_negation = np.zeros(len(dataset), dtype=bool)
         for word in NEGATION_WORDS:
-            mask = np.array([word in w for w in words], dtype=bool)
+            mask = np.asarray(properties[f"neg_{word}"], dtype=bool)
             any_negation |= mask
             found.append(("negation", f"contains “{word}”", mask))
         found.append(("negation", "contains one of " + ", ".join(NEGATION_WORDS), any_negation))
@@ -410,13 +549,14 @@ def _property_slices(dataset: Dataset) -> list[tuple[str, str, np.ndarray]]:
 
 
 def failure_slices(dataset: Dataset, predicted: np.ndarray, *, min_size: int = MIN_SLICE_SIZE,
-                   crosses: bool = True) -> list[SliceResult]:
+                   crosses: bool = True, properties: dict[str, np.ndarray] | None = None) -> list[SliceResult]:
     """Slices of the split, worst error rate first (ties: bigger first), each of at least `min_size`.
 
     Cut by true class, by predicted class (its error rate is 1 - precision), by the simple
     properties above (image brightness/contrast quartiles and the planted cue; text length
     quartiles and negation words) and, with `crosses`, by true class × each property, which is
-    where shortcuts show ("circle, cue absent").
+    where shortcuts show ("circle, cue absent"). With `properties` (the stored ones, see
+    `property_columns`) no example is read.
     """
     y = np.asarray(dataset.y, dtype=int)
     predicted = np.asarray(predicted, dtype=int)
@@ -429,12 +569,12 @@ def failure_slices(dataset: Dataset, predicted: np.ndarray, *, min_size: int = M
         candidates.append(("true class", f"truth = {name}", y == k))
     for k, name in enumerate(classes):
         candidates.append(("predicted class", f"predicted = {name}", predicted == k))
-    properties = _property_slices(dataset)
-    candidates.extend(properties)
+    property_slices = _property_slices(dataset, properties or None)
+    candidates.extend(property_slices)
     if crosses:
         for k, name in enumerate(classes):
             truth = y == k
-            for family, description, mask in properties:
+            for family, description, mask in property_slices:
                 candidates.append((f"true class × {family}", f"truth = {name}, {description}", truth & mask))
     results = []
     for family, description, mask in candidates:

@@ -205,7 +205,7 @@ def test_outputs_are_computed_once_and_read_from_disk(workspace):
     np.testing.assert_allclose(first.probabilities, model.predict_proba(dataset.x), atol=1e-5)
     assert first.feature_layer == "gap" and first.feature_dim == 2
     files = sorted(p.suffix for p in dv.cache_dir().iterdir())
-    assert files == [".json", ".npz"]
+    assert files == [".json", ".parquet"]
     meta_path = next(dv.cache_dir().glob("*.json"))
     meta = json.loads(meta_path.read_text())
     assert (meta["model"], meta["version"], meta["n"]) == ("tiny-image", "v1", 40)
@@ -217,6 +217,9 @@ def test_outputs_are_computed_once_and_read_from_disk(workspace):
     assert meta_path.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(second.probabilities, first.probabilities)
     np.testing.assert_array_equal(second.projection, first.projection)
+    assert set(second.properties) == {"brightness", "contrast"}
+    for name, values in first.properties.items():
+        np.testing.assert_array_equal(second.properties[name], values)
     # A new version is a new key: computed again.
     third = dv.dataset_outputs(dataclasses.replace(model, version="v2"), dataset)
     assert not third.from_cache and dv.COMPUTE_COUNT == before + 2
@@ -229,13 +232,29 @@ def test_probability_columns_follow_the_dataset_class_order(workspace):
     np.testing.assert_allclose(outputs.probabilities, model.predict_proba(reordered.x)[:, ::-1], atol=1e-5)
 
 
-def test_a_damaged_cache_entry_is_recomputed(workspace):
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other rows", "no description"])
+def test_a_damaged_cache_entry_is_recomputed(workspace, damage):
     model = tiny_models.loaded_image_model()
     dataset = _tiny_dataset()
-    dv.dataset_outputs(model, dataset)
-    next(dv.cache_dir().glob("*.npz")).write_bytes(b"not a zip")
+    first = dv.dataset_outputs(model, dataset)
+    table = next(dv.cache_dir().glob("*.parquet"))
+    if damage == "garbage":
+        table.write_bytes(b"not parquet at all")
+    elif damage == "truncated":
+        table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])
+    elif damage == "other rows":  # a well-formed table of another split under this key
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"index": np.arange(7)}), table)
+    else:
+        table.with_suffix(".json").unlink()
+    before = dv.COMPUTE_COUNT
     again = dv.dataset_outputs(model, dataset)
-    assert not again.from_cache
+    assert not again.from_cache and dv.COMPUTE_COUNT == before + 1
+    np.testing.assert_allclose(again.probabilities, first.probabilities, atol=1e-6)
+    # ... and the entry is whole again.
+    assert dv.dataset_outputs(model, dataset).from_cache
 
 
 def test_mismatched_model_and_dataset_are_refused(workspace):
@@ -291,3 +310,124 @@ def test_the_view_offers_exactly_the_catalogues_datasets():
     assert dv.LARGE_SHAPES_NAME == datasets.LARGE_SHAPES == "shapes-20k"
     for name in datasets.names():
         assert dv.split_names(name) == datasets.splits(name)
+
+
+# --- the Parquet entry, the confusion cell from it, the map's sample ----------------------------------------------
+
+
+def test_cell_examples_from_the_store_match_the_arrays(workspace):
+    model = tiny_models.loaded_image_model()
+    dataset = _tiny_dataset(n=60)
+    computed = dv.dataset_outputs(model, dataset)
+    stored = dv.dataset_outputs(model, dataset)
+    assert computed.store is not None and stored.store is not None and stored.from_cache
+    predicted = computed.predicted
+    seen = 0
+    for t in range(3):
+        for p in range(3):
+            expected = dv.confusion_cell(dataset.y, predicted, t, p)
+            np.testing.assert_array_equal(dv.cell_examples(stored, dataset, t, p), expected)
+            seen += len(expected)
+    assert seen == 60
+    # Without a store (use_cache=False) the same answer comes from the arrays.
+    bare = dv.dataset_outputs(model, dataset, use_cache=False)
+    assert bare.store is None
+    np.testing.assert_array_equal(dv.cell_examples(bare, dataset, 0, 0), dv.confusion_cell(dataset.y, predicted, 0, 0))
+    frame = stored.store.take(np.array([5, 2]), ["index", "example_id", "label", "prediction"])
+    assert list(frame["index"]) == [5, 2] and list(frame["example_id"]) == ["tiny-005", "tiny-002"]
+    assert list(frame["prediction"]) == [int(predicted[5]), int(predicted[2])]
+
+
+def test_stored_properties_give_the_same_slices(workspace):
+    model = tiny_models.loaded_image_model()
+    dataset = _tiny_dataset(n=80)
+    outputs = dv.dataset_outputs(model, dataset)
+    stored = dv.dataset_outputs(model, dataset)
+    measured = dv.failure_slices(dataset, outputs.predicted, min_size=5)
+    # A dataset whose images are gone: only the stored properties can cut it.
+    hollow = dataclasses.replace(dataset, x=None)
+    from_store = dv.failure_slices(hollow, stored.predicted, min_size=5, properties=stored.properties)
+    assert [(s.description, s.n, s.errors) for s in from_store] == [(s.description, s.n, s.errors) for s in measured]
+
+
+def test_map_sample_keeps_every_mistake_and_each_class_share():
+    rng = np.random.default_rng(1)
+    y = rng.choice(4, size=10_000, p=[0.4, 0.3, 0.2, 0.1])
+    predicted = y.copy()
+    wrong = rng.random(10_000) < 0.05
+    predicted[wrong] = (y[wrong] + 1) % 4
+    chosen = dv.map_sample(y, predicted, cap=2_000)
+    assert len(chosen) == 2_000 and np.all(np.diff(chosen) > 0)
+    assert set(np.flatnonzero(wrong)) <= set(chosen)
+    correct = chosen[~wrong[chosen]]
+    shares = np.bincount(y[correct], minlength=4) / len(correct)
+    expected = np.bincount(y[~wrong], minlength=4) / (~wrong).sum()
+    np.testing.assert_allclose(shares, expected, atol=2 / len(correct))
+    # Deterministic, and a bigger cap draws a superset.
+    np.testing.assert_array_equal(dv.map_sample(y, predicted, cap=2_000), chosen)
+    assert set(chosen) <= set(dv.map_sample(y, predicted, cap=3_000))
+    # Small enough: everything. Mistakes alone over the cap: a stratified sample of them.
+    np.testing.assert_array_equal(dv.map_sample(y[:50], predicted[:50], cap=100), np.arange(50))
+    few = dv.map_sample(y, predicted, cap=100)
+    assert len(few) == 100 and wrong[few].all()
+    assert abs(np.bincount(y[few], minlength=4)[0] - 100 * (y[wrong] == 0).mean()) <= 1
+
+
+def test_embedding_frame_of_a_sample():
+    dataset = _image_dataset(np.zeros((4, 2, 2, 3)), [0, 1, 1, 0])
+    outputs = dataclasses.replace(_outputs([0, 0, 1, 1], ("a", "b")),
+                                  projection=np.arange(8, dtype=np.float32).reshape(4, 2))
+    frame = dv.embedding_frame(outputs, dataset, np.array([1, 3]))
+    assert list(frame["index"]) == [1, 3] and list(frame["example_id"]) == ["toy-001", "toy-003"]
+    assert list(frame["x"]) == [2.0, 6.0] and list(frame["correct"]) == [False, False]
+
+
+# --- lazily drawn scale sets ---------------------------------------------------------------------------------------
+
+
+def test_scale_sets_are_lazy_deterministic_and_offered_for_shapes_models(monkeypatch):
+    from sample_data import scale
+
+    assert scale.scale_name(100_000) == "shapes-100k" and scale.size_of("shapes-100k") == 100_000
+    assert scale.size_of("shapes-shortcut") is None and scale.size_of("shapes-20k") == 20_000
+    monkeypatch.setenv(dv.SCALE_SIZES_ENV, "12")
+    assert dv.scale_names() == ["shapes-12", "shapes-100k"]
+    small = dv.load_split("shapes-12", "test")
+    assert len(small) == 12 and small.ids[3] == "shapes-12-00003" and dv.split_names("shapes-12") == ("test",)
+    assert small.x.shape == (12, 64, 64, 3) and small.x[3].dtype == np.uint8
+    # Image i is the generator's image i (the same as in shapes-20k), one at a time or as a slice.
+    expected, labels, _ = sample_shapes.generate_shapes(12, sample_shapes.LARGE_SEED)
+    np.testing.assert_array_equal(small.x[0:12], expected)
+    np.testing.assert_array_equal(small.x[7], expected[7])
+    np.testing.assert_array_equal(small.y, labels)
+    big = dv.load_split("shapes-100k", "test")
+    assert len(big) == 100_000 and big.y.shape == (100_000,)
+    np.testing.assert_array_equal(big.x[11], expected[11])
+    np.testing.assert_array_equal(np.bincount(big.y), [25_000] * 4)
+    with pytest.raises(WorkbenchError):
+        dv.load_split("shapes-12", "train")
+    shapes_model = types.SimpleNamespace(modality=Modality.IMAGE, classes=list(sample_shapes.CLASSES),
+                                         info=Manifest(modality=Modality.IMAGE, classes=sample_shapes.CLASSES,
+                                                       dataset="shapes"))
+    offered = dv.compatible_datasets(shapes_model)
+    assert offered[0] == "shapes" and offered[-2:] == ["shapes-12", "shapes-100k"]
+    monkeypatch.delenv(dv.SCALE_SIZES_ENV)
+    assert "shapes-12" not in dv.compatible_datasets(shapes_model)
+
+
+def test_a_scale_set_is_cached_by_its_fingerprint(workspace, monkeypatch):
+    from sample_data import scale
+
+    monkeypatch.setattr(dv, "CHUNK_SIZE", 16)
+    model = tiny_models.loaded_image_model()
+    # The tiny model's classes, with 64 x 64 images drawn on demand (the model resizes its inputs).
+    lazy = scale.LazyShapes(40)
+    dataset = dataclasses.replace(_tiny_dataset(), x=lazy)
+    progress = []
+    first = dv.dataset_outputs(model, dataset, progress=lambda message, f: progress.append(f))
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) >= 5  # one report per chunk of 16
+    np.testing.assert_allclose(first.probabilities, model.predict_proba(lazy[0:40]), atol=1e-5)
+    assert dv.cache_key(model, dataset) == dv.cache_key(model, dataclasses.replace(dataset, x=scale.LazyShapes(40)))
+    other_seed = scale.LazyShapes(40, seed=1)
+    assert dv.cache_key(model, dataset) != dv.cache_key(model, dataclasses.replace(dataset, x=other_seed))
+    assert dv.dataset_outputs(model, dataset).from_cache
