@@ -5,6 +5,7 @@ object: the cache asks the preload registry first, so no model is ever loaded tw
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import streamlit as st
@@ -14,11 +15,16 @@ from models.loaded import LoadedModel
 from workbench import api, cache, preload, warmup
 
 _PRELOAD_REPORTED_KEY = "_preload_failure_reported"
+# Keras models this process's pages loaded themselves, per (name, version): the sidebar lists models
+# from their manifests, so only a model someone chose appears here (the tests count on it).
+loads: Counter[tuple[str, str]] = Counter()
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=12)
 def model(name: str, version: str) -> LoadedModel:
     preloaded = preload.take(name, version)
+    if preloaded is None:
+        loads[(name, version)] += 1
     loaded = preloaded if preloaded is not None else api.load_model(name, version)
     spec = loaded.input_spec
     if loaded.modality is Modality.IMAGE and spec.height and spec.width:
@@ -27,12 +33,13 @@ def model(name: str, version: str) -> LoadedModel:
 
 
 def wait_for_start_up() -> None:
-    """While the server's start-up (TensorFlow, the default model) is under way, say what the page
-    waits for and what is left, instead of a blank area; once, report a failed preload."""
-    if not preload.wait(0):
+    """While the server's start-up (TensorFlow, the default model, its first map) is under way, say
+    what the page waits for and what is left, instead of a blank area; once, report a failed preload.
+    Waits for the map's part only: the trust figures' part runs while the map is drawn."""
+    if not preload.wait_ready(0):
         with warmup.busy():  # a visitor is waiting for a map: shap's warm-up keeps out of the way
             message, shown = st.empty(), None
-            while not preload.wait(0.25):
+            while not preload.wait_ready(0.2):
                 stage = preload.status().stage or "Starting the workbench…"
                 if stage != shown:  # send a change only
                     message.info(stage, icon="⏳")

@@ -7,6 +7,13 @@ an unfinished page. `start()` does it in a background thread as soon as the serv
 starts (ui/serve.py calls it), and keeps the loaded model in a registry: the UI's model
 loader asks `take()` first, so the model is loaded once per process, never twice.
 
+Two phases, in the order a newcomer needs them:
+1. the map: TensorFlow, the model, the default page's first sample image, its prediction and
+   Grad-CAM (`wait_ready()`: the page waits for this, with the stage on screen);
+2. the trust figures of that map (deletion/insertion, the randomisation check's model copy),
+   paid while the map is already on screen (`wait()`: the trust panel, "measuring…", and
+   shap's warm-up wait for this, so nothing competes with the map for the two cores).
+
 A failed preload is recorded in `status().error` and changes nothing else: `take()` then
 returns None and the page loads the model itself. No streamlit import: this is the core.
 """
@@ -29,10 +36,12 @@ from workbench import api, datasets
 
 STARTING_TENSORFLOW = "Starting TensorFlow… (first start only)"
 STEPS = 3  # TensorFlow, the model, its first prediction and Grad-CAM: "step i of 3" says what is left
+TRUST_STAGE = "Measuring the first map's trust figures…"  # phase 2, while the map is on screen
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
-_done = threading.Event()
+_ready = threading.Event()  # phase 1 over: the model (or the failure) is there, the map can be drawn
+_done = threading.Event()  # phase 2 over too: the trust figures' first-call costs are paid
 _models: dict[tuple[str, str], LoadedModel] = {}
 _state: dict[str, object] = {}
 
@@ -45,6 +54,9 @@ class PreloadStatus:
     target: tuple[str, str] | None  # (model name, version) being preloaded, if any
     seconds: float | None  # how long the whole preload took, once done
     error: str | None  # the preload failed: the page loads the model itself
+    ready: bool = False  # phase 1 over: the map's model is loaded and traced (or the preload failed)
+    ready_seconds: float | None = None  # from start() to ready
+    timings: tuple[tuple[str, float], ...] = ()  # seconds per stage, in order ("tensorflow", "model", …)
 
 
 def default_model(modality: Modality = Modality.IMAGE) -> str | None:
@@ -75,51 +87,98 @@ def start(name: str | None = None) -> threading.Thread:
 
 
 def _run(name: str | None) -> None:
+    model = None
     try:
-        # The target is known before TensorFlow starts, so a page asking for another model never waits.
-        name = name or default_model()
-        if name is not None:
-            _state["target"] = (name, store.current_version(name))
-        _set_stage(STARTING_TENSORFLOW, 1)
-        importlib.import_module("tensorflow")  # the bulk of a cold start: pay it before anyone waits
-        if name is None:
-            return  # no image model: nothing more to prepare
-        version = _state["target"][1]
-        _set_stage(f"Loading model {name}…", 2)
-        model = store.load(name, version)
-        _set_stage(f"Preparing the first prediction, Grad-CAM and trust figures of {name}…", 3)
-        _trace(model)
-        _read_sample_images(model)
-        with _lock:
-            _models[(name, version)] = model
+        model = _prepare_the_map(name)
     except Exception as exc:  # never let a preload failure stop the server: the page loads it itself
         _state["error"] = f"{type(exc).__name__}: {exc}"
     finally:
-        _state["seconds"] = time.perf_counter() - float(_state["started_at"])
+        _state["ready_seconds"] = _since_start()
+        _ready.set()  # the page draws the map now; what follows runs while it does
+    try:
+        if model is not None:
+            _state["stage"] = TRUST_STAGE
+            _timed("trust", _warm_trust, model)
+    except Exception as exc:  # the trust panel then pays these costs itself
+        _state["trust_error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        _state["seconds"] = _since_start()
         _state["stage"] = ""
         _done.set()
         _log_outcome()
 
 
-def _trace(model: LoadedModel) -> None:
-    """Pay TensorFlow's first-call costs (graph tracing, kernel set-up) for a prediction, a Grad-CAM map
-    and its trust figures, on a blank input."""
+def _prepare_the_map(name: str | None) -> LoadedModel | None:
+    """Phase 1: everything the default page's first Grad-CAM needs, in the order it needs it."""
+    # The target is known before TensorFlow starts, so a page asking for another model never waits.
+    name = name or default_model()
+    if name is not None:
+        _state["target"] = (name, store.current_version(name))
+    _set_stage(STARTING_TENSORFLOW, 1)
+    _timed("tensorflow", importlib.import_module, "tensorflow")  # the bulk of a cold start
+    if name is None:
+        return None  # no image model: nothing more to prepare
+    version = _state["target"][1]
+    _set_stage(f"Loading model {name}…", 2)
+    model = _timed("model", store.load, name, version)
+    _set_stage(f"Preparing the first prediction and Grad-CAM of {name}…", 3)
+    sample = _timed("sample", _first_sample, model)
+    _timed("first_map", _trace, model, sample)
+    with _lock:
+        _models[(name, version)] = model
+    _state["sample"] = sample
+    return model
+
+
+def _timed(stage: str, work, *args):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    try:
+        return work(*args)
+    finally:
+        timings = list(_state.get("timings", ()))
+        timings.append((stage, round(time.perf_counter() - started, 3)))
+        _state["timings"] = tuple(timings)
+
+
+def _since_start() -> float:
+    return time.perf_counter() - float(_state["started_at"])
+
+
+def _first_sample(model: LoadedModel) -> np.ndarray | None:
+    """The image the default page shows first (its dataset's test split, example 0), read once into
+    the core's cache; None when the model's dataset is not one the page offers samples from."""
+    if model.modality is not Modality.IMAGE or model.info.dataset not in datasets.names():
+        return None
+    data = datasets.load(model.info.dataset, "test")
+    return np.asarray(data.x[0]) if len(data) else None
+
+
+def _trace(model: LoadedModel, sample: np.ndarray | None = None) -> None:
+    """Pay TensorFlow's first-call costs (graph tracing, kernel set-up) for a prediction and a Grad-CAM
+    map, on the default page's first image (its map lands in the core's cache) or a blank one."""
     if model.modality is not Modality.IMAGE:
         api.predict(model, ["warm up"])
         return
-    height, width = model.image_size
-    blank = np.zeros((height, width, 3), dtype=np.uint8)
-    api.predict(model, [blank])
+    image = sample if sample is not None else _blank(model)
+    api.predict(model, [image])
     if registry.get("gradcam").unavailable_reason(model) is None:
-        explanation = api.explain(model, "gradcam", [blank], use_cache=False)[0]
-        # The trust figures' first call builds a randomised copy of the model (sanity check): pay it too.
-        api.measure_trust(model, explanation, blank)
+        api.explain(model, "gradcam", [image])
 
 
-def _read_sample_images(model: LoadedModel) -> None:
-    """The sample images the page offers first (the test split), read once into the core's cache."""
-    if model.info.dataset in datasets.names():
-        datasets.load(model.info.dataset, "test")
+def _warm_trust(model: LoadedModel) -> None:
+    """Phase 2: the trust figures' first call (the deletion/insertion batches, the randomisation
+    check's copy of the model), on the same image as the map."""
+    if model.modality is not Modality.IMAGE or registry.get("gradcam").unavailable_reason(model) is not None:
+        return
+    sample = _state.get("sample")
+    image = sample if isinstance(sample, np.ndarray) else _blank(model)
+    explanation = api.explain(model, "gradcam", [image])[0]
+    api.measure_trust(model, explanation, api.prepare_input(model, image))
+
+
+def _blank(model: LoadedModel) -> np.ndarray:
+    height, width = model.image_size
+    return np.zeros((height, width, 3), dtype=np.uint8)
 
 
 def _log_outcome() -> None:
@@ -129,8 +188,9 @@ def _log_outcome() -> None:
         print(f"workbench: the model preload failed after {done.seconds:.1f} s ({done.error}); "
               "pages load their models themselves", file=sys.stderr, flush=True)
     elif done.target:
-        print(f"workbench: preloaded {done.target[0]} {done.target[1]} in {done.seconds:.1f} s",
-              file=sys.stderr, flush=True)
+        stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in done.timings)
+        print(f"workbench: preloaded {done.target[0]} {done.target[1]} in {done.seconds:.1f} s "
+              f"(map ready after {done.ready_seconds:.1f} s; {stages})", file=sys.stderr, flush=True)
 
 
 def _set_stage(stage: str, step: int) -> None:
@@ -141,22 +201,31 @@ def take(name: str, version: str) -> LoadedModel | None:
     """The preloaded model for (name, version), waiting for a preload of it that is under way;
     None when it was not preloaded (another model, or the preload failed)."""
     target = _state.get("target")
-    if _thread is not None and not _done.is_set() and target in (None, (name, version)):
-        _done.wait()  # loading it here as well would load it twice
+    if _thread is not None and not _ready.is_set() and target in (None, (name, version)):
+        _ready.wait()  # loading it here as well would load it twice
     with _lock:
         return _models.get((name, version))
 
 
 def wait(timeout: float | None = None) -> bool:
-    """Block until the preload has finished (True) or the timeout passed (False).
-    Returns True at once when no preload was started: there is nothing to wait for."""
+    """Block until the whole preload has finished, trust figures included (True), or the timeout
+    passed (False). Returns True at once when no preload was started: there is nothing to wait for."""
     if _thread is None:
         return True
     return _done.wait(timeout)
 
 
+def wait_ready(timeout: float | None = None) -> bool:
+    """Block until the map's part of the preload is over (True: the model is loaded and traced, or
+    the preload failed) or the timeout passed (False). True at once when no preload was started."""
+    if _thread is None:
+        return True
+    return _ready.wait(timeout)
+
+
 def status() -> PreloadStatus:
     seconds = _state.get("seconds")
+    ready_seconds = _state.get("ready_seconds")
     error = _state.get("error")
     target = _state.get("target")
     return PreloadStatus(
@@ -166,6 +235,9 @@ def status() -> PreloadStatus:
         target=target if isinstance(target, tuple) else None,
         seconds=float(seconds) if isinstance(seconds, float) else None,
         error=str(error) if error else None,
+        ready=_ready.is_set(),
+        ready_seconds=float(ready_seconds) if isinstance(ready_seconds, float) else None,
+        timings=tuple(_state.get("timings", ())),  # type: ignore[arg-type]
     )
 
 
@@ -177,6 +249,7 @@ def forget() -> None:
         if _thread is not None and not _done.is_set():
             raise RuntimeError("a preload is still running; wait() for it first")
         _thread = None
+        _ready.clear()
         _done.clear()
         _models.clear()
         _state.clear()

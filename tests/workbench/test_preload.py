@@ -32,11 +32,60 @@ def test_the_preloaded_model_is_kept_and_handed_out_as_the_same_object():
     assert preload.start() is thread and thread.daemon  # once per process, in the background
     model = preload.take(name, version)  # waits for the preload under way instead of loading again
     assert model is not None and (model.name, model.version) == (name, version)
+    assert preload.status().ready  # take() waits for the map's phase only
     assert preload.take(name, version) is model
+    assert preload.wait(timeout=300)
     status = preload.status()
     assert status.started and status.done and status.error is None and status.stage == ""
-    assert status.target == (name, version) and status.seconds > 0
+    assert status.target == (name, version) and 0 < status.ready_seconds <= status.seconds
+    assert [stage for stage, _ in status.timings] == ["tensorflow", "model", "sample", "first_map", "trust"]
     assert preload.take(name, "v999") is None  # another version was not preloaded
+
+
+def test_the_default_pages_first_map_is_cached_before_its_trust_figures_are_measured(monkeypatch):
+    """Phase 1 ends with the first sample's Grad-CAM in the core's cache (the page draws it at once);
+    the trust figures come in phase 2, which the page does not wait for."""
+    from workbench import api, cache, datasets
+
+    release = threading.Event()
+    measured = []
+    real_measure = api.measure_trust
+
+    def held_measure(*args, **kwargs):
+        release.wait(60)  # hold phase 2 so the test sees the page's moment between the phases
+        measured.append(args[1].method)
+        return real_measure(*args, **kwargs)
+
+    monkeypatch.setattr(preload.api, "measure_trust", held_measure)
+    preload.start()
+    try:
+        assert preload.wait_ready(timeout=300)
+        status = preload.status()
+        assert status.ready and not status.done and status.error is None
+        assert status.stage == preload.TRUST_STAGE
+        name, version = status.target
+        model = preload.take(name, version)
+        sample = datasets.load(model.info.dataset, "test").x[0]
+        [prepared] = api.prepare_images(model, [sample])
+        target = int(api.predict(model, [sample])[0].argmax())
+        key = cache.result_key(name, version, prepared, "gradcam", {"target": target, "seed": 0})
+        assert cache.EXPLANATIONS.get(key) is not None  # the page's first map is already computed
+        assert not preload.wait(timeout=0.2)  # the trust figures are still to come
+    finally:
+        release.set()
+    assert preload.wait(timeout=300) and preload.status().done and measured == ["gradcam"]
+
+
+def test_a_failure_in_the_trust_phase_leaves_the_model_and_its_map(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("trust broke")
+
+    monkeypatch.setattr(preload.api, "measure_trust", broken)
+    preload.start()
+    assert preload.wait(timeout=300)
+    status = preload.status()
+    assert status.error is None and status.ready and status.done  # the page is not told anything failed
+    assert preload.take(*status.target) is not None  # the trust panel measures itself, as before
 
 
 def test_a_failing_preload_is_reported_and_hands_out_nothing(monkeypatch, capsys):
@@ -47,9 +96,18 @@ def test_a_failing_preload_is_reported_and_hands_out_nothing(monkeypatch, capsys
     preload.start()
     assert preload.wait(timeout=300)
     status = preload.status()
-    assert status.done and status.error == "OSError: disk unplugged"
+    assert status.done and status.ready and status.error == "OSError: disk unplugged"
     assert "the model preload failed" in capsys.readouterr().err
     assert preload.take(*status.target) is None
+
+
+def test_a_preload_of_a_model_that_does_not_exist_fails_without_raising():
+    thread = preload.start("no-such-model")
+    assert preload.wait_ready(timeout=300) and preload.wait(timeout=300)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    status = preload.status()
+    assert status.error and "no-such-model" in status.error and status.target is None
 
 
 def test_the_stage_says_what_is_left(monkeypatch):
