@@ -11,8 +11,8 @@ that was cut off half-way is simply done again. At the end the parts are joined 
 `results.parquet`, one row per input, in input order.
 
 Inputs: image files, folders, ZIPs (extracted safely once, into the output folder) and lists
-of paths (.csv or .parquet with a `path` column). Images only so far: text models use the
-local engine.
+of paths (.csv or .parquet with a `path` column); for a text model, the rows of CSV files read
+by the local engine's reader, carried to the actors as text.
 
 Inputs are decoded inside the actors by the workbench's safe reader (header check before
 decoding, EXIF, colour conversion), not by Ray's own image reader, so the security rules
@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -49,7 +50,9 @@ class RayTask:
 
     index: int
     name: str
-    path: str
+    path: str  # for a text: a key naming the row and its content, so a rerun can skip it
+    text: str = ""
+    error: str = ""
 
 
 def image_tasks(paths: Sequence[Path], out: Path) -> list[RayTask]:
@@ -75,6 +78,16 @@ def image_tasks(paths: Sequence[Path], out: Path) -> list[RayTask]:
             raise WorkbenchError(f"'{path}' does not exist; check the path and retry.")
         first = len(tasks)  # fixed before extending: a generator would see the list grow
         tasks.extend(RayTask(first + i, name, str(f.resolve())) for i, (f, name) in enumerate(files))
+    return tasks
+
+
+def text_tasks(items: Sequence[batch.BatchInput]) -> list[RayTask]:
+    """Texts read by the local engine's CSV reader (same names); each keyed by its position, name and content."""
+    tasks = []
+    for i, item in enumerate(items):
+        text = item.value if isinstance(item.value, str) else ""
+        key = hashlib.sha256(f"{i}\0{item.name}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        tasks.append(RayTask(i, item.name, f"text:{key}", text, item.error or ""))
     return tasks
 
 
@@ -158,9 +171,13 @@ class ExplainActor:
         self.out = Path(out)
 
     def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
-        items = [batch.read_image_files([Path(p)], max_side=batch.OVERLAY_MAX_SIDE)[0] for p in rows["path"]]
-        items = [batch.BatchInput(name, item.value, item.error) for name, item in zip(rows["name"], items)]
         modality = self.model.modality
+        if modality is Modality.TEXT:
+            items = [batch.BatchInput(name, None if error else text, error or None)
+                     for name, text, error in zip(rows["name"], rows["text"], rows["error"])]
+        else:
+            items = [batch.read_image_files([Path(p)], max_side=batch.OVERLAY_MAX_SIDE)[0] for p in rows["path"]]
+            items = [batch.BatchInput(name, item.value, item.error) for name, item in zip(rows["name"], items)]
         names = {batch.overlay_name(i, item.name, self.method, modality):
                  batch.overlay_name(int(g), item.name, self.method, modality)
                  for i, (item, g) in enumerate(zip(items, rows["index"]))}
@@ -188,11 +205,16 @@ def _write_part(folder: Path, table: pd.DataFrame) -> None:
 def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradcam", *,
         version: str | None = None, batch_size: int = batch.DEFAULT_BATCH_SIZE, seed: int = 0,
         workers: int | None = None, limit: int | None = None, params: dict[str, Any] | None = None,
-        ) -> dict[str, Any]:
+        progress: batch.Progress | None = None, texts: Sequence[batch.BatchInput] | None = None) -> dict[str, Any]:
     """Explain every image under `inputs` on the running Ray (call `start` first); skip inputs already done.
+
+    For a text model, `texts` are the inputs, read by the local engine's CSV reader (the CLI does
+    that), and `inputs` is ignored.
 
     Returns a summary like the local engine's, plus `computed` (inputs done in this run) and
     `skipped` (already in the parts). Writes `results.parquet` and `overlays/` into `out`.
+    `progress(done, total, seconds_left)` is called about once a second from a watcher thread
+    that counts the rows in the finished parts (the actors run in other processes).
     """
     import ray
     import ray.data
@@ -202,14 +224,18 @@ def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradc
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     model = api.load_model(model_name, version)  # refuses an unknown model before any worker starts
-    if model.modality is not Modality.IMAGE:
-        raise WorkbenchError("the Ray engine reads images only so far; use --engine local for text models.")
     if method != batch.NO_METHOD:
         explaining.explainer_class(model, method)
-    tasks = image_tasks(inputs, Path(out))
+    if model.modality is Modality.TEXT:
+        if texts is None:
+            raise WorkbenchError("a text model reads texts: give CSV files with a text column.")
+        tasks = text_tasks(texts)
+    else:
+        tasks = image_tasks(inputs, Path(out))
     tasks = tasks[:limit] if limit else tasks
     if not tasks:
-        raise WorkbenchError("no inputs found; name image files, folders, ZIPs or a .csv/.parquet list of paths.")
+        raise WorkbenchError("no inputs found; name image files, folders, ZIPs or a .csv/.parquet list of paths "
+                             "(CSV files with a text column for a text model).")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = done_paths(out)
@@ -217,14 +243,16 @@ def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradc
     started = time.perf_counter()
     if todo:
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        data = ray.data.from_items([{"index": t.index, "name": t.name, "path": t.path} for t in todo],
+        data = ray.data.from_items([{"index": t.index, "name": t.name, "path": t.path, "text": t.text, "error": t.error}
+                                    for t in todo],
                                    override_num_blocks=max(1, min(len(todo) // batch_size + 1, pool * 4)))
         finished = data.map_batches(
             ExplainActor, batch_size=batch_size, batch_format="pandas", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(pool, len(todo))),
             fn_constructor_kwargs={"model_name": model.name, "version": model.version, "method": method,
                                    "seed": seed, "out": str(out), "params": params})
-        computed = finished.count()  # runs the pipeline; the rows themselves are already in the parts
+        with _PartsWatcher(out / PARTS, len(tasks), progress):
+            computed = finished.count()  # runs the pipeline; the rows themselves are already in the parts
     else:
         computed = 0
     seconds = time.perf_counter() - started
@@ -237,6 +265,45 @@ def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradc
             "computed": computed, "skipped": len(tasks) - len(todo), "seconds": round(seconds, 3),
             "inputs_per_second": round(computed / seconds, 2) if seconds > 0 and computed else 0.0,
             "parquet": str(out / RESULTS), "overlays_dir": str(out / OVERLAYS) if method != batch.NO_METHOD else None}
+
+
+class _PartsWatcher:
+    """Reports progress while Ray runs: rows in the finished parts (Parquet footers only), once a second."""
+
+    def __init__(self, folder: Path, total: int, progress: batch.Progress | None) -> None:
+        self.folder, self.total, self.progress = folder, total, progress
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="ray-progress", daemon=True)
+
+    def __enter__(self) -> "_PartsWatcher":
+        if self.progress is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        if self.progress is not None and exc[0] is None:
+            self.progress(self.total, self.total, 0.0)
+
+    def rows_done(self) -> int:
+        import pyarrow.parquet as pq
+
+        done = 0
+        for part in self.folder.glob("part-*.parquet"):
+            try:
+                done += pq.read_metadata(part).num_rows
+            except OSError:  # renamed or replaced while we looked: counted next time
+                pass
+        return done
+
+    def _watch(self) -> None:
+        started, first = time.perf_counter(), self.rows_done()
+        while not self.stopped.wait(1.0):
+            done = min(self.rows_done(), self.total)
+            rate = (done - first) / (time.perf_counter() - started)
+            self.progress(done, self.total, (self.total - done) / rate if rate > 0 else None)
 
 
 def _join_parts(out: Path, wanted: set[str]) -> pd.DataFrame:

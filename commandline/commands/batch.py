@@ -9,7 +9,7 @@ a text column. Writes `results.csv` (formula-safe) and `overlays/` (one PNG or H
 into --out, and reports the throughput.
 
 `--engine ray` (issue 16) runs the same job on Ray (`workbench/ray_engine.py`): image files,
-folders, ZIPs or a .csv/.parquet list of paths (a `path` column); images only so far;
+folders, ZIPs or a .csv/.parquet list of paths (a `path` column), or CSV texts for a text model;
 `results.parquet` instead of results.csv, resumable after a crash.
 """
 from __future__ import annotations
@@ -103,19 +103,25 @@ def cmd_explain_batch(args: argparse.Namespace) -> int:
 
 def _explain_batch_on_ray(args: argparse.Namespace) -> int:
     """The Ray engine: results.parquet + overlays/ in --out; a rerun skips inputs already written."""
-    from workbench import ray_engine
+    from foundation.types import Modality
+    from workbench import api, ray_engine
 
+    model = api.load_model(args.model)
+    texts = None
+    if model.modality is Modality.TEXT:  # read here, as the local engine reads them, so rows are named alike
+        texts = _text_inputs([Path(p) for p in args.inputs], args.text_column, model.sequence_length)
     owned = ray_engine.start(args.ray_address, num_cpus=args.ray_cpus)
     try:
-        summary = ray_engine.run(args.model, [Path(p) for p in args.inputs], Path(args.out), args.method,
-                                 batch_size=args.batch_size, seed=args.seed, workers=args.workers, limit=args.limit)
+        summary = ray_engine.run(args.model, [Path(p) for p in args.inputs], Path(args.out), args.method, texts=texts,
+                                 batch_size=args.batch_size, seed=args.seed, workers=args.workers, limit=args.limit,
+                                 progress=None if args.json else _progress_printer())
     finally:
         if owned:  # a Ray this command did not start (a test's, a notebook's) stays up
             ray_engine.stop()
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{summary['computed']} computed, {summary['skipped']} already done, {summary['failed']} unreadable, "
+        print(f"\n{summary['computed']} computed, {summary['skipped']} already done, {summary['failed']} unreadable, "
               f"{summary['inputs_per_second']} inputs/s -> {summary['parquet']}")
     return 0
 

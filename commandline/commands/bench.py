@@ -16,6 +16,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise WorkbenchError("--repeats must be at least 1.")
     if args.team_sessions < 1 or args.team_rounds < 1:
         raise WorkbenchError("--team-sessions and --team-rounds must be at least 1.")
+    if args.scale_n < 1:
+        raise WorkbenchError("--scale-n must be at least 1.")
     if args.realistic_size < 32:
         raise WorkbenchError("--realistic-size must be at least 32 (the smallest input keras.applications builds).")
     for name, modality in ((args.image_model, "image"), (args.text_model, "text")):
@@ -39,6 +41,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report["results"].extend(report["realistic"].pop("results"))
     if args.team:
         report["team_load"] = _team_load(args, log)
+    if args.scale:
+        report["scale"] = _scale(args, log)
     if not args.quick and not args.no_app:
         report["app"] = _app_figures(log)
     if args.json:
@@ -50,6 +54,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"App: {report['app']}")
         if "team_load" in report:
             print(f"Team load: {_team_line(report['team_load'])}")
+        if "scale" in report:
+            print(f"Scale: {json.dumps(report['scale'])}")
     return 0
 
 
@@ -105,6 +111,22 @@ def _app_figures(log) -> dict:
     return figures
 
 
+def _scale(args: argparse.Namespace, log) -> dict:
+    """Issue 16: explain-batch Grad-CAM, local vs Ray on 1 and 2 workers, on --scale-n generated images
+    (benchmarks/scale_bench.py), and the Dataset page's core at 20,000 and 100,000 examples."""
+    from benchmarks import scale_bench
+
+    n = min(args.scale_n, 500) if args.quick else args.scale_n
+    figures = {"explain_batch": scale_bench.run(n, args.image_model, log=lambda message: log(f"scale: {message}"))}
+    try:
+        from benchmarks import scale_dataset
+    except ImportError:
+        return figures
+    sizes = (2_000,) if args.quick else (20_000, 100_000)
+    figures["dataset_page"] = [scale_dataset.dataset_latency(size) for size in sizes]
+    return figures
+
+
 def _command(args: argparse.Namespace) -> str:
     parts = ["workbench", "bench"]
     if args.json:
@@ -129,6 +151,10 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--team-sessions", str(args.team_sessions)]
         if args.team_rounds != 3:
             parts += ["--team-rounds", str(args.team_rounds)]
+    if args.scale:
+        parts.append("--scale")
+        if args.scale_n != 20_000:
+            parts += ["--scale-n", str(args.scale_n)]
     return " ".join(parts)
 
 
@@ -155,4 +181,9 @@ def register(sub) -> None:
     bench.add_argument("--team-sessions", type=int, default=10, help="concurrent sessions for --team (default 10)")
     bench.add_argument("--team-rounds", type=int, default=3,
                        help="passes through the pages per session for --team (default 3)")
+    bench.add_argument("--scale", action="store_true",
+                       help="add issue 16's scale figures: explain-batch Grad-CAM throughput with the local engine and "
+                            "with Ray on 1 and 2 workers (per-input cost, start-up, a 10-million projection), and the "
+                            "Dataset page's latency at 20,000 and 100,000 examples (minutes)")
+    bench.add_argument("--scale-n", type=int, default=20_000, help="generated images for --scale (default 20000)")
     bench.set_defaults(func=cmd_bench)

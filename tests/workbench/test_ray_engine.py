@@ -71,8 +71,13 @@ def test_rerun_skips_finished_inputs(tmp_path, ray_local):
     first = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4, limit=10)
     assert (first["computed"], first["skipped"], first["inputs"]) == (10, 0, 10)
     parts_before = {p.name for p in (out / ray_engine.PARTS).glob("*.parquet")}
-    second = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4)
+    reports = []
+    second = ray_engine.run("shapes", [folder], out, "gradcam", batch_size=4,
+                            progress=lambda done, total, left: reports.append((done, total)))
     assert (second["computed"], second["skipped"], second["inputs"]) == (11, 10, 21)
+    # Progress counts the finished parts' rows (the first run's 10 included), ending at the total.
+    assert reports[-1] == (21, 21) and all(total == 21 for _, total in reports)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports) and reports[0][0] >= 10
     # The first run's parts are untouched and every input appears exactly once in the result.
     assert parts_before <= {p.name for p in (out / ray_engine.PARTS).glob("*.parquet")}
     table = pd.read_parquet(out / ray_engine.RESULTS)
@@ -126,3 +131,54 @@ def test_audit_on_ray_ranks_as_the_local_engine(model_name, ray_local, capsys):
     expected = local.summary(top=40)["ranking"]
     assert [r["example_id"] for r in summary["ranking"]] == [r["example_id"] for r in expected]
     assert summary["recall_at_2x"] == pytest.approx(local.recall_at_2x)
+
+
+def test_scale_bench_reports_per_input_costs_and_a_projection(ray_local):
+    """`workbench bench --scale`'s explain-batch part on a few generated images (speeds are not asserted)."""
+    from benchmarks import scale_bench
+
+    report = scale_bench.run(160, "shapes", batch_size=16, worker_counts=(2,))
+    local, ray = report["rows"]
+    assert (local["engine"], ray["engine"], ray["workers"]) == ("local", "ray", 2)
+    assert local["inputs"] == local["explained"] == ray["inputs"] == ray["explained"] == 160
+    assert local["ms_per_input"] > 0 and ray["ms_per_input"] > 0 and ray["start_up_s"] >= 0
+    assert ray["ratio_to_local"] == pytest.approx(ray["ms_per_input"] / local["ms_per_input"], rel=0.01)
+    projection = report["projection"]
+    assert projection["core_ms_per_input"] == pytest.approx(ray["ms_per_input"] * 2, rel=0.01)
+    expected_hours = 10_000_000 * projection["core_ms_per_input"] / 1000 / (10 * 16) / 3600
+    assert projection["hours"] == pytest.approx(expected_hours, abs=0.01)
+
+
+def test_generated_images_are_deterministic(tmp_path):
+    from benchmarks import scale_bench
+
+    first = scale_bench.generate_images(tmp_path / "a", 5)
+    second = scale_bench.generate_images(tmp_path / "b", 5)
+    a = [np.asarray(Image.open(p)) for p in sorted(first.iterdir())]
+    b = [np.asarray(Image.open(p)) for p in sorted(second.iterdir())]
+    assert len(a) == 5 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert len({x.tobytes() for x in a}) == 5  # five different images, not one repeated
+
+
+def test_ray_explains_texts_as_the_local_engine(tmp_path, ray_local, capsys):
+    """A text model on Ray: the CSV read by the local engine's reader, same labels and overlay names; resumable."""
+    from workbench import datasets
+
+    texts = list(datasets.load("headlines", "test").x[:12]) + ["<script>alert(1)</script> =cmd|' /C calc'!A0"]
+    table_in = pd.DataFrame({"id": range(len(texts)), "headline": texts})
+    csv = tmp_path / "texts.csv"
+    table_in.to_csv(csv, index=False)
+    args = ["explain-batch", "--model", "headlines", "--method", "gradcam", str(csv), "--batch-size", "4", "--json"]
+    assert main(args + ["--out", str(tmp_path / "local")]) == 0
+    capsys.readouterr()
+    assert main(args + ["--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["inputs"], summary["computed"]) == (13, 13)
+    local = pd.read_csv(tmp_path / "local" / "results.csv")
+    ray = pd.read_parquet(tmp_path / "ray" / ray_engine.RESULTS)
+    assert list(ray["input"]) == list(local["input"].astype(str))
+    assert list(ray["predicted"]) == list(local["predicted"]) and len(set(ray["predicted"])) > 1
+    assert sorted(p.name for p in (tmp_path / "ray" / "overlays").iterdir()) == sorted(ray["overlay"])
+    assert main(args + ["--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (again["computed"], again["skipped"]) == (0, 13)
