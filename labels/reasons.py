@@ -22,6 +22,7 @@ No streamlit here: the pages draw and collect, this decides.
 """
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -124,6 +125,26 @@ def marked_words(text: str, words: Iterable[int]) -> list[str]:
     """The marked words of `text`, in text order (indices past the end are ignored)."""
     tokens = str(text).split()
     return [tokens[i] for i in sorted(set(words)) if 0 <= i < len(tokens)]
+
+
+def box_from_ranges(x_range: Iterable[float], y_range: Iterable[float], height: int,
+                    width: int) -> tuple[int, int, int, int] | None:
+    """The input-pixel box (top, left, bottom, right; end exclusive) that a box selection covers on an
+    image drawn with pixel centres at integer coordinates (pixel j spans j-0.5 .. j+0.5, as plotly's
+    image trace draws it): every pixel the selection overlaps, clipped to the grid; None when it
+    misses the image. The ranges may come in either order (the drag direction)."""
+    try:
+        x0, x1 = sorted(float(v) for v in x_range)
+        y0, y1 = sorted(float(v) for v in y_range)
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x0, x1, y0, y1)):
+        return None
+    left, right = max(0, math.floor(x0 + 0.5)), min(int(width), math.ceil(x1 + 0.5))
+    top, bottom = max(0, math.floor(y0 + 0.5)), min(int(height), math.ceil(y1 + 0.5))
+    if left >= right or top >= bottom:
+        return None
+    return top, left, bottom, right
 
 
 # --- checks (one-sentence messages, raised before anything is written) ---------------------------

@@ -23,7 +23,7 @@ from labels import Ledger, StaleEditError, queue
 from labels.decisions import CHOOSE, FLAG, KEEP, TAKE_MODEL, Decision, apply_decision
 from labels.queue import AuditResult
 from models import store
-from ui import identity, kit, loaders
+from ui import identity, kit, loaders, reason_widgets
 from workbench import api, datasets, samples
 
 PAGE_SIZE = 20
@@ -164,6 +164,9 @@ def review_one(model: Any, dataset: Any, result: AuditResult, ledger: Ledger, la
     maps = _gradcam_maps(model, item, row)
     st.subheader(f"{row['example_id']}  ·  {waiting} waiting")
     _show_example(model, item, result, row, maps)
+    with st.container(border=True):  # issue 17: the reason, not only the label
+        reason_widgets.reason_panel(model, api.prepare_input(model, item), result.dataset, row["example_id"],
+                                    annotator, ledger)
     conflict = st.session_state.get(CONFLICT)
     if conflict and conflict["context"]["example_id"] == row["example_id"]:
         _conflict_panel(conflict)

@@ -271,3 +271,16 @@ def test_threads_racing_to_mark_one_example_exactly_one_wins(ledger: Ledger) -> 
         thread.join(60)
     assert sorted(outcomes) == ["stale", "stale", "stale", "won"]
     assert len(ledger.reason_history("shapes")) == 1
+
+
+def test_a_box_selection_maps_to_the_pixels_it_overlaps() -> None:
+    from labels.reasons import box_from_ranges
+
+    # Pixel j spans j-0.5 .. j+0.5: the whole 8x8 image, dragged in either direction.
+    assert box_from_ranges([-0.5, 7.5], [7.5, -0.5], 8, 8) == (0, 0, 8, 8)
+    assert box_from_ranges([1.2, 2.9], [0.4, 0.6], 8, 8) == (0, 1, 2, 4)
+    assert box_from_ranges([1.5, 1.5000001], [0.0, 0.1], 8, 8) == (0, 2, 1, 3)  # touching pixel 1's edge only
+    assert box_from_ranges([-30, -10], [0, 3], 8, 8) is None  # left of the image
+    assert box_from_ranges([5, 90], [5, 90], 8, 8) == (5, 5, 8, 8)  # clipped
+    assert box_from_ranges([float("nan"), 1], [0, 1], 8, 8) is None
+    assert box_from_ranges([1], [0, 1], 8, 8) is None
