@@ -15,6 +15,17 @@ page, so all four sample models sit in the server's model cache: server_rss_mb.
 load_average_at_start is the machine's 1-minute load average when the server was launched
 (on 2 cores, other work changes every figure). `targets` and `meets_targets` are issue 18's.
 
+    .venv/bin/python -m benchmarks.app_bench --first-page --runs 3   # the first page only, 3 fresh servers
+    .venv/bin/python -m benchmarks.app_bench --tensorflow-rss        # what TensorFlow costs a process alone
+
+`--first-page` (`first_page_bench`) stops after the first page's trust figures and adds, per run:
+first_progress_s (the start-up's progress message, or the map, first visible: the page is never
+blank after it), the server's own account of its start-up (`preload`: map ready after, total, seconds
+per stage, from its log line) and each run's load average. `--tensorflow-rss` (`tensorflow_rss`)
+measures, in fresh processes without Streamlit, the resident memory of importing TensorFlow, then
+Keras, then loading the default model and explaining one image: the floor of a server that runs
+TensorFlow in its own process.
+
 `AppServer` and `launch_browser` are shared with the end-to-end tests (`tests/e2e/`).
 """
 from __future__ import annotations
@@ -265,5 +276,119 @@ def meets_targets(figures: dict[str, Any]) -> dict[str, bool]:
     return {name: bool(measured[name] <= limit) for name, limit in TARGETS.items()}
 
 
+# The start-up's progress message on the Explain image page ("Step 2 of 3: Loading model digits…").
+PROGRESS_TEXT = re.compile(r"^Step \d of \d: ")
+PRELOAD_LINE = re.compile(r"workbench: preloaded (\S+) (\S+) in ([\d.]+) s \(map ready after ([\d.]+) s; (.*)\)")
+
+
+def progress_message(page: Any) -> Any:
+    return page.get_by_text(PROGRESS_TEXT)
+
+
+def preload_figures(log: str) -> dict[str, Any] | None:
+    """The server's own account of its start-up, from its log line (workbench/preload.py), or None."""
+    match = PRELOAD_LINE.search(log)
+    if match is None:
+        return None
+    stages = {}
+    for part in match.group(5).split(", "):  # "tensorflow 5.2 s"
+        stage, seconds, _ = part.split(" ")
+        stages[stage] = float(seconds)
+    return {"model": f"{match.group(1)} {match.group(2)}", "map_ready_s": float(match.group(4)),
+            "total_s": float(match.group(3)), "stages_s": stages}
+
+
+def first_page_bench(timeout: float = 300.0, preload: str | None = None) -> dict[str, Any]:
+    """One fresh server, the first page only: see the module docstring (`--first-page`).
+    preload: when the server starts its preload (ui/serve.py's WORKBENCH_PRELOAD; None: its default)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            server = AppServer().start(extra_env={"WORKBENCH_PRELOAD": preload} if preload else None)
+            try:
+                load_average = os.getloadavg()
+                wait_for_app(page, server.url, timeout)
+                paint = time.perf_counter() - server.started_at
+                wait_visible(page, progress_message(page).or_(gradcam_image(page)), timeout)
+                progress = time.perf_counter() - server.started_at
+                wait_rendered(gradcam_image(page), timeout)
+                gradcam = time.perf_counter() - server.started_at
+                wait_visible(page, trust_figures(page), timeout)
+                trust = time.perf_counter() - server.started_at
+                rss = server.rss_mb()
+                time.sleep(0.5)  # the log line is written as the start-up's second phase ends
+                account = preload_figures(server.log_path.read_text(errors="replace"))
+            finally:
+                server.stop()
+        finally:
+            browser.close()
+    figures = {"first_paint_s": round(paint, 2), "first_progress_s": round(progress, 2),
+               "first_gradcam_s": round(gradcam, 2), "first_trust_s": round(trust, 2),
+               "server_rss_first_page_mb": round(rss, 1), "preload": account,
+               "preload_moment": preload or "default", "load_average_at_start": [round(v, 2) for v in load_average]}
+    return {**figures, "meets_targets": meets_targets(figures)}
+
+
+_RSS_SCRIPT = """
+import json, re, sys, time
+def rss():
+    status = open("/proc/self/status").read()
+    return {k: int(re.search(rf"^{k}:\\s+(\\d+) kB", status, re.M).group(1)) / 1024 for k in ("VmRSS", "VmHWM")}
+steps, started = {}, time.perf_counter()
+def step(name):
+    steps[name] = {**{k: round(v, 1) for k, v in rss().items()}, "s": round(time.perf_counter() - started, 2)}
+step("python")
+import tensorflow
+step("tensorflow")
+if "keras" in sys.argv:
+    import keras
+    step("keras")
+if "model" in sys.argv:
+    import numpy as np
+    from workbench import api, preload
+    model = api.load_model(preload.default_model())
+    step("model")
+    image = np.zeros((*model.image_size, 3), dtype=np.uint8)
+    api.explain(model, "gradcam", [image])
+    step("prediction_and_gradcam")
+print(json.dumps(steps))
+"""
+
+
+def tensorflow_rss(runs: int = 3) -> dict[str, Any]:
+    """Resident memory (MiB; VmRSS now and VmHWM, its peak) of a fresh Python process after importing
+    TensorFlow, then Keras, then loading the default model and explaining one image with Grad-CAM:
+    what TensorFlow costs whichever process holds it. `runs` processes, one at a time."""
+    results = []
+    for _ in range(runs):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        env.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-rss-"))
+        done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, "keras", "model"], cwd=REPO, env=env,
+                              capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {"runs": results, "load_average": [round(v, 2) for v in os.getloadavg()]}
+
+
+def _main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--first-page", action="store_true", help="the first page only, on fresh servers")
+    parser.add_argument("--runs", type=int, default=1, help="fresh servers (or processes), one after another")
+    parser.add_argument("--tensorflow-rss", action="store_true", help="TensorFlow's memory in a process alone")
+    parser.add_argument("--preload", help="with --first-page: when the server preloads (listening, now, off)")
+    args = parser.parse_args(argv)
+    if args.tensorflow_rss:
+        print(json.dumps(tensorflow_rss(args.runs)))
+    elif args.first_page:
+        for _ in range(args.runs):
+            print(json.dumps(first_page_bench(preload=args.preload)), flush=True)
+    else:
+        print(json.dumps(run_app_bench()))
+
+
 if __name__ == "__main__":
-    print(json.dumps(run_app_bench()))
+    _main(sys.argv[1:])

@@ -15,15 +15,21 @@ file, or `STREAMLIT_SERVER_ADDRESS`) and `WORKBENCH_ALLOW_UNAUTHENTICATED_NETWOR
 a warning; the address alone is refused before anything starts. With sign-in configured the
 address is Streamlit's usual choice.
 
-Before Streamlit starts, the server's slow start-up begins in the background
-(workbench/preload.py: TensorFlow, the default model, its first Grad-CAM), so the first
-visitor's page finds them ready instead of paying for them.
+The server's slow start-up (workbench/preload.py: TensorFlow, the default model, its first
+Grad-CAM) begins in the background as soon as Streamlit listens, so the first visitor's page finds
+it ready or under way instead of paying for it. Not before: importing TensorFlow holds Python's
+global lock for long stretches, and started alongside Streamlit's own start it delayed the moment
+the server answered at all (a browser saw nothing, not even the progress message) by seconds. The
+page, drawn meanwhile, says which step the start-up is at. `WORKBENCH_PRELOAD` chooses another
+moment, for measurements: "now" (before Streamlit starts) or "off" (pages load models themselves).
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -105,6 +111,48 @@ def binding_arguments(argv: Sequence[str], *, signed_in: bool, env: Mapping[str,
     return argv, NETWORK_WARNING.format(address=address, env=ALLOW_NETWORK_ENV)
 
 
+PRELOAD_ENV = "WORKBENCH_PRELOAD"
+PRELOAD_MOMENTS = ("listening", "now", "off")
+LISTEN_TIMEOUT_S = 30.0  # a server that is not up by then: start the preload all the same
+
+
+def streamlit_listening() -> bool:
+    """True once Streamlit's runtime has started (it accepts sessions from then on)."""
+    from streamlit.runtime import Runtime, RuntimeState
+
+    return Runtime.exists() and Runtime.instance().state is not RuntimeState.INITIAL
+
+
+def start_preload(moment: str, listening=streamlit_listening, timeout: float = LISTEN_TIMEOUT_S
+                  ) -> threading.Thread | None:
+    """Start the preload at `moment` (PRELOAD_MOMENTS); returns the thread that starts it, or None.
+    "listening": a small daemon thread polls `listening()` and starts the preload once it is true
+    (or after `timeout`), so Streamlit answers its first visitor before TensorFlow takes the lock."""
+    if moment not in PRELOAD_MOMENTS:
+        print(f"workbench: {PRELOAD_ENV}={moment!r} is not one of {', '.join(PRELOAD_MOMENTS)}; "
+              "using 'listening'", file=sys.stderr, flush=True)
+        moment = "listening"
+    if moment == "off":
+        return None
+    if moment == "now":
+        return preload.start()
+
+    def when_listening() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if listening():
+                    break
+            except Exception:  # noqa: BLE001 - Streamlit's internals moved: do not wait for them
+                break
+            time.sleep(0.05)
+        preload.start()
+
+    thread = threading.Thread(target=when_listening, name="preload-when-listening", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> None:
     from streamlit import config
     from streamlit.runtime.pages_manager import PagesManager
@@ -120,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     PagesManager.uses_pages_directory = False
-    preload.start()
+    start_preload(os.environ.get(PRELOAD_ENV, "listening").strip().lower())
     sys.argv = ["streamlit", "run", str(APP), *args]
     cli.main()
 

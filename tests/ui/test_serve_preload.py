@@ -1,0 +1,54 @@
+"""When `python -m ui.serve` starts the preload (issue 18): once Streamlit listens, not before (TensorFlow's
+import holds Python's lock and delayed the server's first answer); at once with "now"; never with "off"."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ui import serve
+from workbench import preload
+
+
+@pytest.fixture(autouse=True)
+def fresh_preload():
+    preload.wait()
+    preload.forget()
+    yield
+    preload.wait()
+    preload.forget()
+
+
+def test_the_preload_waits_until_streamlit_listens():
+    listening = threading.Event()
+    starter = serve.start_preload("listening", listening=listening.is_set, timeout=60)
+    assert starter is not None and starter.daemon
+    starter.join(timeout=0.5)
+    assert starter.is_alive() and not preload.status().started  # the server is not up: nothing started
+    listening.set()
+    starter.join(timeout=10)
+    assert not starter.is_alive() and preload.status().started
+    assert preload.wait(timeout=300) and preload.status().error is None
+
+
+def test_a_server_that_never_says_it_listens_gets_its_preload_after_the_timeout():
+    starter = serve.start_preload("listening", listening=lambda: False, timeout=0.3)
+    starter.join(timeout=10)
+    assert preload.status().started
+
+
+def test_now_starts_at_once_and_off_never():
+    assert serve.start_preload("off") is None and not preload.status().started
+    thread = serve.start_preload("now")
+    assert thread is preload.start() and preload.status().started
+
+
+def test_an_unknown_moment_is_reported_and_means_listening(capsys):
+    starter = serve.start_preload("sometime", listening=lambda: True)
+    starter.join(timeout=10)
+    assert preload.status().started
+    assert "WORKBENCH_PRELOAD='sometime' is not one of listening, now, off" in capsys.readouterr().err
+
+
+def test_outside_a_server_streamlit_is_not_listening():
+    assert serve.streamlit_listening() is False
