@@ -52,3 +52,25 @@ def test_an_unknown_moment_is_reported_and_means_listening(capsys):
 
 def test_outside_a_server_streamlit_is_not_listening():
     assert serve.streamlit_listening() is False
+
+
+def test_streamlit_no_longer_clears_keras_after_a_run(monkeypatch):
+    """Streamlit's clean-up after a run would reset Keras (names restart, kernels re-made)."""
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
+    first = keras.layers.Dense(2).name
+    script_runner._clean_problem_modules()  # Streamlit's own: clear_session, names start again
+    assert keras.layers.Dense(2).name == first
+    assert serve.keep_keras_state()
+    script_runner._clean_problem_modules()  # the server's: Keras keeps its state
+    assert keras.layers.Dense(2).name != first
+
+
+def test_the_forced_collection_after_each_run_is_off_unless_asked_for(monkeypatch):
+    monkeypatch.delenv("STREAMLIT_RUNNER_POST_SCRIPT_GC", raising=False)
+    assert serve.without_forced_gc(["--server.port", "1"]) == ["--server.port", "1", "--runner.postScriptGC", "false"]
+    assert serve.without_forced_gc(["--runner.postScriptGC=true"]) == ["--runner.postScriptGC=true"]
+    monkeypatch.setenv("STREAMLIT_RUNNER_POST_SCRIPT_GC", "true")
+    assert serve.without_forced_gc([]) == []
