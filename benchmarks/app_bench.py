@@ -278,7 +278,8 @@ def meets_targets(figures: dict[str, Any]) -> dict[str, bool]:
 
 # The start-up's progress message on the Explain image page ("Step 2 of 3: Loading model digits…").
 PROGRESS_TEXT = re.compile(r"^Step \d of \d: ")
-PRELOAD_LINE = re.compile(r"workbench: preloaded (\S+) (\S+) in ([\d.]+) s \(map ready after ([\d.]+) s; (.*)\)")
+PRELOAD_LINE = re.compile(r"workbench: preloaded (\S+) (\S+) in ([\d.]+) s \(map ready after ([\d.]+) s; (.*?)"
+                          r"(?:, started ([\d.]+) s after the server process)?\)")
 
 
 def progress_message(page: Any) -> Any:
@@ -294,7 +295,8 @@ def preload_figures(log: str) -> dict[str, Any] | None:
     for part in match.group(5).split(", "):  # "tensorflow 5.2 s"
         stage, seconds, _ = part.split(" ")
         stages[stage] = float(seconds)
-    return {"model": f"{match.group(1)} {match.group(2)}", "map_ready_s": float(match.group(4)),
+    began = float(match.group(6)) if match.group(6) else None
+    return {"model": f"{match.group(1)} {match.group(2)}", "started_s": began, "map_ready_s": float(match.group(4)),
             "total_s": float(match.group(3)), "stages_s": stages}
 
 

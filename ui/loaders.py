@@ -37,7 +37,8 @@ def wait_for_start_up() -> None:
     what the page waits for and what is left, instead of a blank area; once, report a failed preload.
     Waits for the map's part only: the trust figures' part runs while the map is drawn."""
     if not preload.wait_ready(0):
-        with warmup.busy():  # a visitor is waiting for a map: shap's warm-up keeps out of the way
+        # A visitor is waiting for a map: shap's warm-up and the preload's trust phase keep out of the way.
+        with warmup.busy(), preload.visitor_waiting():
             message, shown = st.empty(), None
             while not preload.wait_ready(0.2):
                 stage = preload.status().stage or "Starting the workbench…"

@@ -19,11 +19,14 @@ returns None and the page loads the model itself. No streamlit import: this is t
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -42,6 +45,9 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _ready = threading.Event()  # phase 1 over: the model (or the failure) is there, the map can be drawn
 _done = threading.Event()  # phase 2 over too: the trust figures' first-call costs are paid
+_map_shown = threading.Event()  # a page drew a map and asks for its trust figures: phase 2 may run
+_waiting = 0  # visitors' pages waiting for phase 1 (`visitor_waiting()`)
+MAP_SHOWN_TIMEOUT_S = 30.0  # a waiting visitor's page that never asks: phase 2 runs all the same
 _models: dict[tuple[str, str], LoadedModel] = {}
 _state: dict[str, object] = {}
 
@@ -81,9 +87,21 @@ def start(name: str | None = None) -> threading.Thread:
     with _lock:
         if _thread is None:
             _state["started_at"] = time.perf_counter()
+            _state["process_age"] = process_age()
             _thread = threading.Thread(target=_run, args=(name,), name="model-preload", daemon=True)
             _thread.start()
         return _thread
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), or None: when, in the server's life, the
+    preload began (after Streamlit listens, see ui/serve.py)."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return round(float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def _run(name: str | None) -> None:
@@ -94,10 +112,13 @@ def _run(name: str | None) -> None:
         _state["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         _state["ready_seconds"] = _since_start()
+        with _lock:  # counted before the page is let go, so it cannot slip out unseen
+            _state["visitor_at_ready"] = _waiting > 0
         _ready.set()  # the page draws the map now; what follows runs while it does
     try:
         if model is not None:
             _state["stage"] = TRUST_STAGE
+            _timed("waited_for_map", _let_the_map_go_first)
             _timed("trust", _warm_trust, model)
     except Exception as exc:  # the trust panel then pays these costs itself
         _state["trust_error"] = f"{type(exc).__name__}: {exc}"
@@ -106,6 +127,14 @@ def _run(name: str | None) -> None:
         _state["stage"] = ""
         _done.set()
         _log_outcome()
+
+
+def _let_the_map_go_first() -> None:
+    """With a visitor's page waiting for phase 1, phase 2 waits until that page has drawn its map
+    (`map_shown()`): both need the model's lock and the two cores, and the map is what the visitor
+    waits for. With nobody waiting, it runs at once."""
+    if _state.get("visitor_at_ready"):
+        _map_shown.wait(MAP_SHOWN_TIMEOUT_S)
 
 
 def _prepare_the_map(name: str | None) -> LoadedModel | None:
@@ -189,8 +218,10 @@ def _log_outcome() -> None:
               "pages load their models themselves", file=sys.stderr, flush=True)
     elif done.target:
         stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in done.timings)
+        age = _state.get("process_age")
+        began = f", started {age:.1f} s after the server process" if isinstance(age, float) else ""
         print(f"workbench: preloaded {done.target[0]} {done.target[1]} in {done.seconds:.1f} s "
-              f"(map ready after {done.ready_seconds:.1f} s; {stages})", file=sys.stderr, flush=True)
+              f"(map ready after {done.ready_seconds:.1f} s; {stages}{began})", file=sys.stderr, flush=True)
 
 
 def _set_stage(stage: str, step: int) -> None:
@@ -213,6 +244,24 @@ def wait(timeout: float | None = None) -> bool:
     if _thread is None:
         return True
     return _done.wait(timeout)
+
+
+@contextlib.contextmanager
+def visitor_waiting() -> Iterator[None]:
+    """Mark a page waiting for phase 1: phase 2 then lets that page's map go first."""
+    global _waiting
+    with _lock:
+        _waiting += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _waiting -= 1
+
+
+def map_shown() -> None:
+    """A page has drawn a map and is about to measure its trust figures: phase 2 may run now."""
+    _map_shown.set()
 
 
 def wait_ready(timeout: float | None = None) -> bool:
@@ -251,5 +300,6 @@ def forget() -> None:
         _thread = None
         _ready.clear()
         _done.clear()
+        _map_shown.clear()
         _models.clear()
         _state.clear()

@@ -38,7 +38,8 @@ def test_the_preloaded_model_is_kept_and_handed_out_as_the_same_object():
     status = preload.status()
     assert status.started and status.done and status.error is None and status.stage == ""
     assert status.target == (name, version) and 0 < status.ready_seconds <= status.seconds
-    assert [stage for stage, _ in status.timings] == ["tensorflow", "model", "sample", "first_map", "trust"]
+    assert [stage for stage, _ in status.timings] == ["tensorflow", "model", "sample", "first_map",
+                                                   "waited_for_map", "trust"]
     assert preload.take(name, "v999") is None  # another version was not preloaded
 
 
@@ -169,3 +170,22 @@ def test_an_image_sizes_shap_tree_is_built_in_the_background_once(monkeypatch):
     tree = shap_explainer.image_partition_tree(shape)  # what SHAP's masker asks for: already there
     assert shap_explainer.partition_tree_builds == builds + 1
     assert tree.shape == (24 * 40 * 3 - 1, 4)
+
+
+def test_with_a_visitor_waiting_the_trust_phase_waits_until_the_map_is_shown():
+    """Phase 2 needs the model's lock and the cores the visitor's map needs: it lets the map go first."""
+    with preload.visitor_waiting():  # a page waiting for phase 1, as ui/loaders.py marks it
+        preload.start()
+        assert preload.wait_ready(timeout=300)
+    assert not preload.wait(timeout=1.0)  # no map shown yet: phase 2 holds back
+    assert preload.status().stage == preload.TRUST_STAGE
+    preload.map_shown()  # the page drew its map and asks for its trust figures
+    assert preload.wait(timeout=300)
+    timings = dict(preload.status().timings)
+    assert timings["waited_for_map"] >= 1.0 and timings["trust"] > 0
+
+
+def test_with_nobody_waiting_the_trust_phase_runs_at_once():
+    preload.start()
+    assert preload.wait(timeout=300)  # nobody called map_shown()
+    assert dict(preload.status().timings)["waited_for_map"] < 1.0

@@ -153,6 +153,7 @@ def _measure(result: ExplainedInput, baseline: str) -> TrustReport:
     start-up is still paying the trust figures' first-call costs on this very map (workbench/preload.py,
     its second phase): wait for it rather than compete with it for the two cores."""
     with st.spinner(f"Can I trust this {result.explanation.method} map? measuring…"):
+        preload.map_shown()  # the map is on screen: the start-up's trust phase may run now
         preload.wait()
         with warmup.busy():
             return result.trust(baseline)
