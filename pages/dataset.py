@@ -20,10 +20,7 @@ result = dataset_view.metrics(outputs, dataset)
 dw.metrics_block(result, outputs)
 
 st.subheader("Confusion matrix")
-truth, predicted = dw.confusion_matrix(result, dataset)
-cell = dataset_view.cell_examples(outputs, dataset, truth, predicted)
-dw.example_list(dataset, outputs, cell, f"Truth {dataset.classes[truth]}, predicted {dataset.classes[predicted]}",
-                key="cell")
+dw.confusion_section(result, dataset, outputs)
 
 st.subheader("Embedding map")
 dw.embedding_map(model, dataset, outputs)

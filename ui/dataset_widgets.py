@@ -30,6 +30,9 @@ PRED_KEY = "dataset_cell_pred"
 EXAMPLE_KEY = "dataset_example_index"
 COLOUR_KEY = "dataset_colour_by"
 CONTEXT_KEY = "dataset_view_context"
+# Set when an example is opened from the cell's list: that list lives in a fragment, so the
+# fragment then asks for a full run to draw the example panel below it.
+OPEN_PENDING_KEY = "dataset_open_pending"
 CONFUSION_CHART = "dataset_confusion_chart"
 EMBEDDING_CHART = "dataset_embedding_chart"
 SLICES_TABLE = "dataset_slices_table"
@@ -99,7 +102,8 @@ def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
 
 
 def reset_on_change(dataset: Dataset) -> None:
-    """A new dataset or split: forget the selected example and cell."""
+    """A new dataset or split: forget the selected example and cell. (Runs on full runs only.)"""
+    st.session_state.pop(OPEN_PENDING_KEY, None)  # a full run draws the opened example anyway
     context = (dataset.name, dataset.split)
     if st.session_state.get(CONTEXT_KEY) != context:
         st.session_state[CONTEXT_KEY] = context
@@ -163,6 +167,12 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
     return figure
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _cached_confusion_figure(confusion: tuple[tuple[int, ...], ...], classes: tuple[str, ...]) -> go.Figure:
+    """Built once per matrix: every cell click redraws the chart, and plotly's build is ~0.1 s of it."""
+    return confusion_figure([list(row) for row in confusion], list(classes))
+
+
 def _on_cell_click(classes: list[str]) -> None:
     points = _selected_points(CONFUSION_CHART)
     if points:
@@ -185,7 +195,7 @@ def confusion_matrix(result: dict[str, Any], dataset: Dataset) -> tuple[int, int
     worst = dataset_view.worst_cell(result["confusion"]) or (0, 0)
     st.session_state.setdefault(TRUTH_KEY, classes[worst[0]])
     st.session_state.setdefault(PRED_KEY, classes[worst[1]])
-    st.plotly_chart(confusion_figure(result["confusion"], classes), key=CONFUSION_CHART,
+    st.plotly_chart(_cached_confusion_figure(tuple(map(tuple, result["confusion"])), tuple(classes)), key=CONFUSION_CHART,
                     on_select=functools.partial(_on_cell_click, classes), selection_mode="points", width="stretch")
     st.caption("Rows are the true class, columns the prediction; colour is the share of the row. "
                "Click a cell (or choose it below) to list its examples.")
@@ -197,6 +207,23 @@ def confusion_matrix(result: dict[str, Any], dataset: Dataset) -> tuple[int, int
 
 def _open_example(index: int) -> None:
     st.session_state[EXAMPLE_KEY] = int(index)
+    st.session_state[OPEN_PENDING_KEY] = True
+
+
+@st.fragment
+def confusion_section(result: dict[str, Any], dataset: Dataset, outputs_: dataset_view.DatasetOutputs) -> None:
+    """The matrix, the cell selectors and the cell's examples, as one fragment.
+
+    A cell click (or a typed cell) reruns only this part: the map, the example's explanation,
+    the slices and the report below are not redrawn, which keeps the click well under a second
+    on a large split. Opening an example from the list asks for a full run (the panel is outside).
+    """
+    truth, predicted = confusion_matrix(result, dataset)
+    cell = dataset_view.cell_examples(outputs_, dataset, truth, predicted)
+    example_list(dataset, outputs_, cell, f"Truth {dataset.classes[truth]}, predicted {dataset.classes[predicted]}",
+                 key="cell")
+    if st.session_state.pop(OPEN_PENDING_KEY, False):
+        st.rerun()
 
 
 def example_list(dataset: Dataset, outputs_: dataset_view.DatasetOutputs, indices: np.ndarray,

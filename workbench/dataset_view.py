@@ -94,6 +94,11 @@ def _scale_size(name: str) -> int | None:
     return scale.size_of(name) if name in scale_names() else None
 
 
+def scale_split(n: int) -> Dataset:
+    """The lazily drawn scale set of `n` shapes (offered on the page or not): for benchmarks and tests."""
+    return scale.scale_shapes(n)
+
+
 def split_names(name: str) -> tuple[str, ...]:
     """The dataset's splits: `datasets.splits` (a scale set has one, "test")."""
     if _scale_size(name) is not None:
@@ -175,6 +180,15 @@ def cache_key(model: Any, dataset: Dataset) -> str:
     parts = [CACHE_VERSION, model.name, model.version, model.info.lineage.sha256 or "",
              dataset.name, dataset.split, content]
     return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def drop_cached(model: Any, dataset: Dataset) -> bool:
+    """Delete the stored entry of (model version, split) if there is one; True if one was there."""
+    found = False
+    for path in dataset_store.paths(cache_dir(), cache_key(model, dataset)):
+        found |= path.is_file()
+        path.unlink(missing_ok=True)
+    return found
 
 
 def check_compatible(model: Any, dataset: Dataset) -> None:
@@ -355,16 +369,17 @@ def worst_cell(confusion: Sequence[Sequence[int]]) -> tuple[int, int] | None:
     return int(true_index), int(predicted_index)
 
 
-def map_sample(y_true: np.ndarray, y_pred: np.ndarray, cap: int = MAP_POINTS, seed: int = 0) -> np.ndarray:
+def map_sample(y_true: np.ndarray, y_pred: np.ndarray, cap: int | None = None, seed: int = 0) -> np.ndarray:
     """Which examples the map draws (sorted dataset indices): all of them up to `cap`, else a sample.
 
-    The sample keeps every mistake (they are what the map is looked at for) and fills the rest
+    `cap` defaults to `MAP_POINTS` (read at call time). The sample keeps every mistake (they are what the map is looked at for) and fills the rest
     with correct examples, stratified by true class (each class keeps its share of the correct
     ones, largest remainders first). If the mistakes alone exceed `cap` they are sampled the same
     way, by true class. Within a class the examples are taken in one fixed random order (`seed`),
-    so the same inputs always give the same points, and a bigger cap draws a superset.
+    so the same inputs always give the same points.
     """
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    cap = MAP_POINTS if cap is None else int(cap)
     n = len(y_true)
     if n <= cap:
         return np.arange(n)

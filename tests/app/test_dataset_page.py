@@ -1,4 +1,7 @@
 """AppTest of the Dataset page: metrics, confusion cell listing, example viewer, slices, text models."""
+import base64
+import json
+
 import numpy as np
 import pytest
 
@@ -6,6 +9,13 @@ from tests.app.conftest import start_app
 from ui import dataset_widgets as dw
 
 PAGE = "pages/dataset.py"
+
+
+def _length(values) -> int:
+    """Points in a plotly JSON array: a list, or plotly's typed array ({"dtype", "bdata" in base64})."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values)
 
 
 def _markdown(at):
@@ -96,3 +106,29 @@ def test_embedding_figure_uses_webgl_and_dataset_indices():
     assert list(by_correct.data[1].customdata) == [1]
     by_score = dw.embedding_figure(frame, "queue", np.array([0.1, 0.9, 0.2]))
     assert len(by_score.data) == 1 and list(by_score.data[0].marker.color) == [0.1, 0.9, 0.2]
+
+
+def test_a_scale_set_draws_a_sample_and_lists_a_cell_from_the_store(monkeypatch):
+    # A small lazily drawn scale set stands in for shapes-100k: the map's cap and the review queue's
+    # limit are lowered so this split is "large" for both.
+    from workbench import dataset_view
+
+    monkeypatch.setenv(dataset_view.SCALE_SIZES_ENV, "240")
+    monkeypatch.setattr(dataset_view, "MAP_POINTS", 100)
+    monkeypatch.setattr(dataset_view, "QUEUE_LIMIT", 200)
+    at = start_app(PAGE, any_model="shapes", **{dw.DATASET_KEY: "shapes-240"})
+    assert not at.exception, at.exception
+    assert at.selectbox(key=dw.DATASET_KEY).value == "shapes-240"
+    assert {m.label: m.value for m in at.metric}["Examples"] == "240"
+    captions = " ".join(c.value for c in at.caption)
+    assert "Drawing 100 of 240 points" in captions, captions
+    figure = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert {trace["type"] for trace in figure["data"]} == {"scattergl"}
+    assert sum(_length(trace["x"]) for trace in figure["data"]) == 100
+    assert "queue" not in at.radio(key=dw.COLOUR_KEY).options
+    at.selectbox(key=dw.TRUTH_KEY).set_value("star")
+    at.selectbox(key=dw.PRED_KEY).set_value("star").run()
+    assert not at.exception
+    assert "Truth star, predicted star" in _markdown(at)
+    thumbnails = [c for element in at.get("image") for c in element.captions if c.startswith("shapes-240-")]
+    assert thumbnails and all(c.endswith(" star") for c in thumbnails), thumbnails

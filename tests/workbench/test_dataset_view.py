@@ -363,9 +363,10 @@ def test_map_sample_keeps_every_mistake_and_each_class_share():
     shares = np.bincount(y[correct], minlength=4) / len(correct)
     expected = np.bincount(y[~wrong], minlength=4) / (~wrong).sum()
     np.testing.assert_allclose(shares, expected, atol=2 / len(correct))
-    # Deterministic, and a bigger cap draws a superset.
+    # Deterministic; another seed, another sample of the correct ones (the mistakes stay).
     np.testing.assert_array_equal(dv.map_sample(y, predicted, cap=2_000), chosen)
-    assert set(chosen) <= set(dv.map_sample(y, predicted, cap=3_000))
+    other = dv.map_sample(y, predicted, cap=2_000, seed=1)
+    assert len(other) == 2_000 and set(np.flatnonzero(wrong)) <= set(other) and set(other) != set(chosen)
     # Small enough: everything. Mistakes alone over the cap: a stratified sample of them.
     np.testing.assert_array_equal(dv.map_sample(y[:50], predicted[:50], cap=100), np.arange(50))
     few = dv.map_sample(y, predicted, cap=100)
