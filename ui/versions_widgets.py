@@ -404,6 +404,51 @@ def evidence_pairs(name: str, old: str, new: str) -> None:
                                 f"{version}: P({label}) = {probability:.1%} · {explanation.method}")
 
 
+@st.cache_data(max_entries=8, show_spinner="Measuring where each version looks inside the marked regions…")
+def _reason_effect(name: str, old: str, new: str, old_sha: str | None, new_sha: str | None, marks_key: int) -> Any:
+    """Cached per version pair (by file hash) and the newest reason event, so a new mark recomputes."""
+    from labels import Ledger
+    from workbench import datasets, reason_effect
+    from workbench.retrain import training_split
+
+    manifest = store.manifest(name, new)
+    dataset = manifest.dataset
+    test = loaders.dataset(dataset, "test")
+    nocue = loaders.dataset(dataset, reason_effect.NOCUE_SPLIT) \
+        if reason_effect.NOCUE_SPLIT in datasets.splits(dataset) else None
+    return reason_effect.reason_effect(loaders.model(name, old), loaders.model(name, new),
+                                       loaders.dataset(dataset, training_split(manifest)), test, nocue, Ledger())
+
+
+def reason_effect_section(name: str, old: str, new: str) -> None:
+    """Issue 17: attribution inside "not a reason" regions and on a held-out cue, before and after, with accuracy."""
+    from labels import Ledger
+
+    dataset = store.manifest(name, new).dataset
+    if not dataset:
+        st.caption("This model does not record its dataset, so its reason marks cannot be found.")
+        return
+    history = Ledger().reason_history(dataset)
+    effect = _reason_effect(name, old, new, store.manifest(name, old).lineage.sha256,
+                            store.manifest(name, new).lineage.sha256, history[0].id if history else 0)
+    if effect.note:
+        st.caption(effect.note)
+    if effect.groups:
+        st.dataframe(pd.DataFrame([{
+            "examples": group.group, "n": group.n,
+            "region's share of the image": f"{group.area_share:.1%}",
+            f"Grad-CAM share inside, {old}": f"{group.share_old:.1%}",
+            f"Grad-CAM share inside, {new}": f"{group.share_new:.1%}",
+        } for group in effect.groups]), hide_index=True, width="stretch")
+        st.caption("Share of the positive Grad-CAM mass (for each example's label) inside the marked boxes or the "
+                   "planted cue. A map that ignored the region would put about the region's own share there; "
+                   "lower after retraining means the new version relies on it less.")
+    if effect.groups or len(effect.accuracy) > 1:
+        st.dataframe(pd.DataFrame([{"accuracy on": split, old: f"{before:.1%}", new: f"{after:.1%}"}
+                                   for split, (before, after) in effect.accuracy.items()]),
+                     hide_index=True, width="stretch")
+
+
 def version_report_button(name: str, old: str, new: str) -> None:
     """The comparison as one HTML report: both versions' facts, the metrics side by side, the
     correction notes annotators left."""
