@@ -29,11 +29,11 @@ def generate_images(folder: Path, n: int, seed: int = 20_001) -> Path:
     """`n` 64 x 64 PNGs from the shapes generator (deterministic, classes balanced), one file per input."""
     from PIL import Image
 
-    from sample_data import shapes
+    from workbench import datasets
 
     folder.mkdir(parents=True, exist_ok=True)
     for start in range(0, n, 1000):  # in chunks: 20,000 images at once would be 250 MB for nothing
-        images, _, _ = shapes.generate_shapes(min(1000, n - start), seed, start=start)
+        images = datasets.generated_shapes(min(1000, n - start), seed, start=start)
         for offset, image in enumerate(images):
             Image.fromarray(image).save(folder / f"img{start + offset:06d}.png", compress_level=1)
     return folder

@@ -141,3 +141,11 @@ def _load_imported(folder: str, name: str, split: str, import_id: str) -> Datase
         ids = tuple(str(i) for i in data["ids"])
     y.setflags(write=False)
     return Dataset(name=name, split=split, modality=modality_, classes=class_names, ids=ids, x=x, y=y)
+
+
+def generated_shapes(n: int, seed: int, start: int = 0) -> np.ndarray:
+    """`n` freshly drawn 64 x 64 shapes (uint8, classes balanced; deterministic per seed and start), for benchmarks."""
+    from sample_data import shapes
+
+    images, _, _ = shapes.generate_shapes(n, seed, start=start)
+    return images
