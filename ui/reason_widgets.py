@@ -69,7 +69,10 @@ def reason_panel(model: Any, model_input: Any, dataset: str, example_id: str, an
         _image_marking(model_input, marks, context, locked)
     else:
         _text_marking(str(model_input), marks, context, locked)
-    st.button("Undo last mark", key=key("reason_undo", example_id), disabled=locked or not marks,
+
+
+def _undo_button(marks: list[reasons.ReasonMark], context: dict[str, Any], locked: bool) -> None:
+    st.button("Undo last mark", key=key("reason_undo", context["example_id"]), disabled=locked or not marks,
               on_click=_undo, args=(context,), help="Remove the newest mark on this example.")
 
 
@@ -83,7 +86,9 @@ def _image_marking(image: Any, marks: list[reasons.ReasonMark], context: dict[st
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.caption("Drag a box on the picture (box select), then save it.")
-        event = st.plotly_chart(marking_figure(image, marks), key=key("reason_plot", example_id),
+        # Keyed by the latest reason event too: after a save or an undo the chart is new, so a selection
+        # already saved cannot be saved twice by a second click.
+        event = st.plotly_chart(marking_figure(image, marks), key=key("reason_plot", f"{example_id}:{context['seen']}"),
                                 on_select="rerun", selection_mode="box", width="content",
                                 config={"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]})
         boxes = selected_boxes(event, height, width)
@@ -102,6 +107,7 @@ def _image_marking(image: Any, marks: list[reasons.ReasonMark], context: dict[st
         st.button("Save box", key=key("reason_save_box", example_id), disabled=locked,
                   on_click=_save, args=({**context, "numbers": True},))
         _list_marks(marks, None)
+        _undo_button(marks, context, locked)
 
 
 def marking_figure(image: Any, marks: list[reasons.ReasonMark]) -> go.Figure:
@@ -151,11 +157,12 @@ def _text_marking(text: str, marks: list[reasons.ReasonMark], context: dict[str,
     example_id = context["example_id"]
     st.multiselect("Words to mark", list(range(min(len(tokens), reasons.MAX_WORDS))),
                    format_func=lambda i: f"{tokens[i]}  ·  word {i + 1}", key=key("reason_words", example_id),
-                   disabled=locked, placeholder="Pick the words",
+                   disabled=locked, placeholder="Pick the words", select_all=False,  # marking every word says nothing
                    help="Each word of the text, in order (numbered, so repeated words stay apart).")
     st.button("Save words", key=key("reason_save_words", example_id), type="primary", disabled=locked,
               on_click=_save, args=({**context, "words_from_widget": True},))
     _list_marks(marks, tokens)
+    _undo_button(marks, context, locked)
 
 
 def _list_marks(marks: list[reasons.ReasonMark], tokens: list[str] | None) -> None:
