@@ -119,14 +119,16 @@ def metrics_block(result: dict[str, Any], outputs_: dataset_view.DatasetOutputs)
     a, b, c, d = st.columns(4)
     a.metric("Accuracy", f"{result['accuracy']:.1%}")
     b.metric("Examples", f"{result['n']:,}")
-    c.metric("Mistakes", f"{int(round((1 - result['accuracy']) * result['n'])):,}")
+    # Counted, not derived from the rounded accuracy (at 100,000 examples that is off by a few).
+    confusion = np.asarray(result["confusion"], dtype=int)
+    c.metric("Mistakes", f"{int(confusion.sum() - np.trace(confusion)) if confusion.size else 0:,}")
     d.metric("Mean confidence", f"{float(outputs_.confidence.mean()):.1%}" if result["n"] else "–")
     st.dataframe(dataset_view.per_class_table(result), hide_index=True, width="stretch",
                  column_config={
                      "precision": st.column_config.ProgressColumn("Precision", format="percent", min_value=0, max_value=1),
                      "recall": st.column_config.ProgressColumn("Recall", format="percent", min_value=0, max_value=1),
                      "f1": st.column_config.NumberColumn("F1", format="%.3f"),
-                     "support": st.column_config.NumberColumn("Examples"),
+                     "support": st.column_config.NumberColumn("Examples", format="localized"),
                  })
     source = "the disk cache" if outputs_.from_cache else "a fresh pass"
     st.caption(f"{outputs_.model_name} {outputs_.model_version} on {outputs_.dataset} / {outputs_.split}; "
@@ -150,7 +152,7 @@ def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figur
             data.append([t, p])
             hover.append(f"truth {classes[t]}, predicted {classes[p]}: {matrix[t, p]:,} ({share[t, p]:.1%} of the row)")
     figure = go.Figure()
-    figure.add_trace(go.Heatmap(z=share, x=classes, y=classes, text=matrix, texttemplate="%{text}",
+    figure.add_trace(go.Heatmap(z=share, x=classes, y=classes, text=matrix, texttemplate="%{text:,}",
                                 colorscale="Blues", zmin=0, zmax=1, hoverinfo="skip", showscale=False))
     figure.add_trace(go.Scatter(
         x=xs, y=ys, customdata=data, mode="markers", hovertext=hover, hoverinfo="text", showlegend=False,
