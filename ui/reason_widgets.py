@@ -182,6 +182,21 @@ def _list_marks(marks: list[reasons.ReasonMark], tokens: list[str] | None) -> No
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
+def history(ledger: Ledger, dataset: str, example_id: str) -> None:
+    """Every reason event of the example, newest first (marks, undos, imports), for the History panel."""
+    events = ledger.reason_history(dataset, example_id)
+    if not events:
+        return
+    st.caption("Reason marks")
+    st.dataframe(pd.DataFrame([{
+        "when (UTC)": event.created_at.strftime("%Y-%m-%d %H:%M:%S"), "who": event.annotator,
+        "e-mail": event.actor_email or "", "role": event.actor_role or "", "action": event.action,
+        "mark": reasons.KIND_TITLES.get(event.kind or "", "") if event.action != "undo" else f"removes #{event.supersedes}",
+        "boxes": "; ".join(str(box) for box in event.boxes), "words": ", ".join(str(w) for w in event.words),
+        "event": event.id,
+    } for event in events]), hide_index=True)
+
+
 # --- callbacks (run before the next script run, with the example fixed at render time) ------------
 
 

@@ -174,6 +174,7 @@ def review_one(model: Any, dataset: Any, result: AuditResult, ledger: Ledger, la
         _decision_buttons(result, row, context, annotator)
     with st.expander("History of this example"):
         _history(ledger, result.dataset, row["example_id"])
+        reason_widgets.history(ledger, result.dataset, row["example_id"])
 
 
 def _current_row(result: AuditResult, full: pd.DataFrame) -> dict[str, Any] | None:

@@ -54,6 +54,8 @@ def test_mark_words_of_a_text_example_then_undo(workspace):
     at.button(key=key("reason_undo", shown)).click().run()
     assert shown not in current_reason_marks(Ledger(), "headlines")
     assert _mark_table(at) == [] and at.button(key=key("reason_undo", shown)).disabled
+    audit = next(f.value for f in at.dataframe if "mark" in f.value.columns and "action" in f.value.columns)
+    assert list(audit["action"]) == ["undo", "undo", "mark", "mark"]  # the History panel keeps every event
     assert [e.action for e in Ledger().reason_history("headlines", shown)] == ["undo", "undo", "mark", "mark"]
 
 
