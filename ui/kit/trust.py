@@ -23,6 +23,7 @@ from foundation.types import Modality
 from workbench import preload, warmup
 from workbench.explaining import SANITY_THRESHOLD, ExplainedInput, SanityCascade, TrustReport
 
+START_UP_WAIT_S = 120.0
 _LEVEL_ICON = {"good": "✅", "mixed": "🟡", "poor": "⚠️", "warning": "🚩"}
 SANITY_HELP = ("Scramble the model's weighted layers one at a time from the top (the output layer) down and "
                "explain again each time, with the same settings, class and seed (Adebayo et al. 2018). A map of "
@@ -154,7 +155,7 @@ def _measure(result: ExplainedInput, baseline: str) -> TrustReport:
     its second phase): wait for it rather than compete with it for the two cores."""
     with st.spinner(f"Can I trust this {result.explanation.method} map? measuring…"):
         preload.map_shown()  # the map is on screen: the start-up's trust phase may run now
-        preload.wait()
+        preload.wait(START_UP_WAIT_S)  # a start-up stuck beyond that: measure here all the same
         with warmup.busy():
             return result.trust(baseline)
 
