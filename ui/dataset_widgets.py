@@ -81,17 +81,38 @@ def _memory() -> tuple[dict, threading.Lock]:
 
 
 def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
-    """Predictions and the 2-D map: from memory, else the disk cache, else computed (with a progress bar)."""
+    """Predictions and the 2-D map: from memory, else the disk cache, else computed (with a progress bar).
+
+    A split of more than `dataset_view.BACKGROUND_FROM` examples is computed by a background job
+    (`dataset_view.outputs_job`): this run shows its progress and stops; the page reruns itself
+    when the job is done. Smaller splits are computed here, in a few seconds.
+    """
     key = (model.name, model.version, model.info.lineage.sha256, dataset.name, dataset.split, len(dataset))
     store, lock = _memory()
     with lock:
         found = store.get(key)
     if found is not None:
         return found
-    bar = st.progress(0.0, text=f"Reading the cache of {len(dataset):,} examples…")
-    result = dataset_view.dataset_outputs(
-        model, dataset, progress=lambda message, f: bar.progress(float(min(max(f, 0.0), 1.0)), text=message))
-    bar.empty()
+    if len(dataset) > dataset_view.BACKGROUND_FROM:
+        result = dataset_view.cached_outputs(model, dataset)
+        if result is None:
+            job = dataset_view.outputs_job(model, dataset)
+            if not job.done:
+                st.info(f"Running {model.name} {model.version} over the {len(dataset):,} examples of "
+                        f"{dataset.name} / {dataset.split} once; the results are stored and every later open "
+                        "reads them. This keeps running if you leave the page.")
+                _job_progress(job)
+                st.stop()
+            dataset_view.collect_job(model, dataset)
+            if job.error is not None:
+                st.error(f"Computing the predictions failed: {job.error}")
+                st.stop()
+            result = job.result
+    else:
+        bar = st.progress(0.0, text=f"Reading the cache of {len(dataset):,} examples…")
+        result = dataset_view.dataset_outputs(
+            model, dataset, progress=lambda message, f: bar.progress(float(min(max(f, 0.0), 1.0)), text=message))
+        bar.empty()
     with lock:
         store[key] = result
         while len(store) > 12:
@@ -99,6 +120,13 @@ def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
     if not result.from_cache:
         st.toast(f"Computed {len(dataset):,} predictions and embeddings in {result.seconds:.1f} s; cached on disk.")
     return result
+
+
+@st.fragment(run_every=1.0)
+def _job_progress(job: dataset_view.OutputsJob) -> None:
+    if job.done:
+        st.rerun()  # the whole page, now from the stored results
+    st.progress(job.fraction, text=job.message)
 
 
 def reset_on_change(dataset: Dataset) -> None:

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ SCALE_SIZES_ENV = "WORKBENCH_SCALE_SIZES"
 # The map draws at most this many points (all mistakes first); WebGL stays smooth and the
 # page's message to the browser stays around a megabyte.
 MAP_POINTS = 20_000
+# Splits larger than this are computed by a background job (`outputs_job`) rather than in the
+# page's script run, which any click would stop (20,000 take half a minute on 2 quiet cores).
+BACKGROUND_FROM = 20_000
 # The review-queue colouring cross-validates a head over every example's features: beyond this
 # many examples it would be a second batch job, so it is not offered.
 QUEUE_LIMIT = 25_000
@@ -213,6 +217,73 @@ def dataset_outputs(model: Any, dataset: Dataset, *, use_cache: bool = True,
     if use_cache:
         outputs = _write_cache(key, outputs, dataset)
     return outputs
+
+
+def cached_outputs(model: Any, dataset: Dataset) -> DatasetOutputs | None:
+    """The stored outputs if the entry exists and reads back; never computes."""
+    check_compatible(model, dataset)
+    return _read_cache(cache_key(model, dataset), len(dataset))
+
+
+class OutputsJob:
+    """`dataset_outputs` in a background thread, with its latest progress; one per cache key.
+
+    The Dataset page starts one for a large split instead of computing inside its script run:
+    a script run is stopped by any click or by leaving the page, which would throw away minutes
+    of work; the thread finishes (and stores the entry) whatever the page does, and every
+    session that opens the same split meanwhile watches the same job.
+    """
+
+    def __init__(self, model: Any, dataset: Dataset) -> None:
+        self.n = len(dataset)
+        self.message, self.fraction = "starting", 0.0
+        self.result: DatasetOutputs | None = None
+        self.error: BaseException | None = None
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, args=(model, dataset), daemon=True,
+                                        name=f"dataset-outputs-{dataset.name}-{dataset.split}")
+        self._thread.start()
+
+    def _run(self, model: Any, dataset: Dataset) -> None:
+        try:
+            self.result = dataset_outputs(model, dataset, progress=self._report)
+        except BaseException as exc:  # noqa: BLE001 - reported to the page, which shows it
+            self.error = exc
+
+    def _report(self, message: str, fraction: float) -> None:
+        self.message, self.fraction = message, float(min(max(fraction, 0.0), 1.0))
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+
+_JOBS: dict[str, OutputsJob] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def outputs_job(model: Any, dataset: Dataset) -> OutputsJob:
+    """The running (or finished, not yet collected) job for this model version and split; started if none."""
+    check_compatible(model, dataset)
+    key = cache_key(model, dataset)
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is None:
+            job = _JOBS[key] = OutputsJob(model, dataset)
+        return job
+
+
+def collect_job(model: Any, dataset: Dataset) -> None:
+    """Forget a finished job (its result is now on disk and in the page's memory; a failed one may be retried)."""
+    key = cache_key(model, dataset)
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is not None and job.done:
+            del _JOBS[key]
 
 
 def _compute(model: Any, dataset: Dataset, report: Progress) -> DatasetOutputs:

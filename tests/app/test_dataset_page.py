@@ -132,3 +132,22 @@ def test_a_scale_set_draws_a_sample_and_lists_a_cell_from_the_store(monkeypatch)
     assert "Truth star, predicted star" in _markdown(at)
     thumbnails = [c for element in at.get("image") for c in element.captions if c.startswith("shapes-240-")]
     assert thumbnails and all(c.endswith(" star") for c in thumbnails), thumbnails
+
+
+def test_a_large_split_is_computed_in_the_background(monkeypatch):
+    import time
+
+    from workbench import dataset_view
+
+    monkeypatch.setenv(dataset_view.SCALE_SIZES_ENV, "160")
+    monkeypatch.setattr(dataset_view, "BACKGROUND_FROM", 100)
+    at = start_app(PAGE, any_model="shapes", **{dw.DATASET_KEY: "shapes-160"})
+    assert not at.exception, at.exception
+    assert any("keeps running if you leave the page" in info.value for info in at.info)
+    assert not at.metric  # the run stopped: nothing below is drawn until the job is done
+    deadline = time.monotonic() + 120
+    while not at.metric and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Examples"] == "160"

@@ -432,3 +432,30 @@ def test_a_scale_set_is_cached_by_its_fingerprint(workspace, monkeypatch):
     other_seed = scale.LazyShapes(40, seed=1)
     assert dv.cache_key(model, dataset) != dv.cache_key(model, dataclasses.replace(dataset, x=other_seed))
     assert dv.dataset_outputs(model, dataset).from_cache
+
+
+def test_a_background_job_computes_once_and_stores(workspace):
+    model = tiny_models.loaded_image_model()
+    dataset = _tiny_dataset(n=50)
+    assert dv.cached_outputs(model, dataset) is None
+    before = dv.COMPUTE_COUNT
+    job = dv.outputs_job(model, dataset)
+    assert dv.outputs_job(model, dataset) is job  # a second session watches the same job
+    assert job.wait(60) and job.error is None and job.fraction == 1.0
+    assert job.result.probabilities.shape == (50, 3) and dv.COMPUTE_COUNT == before + 1
+    stored = dv.cached_outputs(model, dataset)
+    assert stored is not None and stored.from_cache
+    np.testing.assert_array_equal(stored.predicted, job.result.predicted)
+    dv.collect_job(model, dataset)
+    again = dv.outputs_job(model, dataset)  # collected: a new request starts a new job...
+    assert again is not job and again.wait(60)
+    assert again.result.from_cache and dv.COMPUTE_COUNT == before + 1  # ... which finds the stored entry
+    dv.collect_job(model, dataset)
+
+
+def test_a_failing_background_job_reports_its_error(workspace):
+    model = tiny_models.loaded_image_model()
+    broken = dataclasses.replace(_tiny_dataset(n=10), x=np.zeros((3, 8, 8, 3), np.uint8))  # 10 ids, 3 images
+    job = dv.outputs_job(model, broken)
+    assert job.wait(60) and job.result is None and job.error is not None
+    dv.collect_job(model, broken)
