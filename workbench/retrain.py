@@ -18,6 +18,7 @@ from foundation import access
 from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from models import store, training
+from models.reason_training import ReasonConfig, reason_fine_tune
 from models.manifest import Corrections, Lineage, Manifest, Metrics, Training
 from workbench import datasets, snapshots
 DEFAULT_TRAIN_SPLIT = "train"
@@ -103,11 +104,15 @@ def retrain(
     log: Callable[[str], None] = lambda _: None,
     publishing: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
     actor: Identity | None = None,
+    reason: ReasonConfig | None = None,
 ) -> RetrainResult:
     """Fine-tune `parent` (default: the current version) on the corrected data; publish a candidate.
 
     `config` defaults to the parent's own recorded recipe (`recipe_config`). `publishing` wraps the final write, so a job can defer cancellation until the new
-    version is either fully there or not there at all. Raises AccessDenied unless `actor` (default:
+    version is either fully there or not there at all. When the ledger holds "not a reason" marks
+    on examples of the training data, the fine-tuning is the reason-corrected one
+    (`models.reason_training`, settings `reason`, default: the parent's recorded ones, else
+    `ReasonConfig()`), and the manifest's training entry records them. Raises AccessDenied unless `actor` (default:
     the local operator; a job passes whoever started it) is a maintainer.
     """
     access.acting(actor, access.RETRAIN)
@@ -137,8 +142,19 @@ def retrain(
     loaded = store.load(name, parent)  # verifies the parent's sha256
     model = loaded.keras_model
     before = evaluate_all(model, dataset, config.pixel_scale, loaded.io)
-    log(f"{name} {parent}: test accuracy {before['test']['accuracy']:.4f}; fine-tuning ...")
-    training.fine_tune(model, train, datasets.load(dataset, "val"), config, callbacks, io=loaded.io)
+    marks = reason_marks(ledger or Ledger(), train)
+    recipe, recorded = "fine_tune", training.config_dict(config)
+    if marks:
+        reason = reason or recorded_reason(parent_manifest)
+        log(f"{name} {parent}: test accuracy {before['test']['accuracy']:.4f}; {len(marks)} examples marked "
+            f"'not a reason': reason-corrected fine-tuning (penalty {reason.penalty}) ...")
+        _reason_fine_tune(model, train, marks, loaded.io, reason, log)
+        recipe = "reason_fine_tune"
+        recorded = {**recorded, "reason": {**reason.to_dict(), "marked_examples": len(marks),
+                                           "reason_event_id": _newest_reason_event(ledger or Ledger(), dataset)}}
+    else:
+        log(f"{name} {parent}: test accuracy {before['test']['accuracy']:.4f}; fine-tuning ...")
+        training.fine_tune(model, train, datasets.load(dataset, "val"), config, callbacks, io=loaded.io)
     after = evaluate_all(model, dataset, config.pixel_scale, loaded.io)
     log(f"fine-tuned: test accuracy {after['test']['accuracy']:.4f}")
 
@@ -158,7 +174,7 @@ def retrain(
         ),
         metrics=Metrics.from_dict(after),
         parent_metrics=Metrics.from_dict(before, path="parent_metrics"),
-        training=Training(recipe="fine_tune", config=training.config_dict(config), seconds=seconds,
+        training=Training(recipe=recipe, config=recorded, seconds=seconds,
                           command=f"workbench retrain --model {name}"),
         created_by=created_by,
         created_at=store.now_iso(),
@@ -173,6 +189,54 @@ def retrain(
         data_snapshot_hash=snapshot.hash, before=before["test"], after=after["test"], seconds=seconds,
         manifest=published.info,
     )
+
+
+def reason_marks(ledger: Any, train: Any) -> dict[int, Any]:
+    """Row index in `train` -> its "not a reason" marks merged: a bool H x W mask (images) or a
+    tuple of word indices (texts). Rows without such marks are absent; "the reason" marks are not
+    used for training (the penalty only says where the model should not look)."""
+    from foundation.types import Modality
+    from labels.reasons import NOT_REASON, box_mask, current_reason_marks
+
+    by_id = current_reason_marks(ledger, train.name)
+    merged: dict[int, Any] = {}
+    for row, example_id in enumerate(train.ids):
+        not_reason = [m for m in by_id.get(str(example_id), []) if m.kind == NOT_REASON]
+        if not not_reason:
+            continue
+        if train.modality is Modality.TEXT:
+            words = tuple(sorted({int(w) for m in not_reason for w in m.words}))
+            if words:
+                merged[row] = words
+        else:
+            height, width = train.x[row].shape[:2]
+            mask = box_mask([box for m in not_reason for box in m.boxes], height, width)
+            if mask.any():
+                merged[row] = mask
+    return merged
+
+
+def recorded_reason(manifest: Manifest | None) -> ReasonConfig:
+    """The reason settings a version recorded (so a retrain repeats them); the defaults otherwise."""
+    config = (manifest.training.config if manifest is not None and manifest.training else None) or {}
+    recorded = config.get("reason") or {}
+    known = {f.name for f in fields(ReasonConfig)}
+    return replace(ReasonConfig(), **{k: v for k, v in recorded.items() if k in known})
+
+
+def _newest_reason_event(ledger: Any, dataset: str) -> int | None:
+    history = ledger.reason_history(dataset)
+    return history[0].id if history else None
+
+
+def _reason_fine_tune(model: Any, train: Any, marks: dict[int, Any], io: Any, reason: ReasonConfig,
+                      log: Callable[[str], None]) -> None:
+    from foundation.types import Modality
+
+    text = train.modality is Modality.TEXT
+    per_row = [marks.get(row, () if text else None) for row in range(len(train))]
+    x = list(train.x) if text else train.x
+    reason_fine_tune(model, x, train.y, per_row, io, reason, log=log)
 
 
 def pending_corrections(name: str, ledger: Any = None) -> dict[str, Any]:
