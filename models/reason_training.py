@@ -50,6 +50,9 @@ class ReasonConfig:
     counterfactual: bool = True  # add a copy of each marked example with the marked part removed
     # Each marked example (and its counterfactual copy) is seen this many times per epoch.
     mark_repeats: int = 1
+    # Each counterfactual copy alone is seen this many times per epoch (on top of mark_repeats):
+    # the copies are the few examples that show the class without the shortcut.
+    counterfactual_repeats: int = 1
     # Clip each update's gradient norm (Adam's clipnorm): the penalty's second-order gradients spike.
     clipnorm: float | None = None
 
@@ -203,7 +206,9 @@ def reason_fine_tune(
     row_source = np.concatenate([np.arange(n), np.asarray(copy_of, np.int64)]) if copy_of else np.arange(n)
     # Marked examples and their copies repeated `mark_repeats` times per epoch.
     special = np.concatenate([np.asarray(marked, np.int64), np.arange(n, len(rows_y))]).astype(np.int64)
-    epoch_rows = np.concatenate([np.arange(len(rows_y))] + [special] * max(config.mark_repeats - 1, 0))
+    copies = np.arange(n, len(rows_y), dtype=np.int64)
+    epoch_rows = np.concatenate([np.arange(len(rows_y))] + [special] * max(config.mark_repeats - 1, 0)
+                                + [copies] * max(config.counterfactual_repeats - 1, 0))
 
     # Model inputs, prepared once.
     if text:

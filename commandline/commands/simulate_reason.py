@@ -31,11 +31,13 @@ def cmd_simulate_reason(args: argparse.Namespace) -> int:
     from models.reason_training import ReasonConfig
     from workbench.simulate_reason import simulate_reason
 
-    if args.penalty < 0 or args.epochs < 1 or args.learning_rate <= 0 or args.mark_repeats < 1:
+    if (args.penalty < 0 or args.epochs < 1 or args.learning_rate <= 0 or args.mark_repeats < 1
+            or args.counterfactual_repeats < 1):
         raise WorkbenchError("the penalty must be >= 0, epochs and mark repeats >= 1, the learning rate > 0.")
     reason = ReasonConfig(penalty=args.penalty, epochs=args.epochs, learning_rate=args.learning_rate,
                           seed=args.seed, counterfactual=not args.no_counterfactual,
-                          mark_repeats=args.mark_repeats, clipnorm=args.clipnorm)
+                          mark_repeats=args.mark_repeats, clipnorm=args.clipnorm,
+                          counterfactual_repeats=args.counterfactual_repeats)
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     report = simulate_reason(args.model, args.budget, reason=reason, quick=args.quick, control=not args.no_control,
                              queue=args.queue, log=log)
@@ -57,6 +59,8 @@ def register(sub) -> None:
     parser.add_argument("--seed", type=int, default=default.seed)
     parser.add_argument("--mark-repeats", type=int, default=default.mark_repeats,
                         help="times each marked example (and its counterfactual copy) is seen per epoch")
+    parser.add_argument("--counterfactual-repeats", type=int, default=default.counterfactual_repeats,
+                        help="times each counterfactual copy is seen per epoch")
     parser.add_argument("--clipnorm", type=float, default=default.clipnorm,
                         help="clip each update's gradient norm (none by default)")
     parser.add_argument("--no-counterfactual", action="store_true",
