@@ -461,6 +461,14 @@ def failure_slices(dataset: Dataset, outputs_: dataset_view.DatasetOutputs,
     if table.empty:
         st.info("No slice is that large.")
         return slices, table
+    _slice_table(slices, table, dataset, outputs_)
+    return slices, table
+
+
+@st.fragment
+def _slice_table(slices: list[dataset_view.SliceResult], table: pd.DataFrame, dataset: Dataset,
+                 outputs_: dataset_view.DatasetOutputs) -> None:
+    """The slices and the chosen slice's mistakes, as a fragment: choosing a row reruns only this part."""
     event = st.dataframe(
         table, hide_index=True, width="stretch", key=SLICES_TABLE, on_select="rerun", selection_mode="single-row",
         height=min(420, 38 + 35 * len(table)),
@@ -473,11 +481,12 @@ def failure_slices(dataset: Dataset, outputs_: dataset_view.DatasetOutputs,
                "the planted cue; text length quartiles and negation words) and true class × property, "
                "worst first. Select a row to see the slice's mistakes.")
     rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
-    if rows:
+    if rows and int(rows[0]) < len(slices):
         chosen = slices[int(rows[0])]
         wrong = chosen.indices[outputs_.predicted[chosen.indices] != np.asarray(dataset.y)[chosen.indices]]
         example_list(dataset, outputs_, wrong[:SLICE_SHOWN], f"Mistakes in “{chosen.description}”", key="slice")
-    return slices, table
+    if st.session_state.pop(OPEN_PENDING_KEY, False):
+        st.rerun()  # an example was opened from the list: the panel above is outside this fragment
 
 
 # --- report -----------------------------------------------------------------------------------------------

@@ -77,6 +77,28 @@ def test_scale_split_cell_click_answers_within_a_second(browser, scale_server, s
                 assert all(text.endswith(CLASSES[p]) for text in texts), texts
             page.wait_for_timeout(300)
         shot(page, "14_dataset_scale_cell", confusion, block="start")
+
+        # Choosing the worst slice (its row's selection marker) lists its mistakes; that part is a fragment too.
+        table = page.locator(".st-key-dataset_slices_table")
+        table.evaluate("el => el.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(800)
+        box = table.bounding_box()
+        started = time.perf_counter()
+        page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)  # below the header row, in the marker column
+        app_bench.wait_visible(page, main.get_by_text(re.compile(r"^Mistakes in “")), 60)
+        slice_shown = time.perf_counter() - started
+        app_bench.wait_run_ended(page)
+        shot(page, "15_dataset_scale_slice", main.get_by_text(re.compile(r"^Mistakes in “")), block="center")
+        print(f"slice row to its mistakes: {slice_shown:.3f} s")
+
+        # "Open" in that (fragment's) list still opens the example in the panel above it (a full run).
+        first = main.locator('[data-testid="stImageCaption"]').filter(has_text=re.compile(rf"^{NAME}-")).last
+        opened_id = first.inner_text().split(" ·")[0].strip()
+        index = int(opened_id.rsplit("-", 1)[1])  # ids are "<name>-<index>"
+        main.locator(f".st-key-slice_open_{index} button").click()
+        app_bench.wait_visible(page, main.locator("code").filter(has_text=opened_id), 60)
+        app_bench.wait_run_ended(page)
+        assert page.get_by_label(re.compile(r"^Example \(0")).input_value() == str(index)
         load = os.getloadavg()[0]
         print(f"click to list, click to run end (s), load {load:.1f}:",
               [(round(a, 3), round(b, 3)) for a, b in timings])
