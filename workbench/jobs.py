@@ -592,13 +592,14 @@ def _run_retrain(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dic
 
 
 def _run_lesson_fix(spec: dict[str, Any], status: _StatusFile, folder: Path) -> dict[str, Any]:
-    from workbench import lessons, samples
+    from labels import Ledger
+    from workbench import lessons
 
-    cfg = samples.quick_config() if spec.get("quick") else samples.recipe_config(lessons.SHORTCUT_MODEL)
+    cfg, reason = lessons.quick_settings() if spec.get("quick") else (None, None)
     # The job already holds the model's lock, so it runs the unlocked part of the fix.
-    return lessons.retrain_on_cleaned_data(
-        config=cfg, log=_stage_logger(status), created_by=spec.get("created_by") or "learn page",
-        callbacks=[progress_callback(status.update, _total_epochs(cfg))], publishing=_defer_cancel,
+    return lessons.retrain_with_reasons(
+        config=cfg, reason=reason, log=_stage_logger(status), created_by=spec.get("created_by") or "learn page",
+        publishing=_defer_cancel, ledger=Ledger(spec.get("ledger_url")),
     )
 
 

@@ -3,7 +3,7 @@
 Every lesson function runs the actual model (or explainer) and returns a small dataclass
 the page draws; nothing here imports streamlit, so a notebook can use the same lessons.
 
-    python -m workbench.lessons fix-shortcut     # retrain shapes-shortcut on cleaned data, in the foreground
+    python -m workbench.lessons fix-shortcut     # retrain shapes-shortcut with the ledger's reason marks, in the foreground
 
 The Learn page runs the same fix in the background through `workbench.jobs` (one runner for
 every background job: status, progress, lock, cancel and kill safety come from there).
@@ -14,10 +14,9 @@ import argparse
 import contextlib
 import math
 import sys
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Callable, ContextManager, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 
@@ -25,7 +24,6 @@ from explainers import metrics
 from foundation.access import Identity
 from foundation.errors import WorkbenchError
 from foundation.types import Explanation
-from models.manifest import Lineage, Manifest, Metrics, Training
 from workbench import jobs
 
 SHORTCUT_MODEL = "shapes-shortcut"
@@ -456,114 +454,121 @@ def shortcut_lesson(model: Any, *, n: int = 300, method: str = "gradcam") -> Sho
     )
 
 
-# --- fixing the shortcut: clean the data, retrain ------------------------------------------------
+# --- fixing the shortcut: mark the reason, retrain ----------------------------------------------
+
+# How many examples the page offers for marking at a time, and how many cued training examples
+# it ranks to find them (ranking all ~1,000 would cost the page seconds of Grad-CAM).
+MARK_BATCH = 12
+MARK_POOL = 120
+LESSON_ANNOTATOR = "learn page"
+TRAIN_SPLIT = "train"
 
 
-def remove_cue(images: np.ndarray, cue_masks: np.ndarray) -> np.ndarray:
-    """The images with the planted mark painted over from its surroundings (OpenCV inpainting)."""
-    import cv2
+@dataclass(frozen=True)
+class MarkCandidate:
+    """A cued training example the class may mark: where the mark is and how much the model looks at it."""
 
-    images = np.array(images, copy=True)
-    for i in np.flatnonzero(np.asarray(cue_masks).any(axis=(1, 2))):
-        # Grow the mask by a pixel so no magenta fringe survives at the mark's edge.
-        mask = cv2.dilate(np.asarray(cue_masks[i], dtype=np.uint8), np.ones((3, 3), np.uint8))
-        images[i] = cv2.inpaint(images[i], mask, 3, cv2.INPAINT_TELEA)
-    return images
+    example_id: str
+    label: str
+    image: np.ndarray  # uint8
+    box: tuple[int, int, int, int]  # the corner mark's bounding box, (top, left, bottom, right)
+    cue_share: float  # share of the Grad-CAM mass (for its label) on the mark
 
 
-def cleaned(dataset: Any) -> Any:
-    """A copy of a shapes-shortcut split with the mark removed from every image."""
-    if dataset.cue_masks is None:
-        return dataset
-    return replace(dataset, x=remove_cue(dataset.x, dataset.cue_masks), cue_masks=None)
+def marked_examples(ledger: Any) -> set[str]:
+    """Training examples of the shortcut dataset that carry a "not a reason" mark in force."""
+    from labels.reasons import NOT_REASON, current_reason_marks
+
+    return {eid for eid, marks in current_reason_marks(ledger, SHORTCUT_DATASET).items()
+            if any(m.kind == NOT_REASON for m in marks)}
+
+
+def mark_candidates(model: Any, ledger: Any, *, n: int = MARK_BATCH, pool: int = MARK_POOL) -> list[MarkCandidate]:
+    """The `n` unmarked cued training examples (of the first `pool`) whose Grad-CAM leans most on the mark."""
+    from workbench import datasets, reason_effect, simulate_reason
+
+    train = datasets.load(SHORTCUT_DATASET, TRAIN_SPLIT)
+    done = marked_examples(ledger)
+    rows = [int(i) for i in np.flatnonzero(np.asarray(train.cue_masks).any(axis=(1, 2)))
+            if str(train.ids[i]) not in done][:pool]
+    if not rows:
+        return []
+    classes = list(model.classes)
+    targets = [classes.index(train.classes[int(train.y[i])]) for i in rows]
+    shares = reason_effect.region_shares(model, [train.x[i] for i in rows], targets,
+                                         [train.cue_masks[i] for i in rows])
+    order = np.argsort(-np.nan_to_num(shares, nan=-1.0), kind="stable")[:n]
+    return [MarkCandidate(str(train.ids[rows[k]]), str(train.classes[int(train.y[rows[k]])]), np.asarray(train.x[rows[k]]),
+                          simulate_reason.bounding_box(train.cue_masks[rows[k]]), float(shares[k])) for k in order]
+
+
+def mark_not_a_reason(ledger: Any, candidates: Sequence[MarkCandidate], *, annotator: str = LESSON_ANNOTATOR,
+                      actor: Identity | None = None) -> int:
+    """Mark each candidate's corner mark "not a reason" in the ledger (skipping any marked meanwhile); how many."""
+    from labels.reasons import NOT_REASON
+
+    done, written = marked_examples(ledger), 0
+    for candidate in candidates:
+        if candidate.example_id in done:
+            continue
+        latest = ledger.latest_reason_event(SHORTCUT_DATASET, candidate.example_id)
+        ledger.mark_reason(SHORTCUT_DATASET, candidate.example_id, NOT_REASON, boxes=[candidate.box],
+                           annotator=annotator, expected_event_id=None if latest is None else latest.id,
+                           note="Learn page: the corner mark is not a reason", actor=actor)
+        written += 1
+    return written
 
 
 def fixed_versions(name: str = SHORTCUT_MODEL) -> list[str]:
-    """Versions of the shortcut model that the lesson retrained on cleaned data, oldest first."""
+    """Versions of the shortcut model retrained to fix the shortcut (with reason marks, or by an
+    older workbench's paint-out), oldest first."""
     from models import store
 
-    return [v.version for v in store.list_versions(name) if v.info.lesson_fix]
+    return [v.version for v in store.list_versions(name)
+            if v.info.lesson_fix or (v.info.training and v.info.training.recipe == "reason_fine_tune")]
 
 
 def fix_shortcut(
-    *, config: Any = None, log: Callable[[str], None] = lambda _: None, created_by: str = "learn page",
-    callbacks: Sequence[Any] = (),
+    *, config: Any = None, reason: Any = None, log: Callable[[str], None] = lambda _: None,
+    created_by: str = "learn page",
 ) -> dict[str, Any]:
-    """Retrain the shortcut model on cleaned data in this process, holding the model's lock.
+    """Retrain the shortcut model with the ledger's reason marks in this process, holding the model's lock.
 
     The foreground form (notebooks, `python -m workbench.lessons fix-shortcut`); the Learn page
     runs the same work as a background job (`start_fix_job`).
     """
     with jobs.holding_lock(SHORTCUT_MODEL, "lesson-fix", created_by=created_by):
-        return retrain_on_cleaned_data(config=config, log=log, created_by=created_by, callbacks=callbacks)
+        return retrain_with_reasons(config=config, reason=reason, log=log, created_by=created_by)
 
 
-def retrain_on_cleaned_data(
-    *, config: Any = None, log: Callable[[str], None] = lambda _: None, created_by: str = "learn page",
-    callbacks: Sequence[Any] = (), publishing: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+def retrain_with_reasons(
+    *, config: Any = None, reason: Any = None, log: Callable[[str], None] = lambda _: None, created_by: str = "learn page",
+    publishing: Callable[[], ContextManager[Any]] = contextlib.nullcontext, ledger: Any = None,
 ) -> dict[str, Any]:
-    """Retrain the shortcut model's recipe on training data with the mark painted over.
+    """Retrain the shortcut model on its clean training split with the penalty on the marked corners.
 
-    Same recipe and configuration as the shipped model (`samples.recipe_config`: the digits
-    backbone, a new head, fine-tuning), only the data is cleaned. Publishes a *candidate*
-    version (not made current) and returns its accuracy on test and test_nocue next to
-    the parent's. The caller holds the model's lock; `publishing` wraps the final write (a
-    job defers cancellation there, so the version is all there or not at all).
+    The same reason-corrected fine-tuning every model gets from `workbench.retrain` when its
+    examples carry "not a reason" marks (Ross et al. 2017; `models.reason_training`). Publishes a
+    *candidate* and returns test and no-cue accuracy before and after. The caller holds the lock.
     """
-    from models import store, training
-    from workbench import datasets, samples
+    from labels import Ledger
+    from workbench import retrain
 
-    config = config or samples.recipe_config(SHORTCUT_MODEL)
-    started = time.perf_counter()
-    parent = store.current_version(SHORTCUT_MODEL)
-    parent_manifest = store.manifest(SHORTCUT_MODEL, parent)
-    log("cleaning the training data (painting over the corner mark) ...")
-    train = training._limited(cleaned(datasets.load(SHORTCUT_DATASET, "train")), config.limit)
-    val = cleaned(datasets.load(SHORTCUT_DATASET, "val"))
-    digits_file = store.version_path("digits", store.current_version("digits")) / "model.keras"
-    backbone, preprocessing = training.digits_backbone(digits_file)
-    log(f"retraining on {len(train)} cleaned images ...")
-    model = training.transfer_image_model(backbone, preprocessing, train, val, config, callbacks)
-    after = {s: training.evaluate(model, datasets.load(SHORTCUT_DATASET, s)) for s in ("test", "test_nocue")}
-    seconds = round(time.perf_counter() - started, 1)
-    manifest = lesson_fix_manifest(parent_manifest, parent, after, training.config_dict(config), seconds, created_by)
-    with publishing():
-        info = store.publish_version(SHORTCUT_MODEL, model, manifest)
-    log(f"published candidate {SHORTCUT_MODEL} {info.version}")
-    return {"model": SHORTCUT_MODEL, "candidate": info.version, "parent": parent,
-            "before": {s: values.accuracy for s, values in manifest.parent_metrics.items()},
-            "after": {s: after[s]["accuracy"] for s in after},
-            "seconds": round(time.perf_counter() - started, 1)}
-
-
-def lesson_fix_manifest(
-    parent_manifest: Manifest, parent: str, after: Mapping[str, Any], config: Mapping[str, Any], seconds: float,
-    created_by: str,
-) -> Manifest:
-    """The manifest of the version the lesson retrained: the parent's model description, the
-    cleaned data's metrics next to the parent's on the same splits, and the `lesson_fix` mark
-    that `fixed_versions` looks for. `config` is the TrainConfig as recorded (`config_dict`)."""
-    import keras
-    import tensorflow as tf
-
-    from models import store
-
-    # The parent measured on the same splits; a split it never recorded stays unmeasured ({}).
-    before = Metrics({split: parent_manifest.metrics.get(split) for split in after})
-    return Manifest(
-        # Inherited unchanged from the parent:
-        modality=parent_manifest.modality, classes=parent_manifest.classes, input=parent_manifest.input,
-        dataset=parent_manifest.dataset, recipe=parent_manifest.recipe,
-        intended_use=parent_manifest.intended_use, gradcam_layer=parent_manifest.gradcam_layer,
-        # What the lesson's retraining did (same recipe, cleaned images, no label changed):
-        lineage=Lineage(parent=parent, labels_changed=0),
-        metrics=Metrics.from_dict(after), parent_metrics=before,
-        lesson_fix="training images cleaned: the corner mark painted over (OpenCV inpainting)",
-        training=Training(recipe="transfer (digits backbone) on cleaned data", config=dict(config), seconds=seconds,
-                          command="python -m workbench.lessons fix-shortcut"),
-        created_by=created_by, created_at=store.now_iso(), created_as="candidate",
-        software={"keras": keras.__version__, "tensorflow": tf.__version__},
-    )
+    ledger = ledger or Ledger()
+    marked = len(marked_examples(ledger))
+    if not marked:
+        raise WorkbenchError("no example is marked yet: mark the corner as “not a reason” on a few examples first.")
+    log(f"{marked} examples marked: retraining with the penalty on the marked corners ...")
+    result = retrain.retrain(SHORTCUT_MODEL, split=TRAIN_SPLIT, config=config, ledger=ledger, reason=reason,
+                             created_by=created_by, log=log, publishing=publishing)
+    if result.manifest.training.recipe != "reason_fine_tune":  # e.g. no mark within a quick run's subset
+        log("note: no marked example was in the training data used, so this was a plain fine-tuning.")
+    metrics = result.manifest.metrics
+    before = result.manifest.parent_metrics
+    return {"model": SHORTCUT_MODEL, "candidate": result.candidate, "parent": result.parent, "marked": marked,
+            "before": {s: before.get(s).accuracy for s in ("test", "test_nocue") if before.get(s)},
+            "after": {s: metrics.get(s).accuracy for s in ("test", "test_nocue") if metrics.get(s)},
+            "seconds": result.seconds}
 
 
 # --- the shortcut fix as a background job (workbench.jobs runs it) ------------------------------
@@ -584,6 +589,15 @@ def read_fix_status() -> dict[str, Any] | None:
     return None if latest is None else fix_status_view(latest)
 
 
+def quick_settings() -> tuple[Any, Any]:
+    """(TrainConfig, ReasonConfig) of a tiny reason-corrected fine-tuning: one epoch on the
+    training split's first `QUICK_CONFIG.limit` examples (mark examples among those), for smoke tests."""
+    from models.reason_training import ReasonConfig
+    from workbench import samples
+
+    return samples.quick_config(), ReasonConfig(epochs=1)
+
+
 def start_fix_job(quick: bool = False, *, created_by: str = "learn page",
                   actor: Identity | None = None) -> dict[str, Any]:
     """Start the shortcut fix as a background job (training never runs in the page's thread).
@@ -601,13 +615,11 @@ def start_fix_job(quick: bool = False, *, created_by: str = "learn page",
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.lessons")
     sub = parser.add_subparsers(dest="command", required=True)
-    fix = sub.add_parser("fix-shortcut", help="retrain shapes-shortcut on data with the mark painted over")
-    fix.add_argument("--quick", action="store_true", help="tiny configuration for smoke tests")
+    fix = sub.add_parser("fix-shortcut", help="retrain shapes-shortcut with the ledger's 'not a reason' marks")
+    fix.add_argument("--quick", action="store_true", help="one short epoch, for smoke tests")
     args = parser.parse_args(argv)
-    from workbench import samples
-
-    config = samples.quick_config() if args.quick else samples.recipe_config(SHORTCUT_MODEL)
-    fix_shortcut(config=config, log=lambda message: print(message, flush=True))
+    config, reason = quick_settings() if args.quick else (None, None)
+    fix_shortcut(config=config, reason=reason, log=lambda message: print(message, flush=True))
     return 0
 
 

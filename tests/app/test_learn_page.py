@@ -37,7 +37,7 @@ def test_every_tab_renders(page):
     assert not page.error
     texts = " ".join(md.value for md in page.markdown)
     for step in ("Step 1 · The feature maps", "Step 2 · Copies with patches hidden", "Step 3 · Fair shares that add up",
-                 "1 · Its score on its own test images", "5 · Clean the data, retrain, check again"):
+                 "1 · Its score on its own test images", "5 · Correct the reason, retrain, check again"):
         assert step in " ".join(h.value for h in page.subheader), step
     assert "Grad-CAM" in texts and "superpixels" in texts
     # The shortcut lesson carries a trust panel with its figures.
@@ -92,3 +92,28 @@ def lessons_dataset_text(model, index: int) -> str:
     from workbench import datasets
 
     return str(datasets.load(model.info.dataset, "test").x[index])
+
+
+@pytest.mark.slow
+def test_the_class_marks_the_corner_as_not_a_reason(workspace):
+    """Step 5: the offered pictures come ticked; untick one, save, and the ledger holds the other marks."""
+    from labels import Ledger
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception, at.exception
+    ticks = [c for c in at.checkbox if str(c.key).startswith("learn_mark_")]
+    assert len(ticks) == lessons.MARK_BATCH and all(c.value for c in ticks)
+    assert any("**0** training pictures are marked" in m.value for m in at.markdown)
+    ticks[0].uncheck().run()
+    save = [b for b in at.button if str(b.key).startswith("learn_mark_save_")][0]
+    assert f"on {lessons.MARK_BATCH - 1} pictures" in save.label
+    save.click().run()
+    assert not at.exception, at.exception
+    marked = lessons.marked_examples(Ledger())
+    assert len(marked) == lessons.MARK_BATCH - 1 and ticks[0].key.removeprefix("learn_mark_") not in marked
+    assert any(f"Marked {lessons.MARK_BATCH - 1} pictures." in s.value for s in at.success)
+    assert any(f"**{lessons.MARK_BATCH - 1}** training pictures are marked" in m.value for m in at.markdown)
+    fresh = [c for c in at.checkbox if str(c.key).startswith("learn_mark_")]
+    assert not {str(c.key) for c in fresh} & {f"learn_mark_{eid}" for eid in marked}  # the next batch

@@ -1,4 +1,4 @@
-"""The Learn page's lesson data: exact Shapley games, guess scores, the cue remover, the shortcut fix."""
+"""The Learn page's lesson data: exact Shapley games, guess scores, marking the reason and the shortcut fix."""
 from __future__ import annotations
 
 import time
@@ -9,9 +9,7 @@ import pytest
 from foundation import access
 from foundation.access import Identity
 from foundation.errors import WorkbenchError
-from foundation.types import Modality
 from models import store
-from models.manifest import InputSpec, Lineage, Manifest, Metrics, Training
 from workbench import jobs, lessons
 
 
@@ -51,17 +49,6 @@ def test_text_guess_score_uses_positive_evidence():
     assert score.chance == pytest.approx(0.25) and score.iou == 1.0
 
 
-def test_remove_cue_paints_the_mark_out():
-    from sample_data.shortcut import CUE_COLOUR, add_cue
-
-    image = np.full((1, 64, 64, 3), 120, dtype=np.uint8)
-    marked, cues = add_cue(image, np.array([True]))
-    assert (marked[0][cues[0]] == CUE_COLOUR).all()
-    cleaned = lessons.remove_cue(marked, cues)
-    assert np.abs(cleaned.astype(int) - 120).max() <= 2  # back to the flat background
-    np.testing.assert_array_equal(lessons.remove_cue(image, np.zeros((1, 64, 64), bool)), image)
-
-
 def test_draw_grid_outlines_highlighted_cells():
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     plain = lessons.draw_grid(image, 4, labels=False)
@@ -71,41 +58,60 @@ def test_draw_grid_outlines_highlighted_cells():
     assert image.max() == 0  # the input is untouched
 
 
-@pytest.mark.slow
-def test_fix_shortcut_publishes_a_candidate_version(workspace):
-    if "shapes-shortcut" not in store.model_names():
-        pytest.skip("the shapes-shortcut sample model is not in models/zoo")
-    from workbench import samples
+def _mark_a_few(n: int = 4) -> list:
+    """Mark the corner on `n` of the first cued training pictures (inside a quick run's subset)."""
+    from labels import Ledger
+    from workbench import api
 
+    model = api.load_model("shapes-shortcut")
+    candidates = lessons.mark_candidates(model, Ledger(), n=n, pool=10)
+    assert lessons.mark_not_a_reason(Ledger(), candidates) == n
+    return candidates
+
+
+@pytest.mark.slow
+def test_marking_candidates_ranks_by_the_corner_and_skips_marked_ones(workspace):
+    from labels import Ledger
+    from sample_data import load
+    from workbench import api, simulate_reason
+
+    model = api.load_model("shapes-shortcut")
+    train = load("shapes-shortcut", "train")
+    candidates = lessons.mark_candidates(model, Ledger(), n=4, pool=10)
+    assert len(candidates) == 4
+    shares = [c.cue_share for c in candidates]
+    assert shares == sorted(shares, reverse=True) and shares[0] > 0.05  # the model leans on the 2 % corner
+    row = {str(eid): i for i, eid in enumerate(train.ids)}
+    for candidate in candidates:
+        mask = train.cue_masks[row[candidate.example_id]]
+        assert mask.any() and candidate.box == simulate_reason.bounding_box(mask)
+        assert candidate.label == train.classes[int(train.y[row[candidate.example_id]])]
+    assert lessons.mark_not_a_reason(Ledger(), candidates, annotator="teacher") == 4
+    assert lessons.marked_examples(Ledger()) == {c.example_id for c in candidates}
+    assert lessons.mark_not_a_reason(Ledger(), candidates) == 0  # already marked: nothing twice
+    again = lessons.mark_candidates(model, Ledger(), n=4, pool=10)
+    assert not {c.example_id for c in again} & {c.example_id for c in candidates}
+    assert all(row[c.example_id] < 96 for c in candidates)  # inside a quick run's subset (QUICK_CONFIG.limit)
+
+
+def test_the_fix_refuses_without_marks(workspace):
+    with pytest.raises(WorkbenchError, match="no example is marked yet"):
+        lessons.retrain_with_reasons()
+    assert lessons.fixed_versions() == []
+
+
+@pytest.mark.slow
+def test_fix_shortcut_with_marks_publishes_a_reason_corrected_candidate(workspace):
+    _mark_a_few()
     current = store.current_version("shapes-shortcut")
-    result = lessons.fix_shortcut(config=samples.quick_config())
-    assert result["candidate"] in lessons.fixed_versions()
+    config, reason = lessons.quick_settings()
+    result = lessons.fix_shortcut(config=config, reason=reason)
+    assert result["candidate"] in lessons.fixed_versions() and result["marked"] == 4
     assert store.current_version("shapes-shortcut") == current  # a candidate, not promoted
     manifest = store.manifest("shapes-shortcut", result["candidate"])
-    assert manifest.lesson_fix and manifest.lineage.parent == current
-    assert set(result["after"]) == {"test", "test_nocue"}
-
-
-def test_the_lesson_fix_manifest_keeps_the_parents_description_and_marks_the_fix():
-    parent = Manifest(
-        modality=Modality.IMAGE, classes=("circle", "square"), dataset="shapes-shortcut", recipe="transfer",
-        input=InputSpec(type="image", height=64, width=64, channels=3), intended_use="teaching",
-        gradcam_layer="backbone/conv4", metrics=Metrics.from_dict({"test": {"accuracy": 0.97}}),
-        lineage=Lineage(sha256="ab" * 32, data_hash="cd" * 32), training=Training(recipe="transfer"),
-    )
-    after = {"test": {"accuracy": 0.9, "n": 10}, "test_nocue": {"accuracy": 0.88, "n": 10}}
-    fixed = lessons.lesson_fix_manifest(parent, "v1", after, {"seed": 0}, 1.5, "alice")
-    written, inherited = fixed.to_dict(), parent.to_dict()
-    for key in ("modality", "classes", "input", "dataset", "recipe", "intended_use", "gradcam_layer"):
-        assert written[key] == inherited[key]
-    assert written["lesson_fix"] and (written["parent"], written["labels_changed"]) == ("v1", 0)
-    assert written["metrics"] == after
-    assert written["parent_metrics"] == {"test": {"accuracy": 0.97}, "test_nocue": {}}  # never measured: {}
-    assert (written["created_as"], written["created_by"]) == ("candidate", "alice")
-    assert written["training"] == {"recipe": "transfer (digits backbone) on cleaned data", "config": {"seed": 0},
-                                   "seconds": 1.5, "command": "python -m workbench.lessons fix-shortcut"}
-    assert "sha256" not in written and "data_hash" not in written  # the parent's file and data are not this one's
-    assert Manifest.from_dict(written) == fixed
+    assert manifest.training.recipe == "reason_fine_tune" and manifest.lineage.parent == current
+    assert manifest.training.config["reason"]["marked_examples"] == 4
+    assert set(result["after"]) == set(result["before"]) == {"test", "test_nocue"}
 
 
 def test_fix_status_view_maps_the_job_states_onto_the_pages_three():
@@ -122,6 +128,7 @@ def test_fix_job_is_a_job_of_the_one_runner_and_can_be_cancelled(workspace):
     if "shapes-shortcut" not in store.model_names():
         pytest.skip("the shapes-shortcut sample model is not in models/zoo")
     assert lessons.read_fix_status() is None
+    _mark_a_few(1)
     started = lessons.start_fix_job(quick=True)
     job_id = started["job_id"]
     assert started["state"] == "running" and started["kind"] == jobs.LESSON_FIX_SHORTCUT
@@ -145,6 +152,7 @@ def test_fix_job_is_a_job_of_the_one_runner_and_can_be_cancelled(workspace):
 def test_fix_job_runs_in_the_background_and_reports(workspace):
     if "shapes-shortcut" not in store.model_names():
         pytest.skip("the shapes-shortcut sample model is not in models/zoo")
+    _mark_a_few(2)
     started = lessons.start_fix_job(quick=True)
     assert started["state"] == "running" and lessons.read_fix_status()["state"] == "running"
     with pytest.raises(Exception, match="already being retrained"):
@@ -155,7 +163,7 @@ def test_fix_job_runs_in_the_background_and_reports(workspace):
         time.sleep(1)
         status = lessons.read_fix_status()
     assert status["state"] == "done", status
-    assert status["result"]["candidate"] in lessons.fixed_versions()
+    assert status["result"]["candidate"] in lessons.fixed_versions() and status["result"]["marked"] == 2
 
 
 def test_the_lesson_fix_publishes_a_version_so_it_needs_a_maintainer(workspace):
