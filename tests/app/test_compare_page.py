@@ -2,6 +2,8 @@
 old and new evidence on the corrected examples, and Promote / Roll back / Discard."""
 from __future__ import annotations
 
+import pytest
+
 import sample_data
 from labels import Ledger
 from models import store, versions
@@ -81,3 +83,22 @@ def test_text_evidence_and_discard(workspace):
 def test_a_single_version_needs_a_retrain_first(workspace):
     at = _page("shapes")
     assert any("has a single version" in i.value for i in at.info)
+
+
+@pytest.mark.slow
+def test_reason_marks_before_and_after(workspace):
+    """A version retrained with 'not a reason' marks: the page measures both versions inside the marks."""
+    from workbench import api, lessons
+
+    model = api.load_model("shapes-shortcut")
+    lessons.mark_not_a_reason(Ledger(), lessons.mark_candidates(model, Ledger(), n=3, pool=10))
+    config, reason = lessons.quick_settings()
+    lessons.fix_shortcut(config=config, reason=reason)
+    at = _page("shapes-shortcut")
+    assert "Right for the right reasons? Attribution inside marked regions" in [h.value for h in at.subheader]
+    tables = [t.value for t in at.dataframe]
+    groups = next(t for t in tables if "examples" in t.columns)
+    assert list(groups["n"])[0] == 3 and groups["examples"].iloc[0].startswith("marked examples (train)")
+    assert groups["examples"].iloc[1].startswith("held-out test examples with the planted cue")
+    accuracy = next(t for t in tables if "accuracy on" in t.columns)
+    assert list(accuracy["accuracy on"]) == ["test", "test_nocue"] and list(accuracy.columns)[1:] == ["v1", "v2"]
