@@ -354,7 +354,7 @@ def _on_point_click() -> None:
     points = _selected_points(EMBEDDING_CHART)
     if points and points[0].get("customdata") is not None:
         value = points[0]["customdata"]
-        _open_example(int(value[0] if isinstance(value, (list, tuple)) else value))
+        _open_example(int(value[0] if isinstance(value, (list, tuple)) else value))  # marks a full run pending
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -362,7 +362,11 @@ def _map_sample(key: tuple, _y: np.ndarray, _predicted: np.ndarray) -> np.ndarra
     return dataset_view.map_sample(_y, _predicted)
 
 
+@st.fragment
 def embedding_map(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOutputs) -> None:
+    """The map and its colouring, as a fragment: a new colouring redraws only the map (at 100,000
+    examples a whole run also redraws the explanation and the report). A point click opens the
+    example, which is outside: it asks for a full run."""
     # The review queue (labels/queue.py) ships with the workbench, so every colouring is offered
     # up to QUEUE_LIMIT examples; beyond, ranking them would be a batch job of its own.
     colours = list(COLOURS) if len(dataset) <= dataset_view.QUEUE_LIMIT else [c for c in COLOURS if c != "queue"]
@@ -393,6 +397,8 @@ def embedding_map(model: Any, dataset: Dataset, outputs_: dataset_view.DatasetOu
     st.caption(f"{sample}Each point is one example: the output of its '{outputs_.feature_layer}' layer "
                f"({outputs_.feature_dim} numbers) projected to 2-D with PCA, which keeps {variance:.0%} of their "
                "variance. Click a point to open the example and its explanation below.")
+    if st.session_state.pop(OPEN_PENDING_KEY, False):
+        st.rerun()
 
 
 # --- one example ----------------------------------------------------------------------------------------
