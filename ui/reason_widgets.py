@@ -44,6 +44,12 @@ def key(name: str, example_id: str) -> str:
     return f"{name}:{example_id}"
 
 
+def marks_on(ledger: Ledger, dataset: str, example_id: str) -> int:
+    """How many marks are in force on the example (the panel's title says it before it is opened)."""
+    events = ledger.reason_history(dataset, example_id)
+    return len(reasons.marks_in_force(reversed(events)).get(example_id, []))
+
+
 def reason_panel(model: Any, model_input: Any, dataset: str, example_id: str, annotator: str,
                  ledger: Ledger | None = None) -> None:
     """The marking panel for one example; `model_input` is what the model reads (`api.prepare_input`)."""
