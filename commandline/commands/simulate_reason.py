@@ -36,7 +36,7 @@ def cmd_simulate_reason(args: argparse.Namespace) -> int:
         raise WorkbenchError("the penalty must be >= 0, epochs and mark repeats >= 1, the learning rate > 0.")
     reason = ReasonConfig(penalty=args.penalty, epochs=args.epochs, learning_rate=args.learning_rate,
                           seed=args.seed, counterfactual=not args.no_counterfactual,
-                          mark_repeats=args.mark_repeats, clipnorm=args.clipnorm,
+                          mark_repeats=args.mark_repeats, clipnorm=args.clipnorm or None,
                           counterfactual_repeats=args.counterfactual_repeats)
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     report = simulate_reason(args.model, args.budget, reason=reason, quick=args.quick, control=not args.no_control,
@@ -62,7 +62,7 @@ def register(sub) -> None:
     parser.add_argument("--counterfactual-repeats", type=int, default=default.counterfactual_repeats,
                         help="times each counterfactual copy is seen per epoch")
     parser.add_argument("--clipnorm", type=float, default=default.clipnorm,
-                        help="clip each update's gradient norm (none by default)")
+                        help="clip each update's gradient norm (0: no clipping)")
     parser.add_argument("--no-counterfactual", action="store_true",
                         help="no copies of the marked examples with the mark painted out")
     parser.add_argument("--queue", choices=("attribution", "first"), default="attribution",
