@@ -436,13 +436,15 @@ def reason_effect_section(name: str, old: str, new: str) -> None:
     if effect.groups:
         st.dataframe(pd.DataFrame([{
             "examples": group.group, "n": group.n,
-            "region's share of the image": f"{group.area_share:.1%}",
-            f"Grad-CAM share inside, {old}": f"{group.share_old:.1%}",
-            f"Grad-CAM share inside, {new}": f"{group.share_new:.1%}",
+            "region's area": f"{group.area_share:.1%}",
+            f"share inside, {old}": f"{group.share_old:.1%}",
+            f"share inside, {new}": f"{group.share_new:.1%}",
         } for group in effect.groups]), hide_index=True, width="stretch")
-        st.caption("Share of the positive Grad-CAM mass (for each example's label) inside the marked boxes or the "
-                   "planted cue. A map that ignored the region would put about the region's own share there; "
-                   "lower after retraining means the new version relies on it less.")
+        st.caption("**share inside**: the part of the positive Grad-CAM mass (for each example's label) that falls "
+                   "inside the marked boxes (**marked**: the training examples with “not a reason” marks) or on the "
+                   "planted cue (**held-out**: test examples carrying the cue, its masks shipped with the data, never "
+                   "marked). A map that ignored the region would put about the region's area there; lower after "
+                   "retraining means the new version relies on it less.")
     if effect.groups or len(effect.accuracy) > 1:
         st.dataframe(pd.DataFrame([{"accuracy on": split, old: f"{before:.1%}", new: f"{after:.1%}"}
                                    for split, (before, after) in effect.accuracy.items()]),

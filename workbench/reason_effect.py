@@ -82,14 +82,14 @@ def reason_effect(old_model: Any, new_model: Any, split: Any, test: Any, nocue: 
     groups = []
     rows, masks = marked_examples(ledger, split)
     if rows:
-        groups.append(_group(f"marked examples ({split.split})", old_model, new_model,
+        groups.append(_group(f"marked ({split.split})", old_model, new_model,
                              [split.x[i] for i in rows], _targets(old_model, split, rows), masks))
     note = "" if rows else "No example of this dataset carries a “not a reason” mark yet: mark some on the Review page."
     cue_masks = getattr(test, "cue_masks", None)
     if cue_masks is not None:
         cued = np.flatnonzero(cue_masks.any(axis=(1, 2)))
         if len(cued):
-            groups.append(_group("held-out test examples with the planted cue (masks shipped with the data)",
+            groups.append(_group("held-out: test with the cue",
                                  old_model, new_model, [test.x[i] for i in cued], _targets(old_model, test, cued),
                                  [cue_masks[i] for i in cued]))
     accuracy = {test.split: (_accuracy(old_model, test), _accuracy(new_model, test))}

@@ -17,6 +17,7 @@ No streamlit import: the benchmark uses this module too, and the UI starts it.
 from __future__ import annotations
 
 import contextlib
+import atexit
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ _thread: threading.Thread | None = None
 _done = threading.Event()
 _needed_now = threading.Event()  # someone asked for SHAP: stop waiting for a quiet moment
 _state: dict[str, object] = {}
+_exiting = threading.Event()  # the interpreter is shutting down: warm-ups not begun are skipped
 _in_flight = 0
 _last_busy = 0.0  # perf_counter when the last map finished (0: never)
 
@@ -70,12 +72,34 @@ def _quiet() -> bool:
         return _in_flight == 0 and (_last_busy == 0.0 or time.perf_counter() - _last_busy >= QUIET_S)
 
 
+class Exiting(Exception):
+    """The process is ending: a warm-up that has not begun does not begin."""
+
+
 def _wait_for_its_turn() -> None:
     while not preload.wait(0.2):
         if _needed_now.is_set():
-            return
+            break
+        if _exiting.is_set():
+            raise Exiting
     while not _quiet() and not _needed_now.wait(0.2):
-        pass
+        if _exiting.is_set():
+            raise Exiting
+    if _exiting.is_set():
+        raise Exiting
+
+
+@atexit.register
+def _finish_before_exit(timeout: float = 60.0) -> None:
+    """Let a compilation in flight end before the interpreter tears down: numba compiling in a daemon
+    thread while Python finalises aborts the process (an LLVM assertion), which would turn a
+    finished test run or a server's clean stop into a crash. Warm-ups still waiting are skipped."""
+    _exiting.set()
+    with _lock:
+        threads = [t for t in (_thread, *_tree_threads.values()) if t is not None]
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _set_priority(niceness: int) -> None:
@@ -98,6 +122,8 @@ def _run() -> None:
             warm_up_shap()
         finally:
             _state["seconds"] = time.perf_counter() - started
+    except Exiting:
+        _state["error"] = "skipped: the process ended first"
     except Exception as exc:  # never let a warm-up failure surface in a page
         _state["error"] = f"{type(exc).__name__}: {exc}"
     finally:

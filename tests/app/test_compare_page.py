@@ -98,7 +98,7 @@ def test_reason_marks_before_and_after(workspace):
     assert "Right for the right reasons? Attribution inside marked regions" in [h.value for h in at.subheader]
     tables = [t.value for t in at.dataframe]
     groups = next(t for t in tables if "examples" in t.columns)
-    assert list(groups["n"])[0] == 3 and groups["examples"].iloc[0].startswith("marked examples (train)")
-    assert groups["examples"].iloc[1].startswith("held-out test examples with the planted cue")
+    assert list(groups["n"])[0] == 3 and groups["examples"].iloc[0] == "marked (train)"
+    assert groups["examples"].iloc[1] == "held-out: test with the cue"
     accuracy = next(t for t in tables if "accuracy on" in t.columns)
     assert list(accuracy["accuracy on"]) == ["test", "test_nocue"] and list(accuracy.columns)[1:] == ["v1", "v2"]

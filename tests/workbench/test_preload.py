@@ -189,3 +189,21 @@ def test_with_nobody_waiting_the_trust_phase_runs_at_once():
     preload.start()
     assert preload.wait(timeout=300)  # nobody called map_shown()
     assert dict(preload.status().timings)["waited_for_map"] < 1.0
+
+
+def test_a_waiting_warm_up_does_not_hold_the_process_at_exit():
+    """At exit the warm-ups still waiting for their turn are skipped (one in flight would be joined):
+    numba compiling while Python finalises aborts the process."""
+    import subprocess
+    import sys
+    import time as clock
+    from pathlib import Path
+
+    code = ("from workbench import warmup\n"
+            "warmup.start(); warmup.warm_partition_tree((32, 32, 3))\n"  # no preload ran: both keep waiting
+            "import time; time.sleep(0.5)\n")
+    started = clock.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert clock.monotonic() - started < 60

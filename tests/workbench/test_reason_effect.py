@@ -47,7 +47,7 @@ def test_the_same_version_on_both_sides_changes_nothing(ledger):
     model = api.load_model("shapes-shortcut")
     train, test, nocue = (load("shapes-shortcut", s) for s in ("train", "test", "test_nocue"))
     empty = reason_effect.reason_effect(model, model, train, test, nocue, ledger)
-    assert [g.group.split()[0] for g in empty.groups] == ["held-out"] and "No example" in empty.note
+    assert [g.group for g in empty.groups] == ["held-out: test with the cue"] and "No example" in empty.note
     cued = np.flatnonzero(train.cue_masks.any(axis=(1, 2)))[:3]
     for row in cued:
         box = tuple(int(v) for v in _box(train.cue_masks[row]))
