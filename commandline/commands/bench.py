@@ -114,16 +114,13 @@ def _app_figures(log) -> dict:
 def _scale(args: argparse.Namespace, log) -> dict:
     """Issue 16: explain-batch Grad-CAM, local vs Ray on 1 and 2 workers, on --scale-n generated images
     (benchmarks/scale_bench.py), and the Dataset page's core at 20,000 and 100,000 examples."""
-    from benchmarks import scale_bench
+    from benchmarks import scale_bench, scale_dataset
 
     n = min(args.scale_n, 500) if args.quick else args.scale_n
     figures = {"explain_batch": scale_bench.run(n, args.image_model, log=lambda message: log(f"scale: {message}"))}
-    try:
-        from benchmarks import scale_dataset
-    except ImportError:
-        return figures
     sizes = (2_000,) if args.quick else (20_000, 100_000)
-    figures["dataset_page"] = [scale_dataset.dataset_latency(size) for size in sizes]
+    figures["dataset_page"] = [scale_dataset.dataset_latency(size, progress=lambda message, fraction: log(
+        f"scale: dataset {size}: {message}")) for size in sizes]
     return figures
 
 
