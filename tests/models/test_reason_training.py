@@ -48,7 +48,7 @@ def _fine_tuned(penalty: float, seed: int = 0, epochs: int = 12) -> keras.Model:
     images, labels = cued_squares(192, seed=1)
     model = tiny_models.flat_image_cnn()
     config = ReasonConfig(penalty=penalty, epochs=epochs, learning_rate=0.02, batch_size=32, seed=seed,
-                          counterfactual=False, clipnorm=None)
+                          counterfactual=False, clipnorm=None, mark_repeats=1)
     reason_fine_tune(model, images, labels, [CORNER] * len(images), IO, config)
     return model
 
@@ -109,7 +109,7 @@ def test_a_tutorial_logits_model_with_rescaling_inside_is_corrected_too():
     for penalty in (0.0, 3000.0):
         model = tutorial_models.four_class_logits()
         reason_fine_tune(model, images, labels, list(masks), io,
-                         ReasonConfig(penalty=penalty, epochs=6, learning_rate=0.01, batch_size=32, clipnorm=None))
+                         ReasonConfig(penalty=penalty, epochs=6, learning_rate=0.01, batch_size=32, clipnorm=None, mark_repeats=1))
         results[penalty] = input_gradient_mass(model, images[:32], masks[:32], io).mean()
     assert results[3000.0] < results[0.0] / 2
 
@@ -137,7 +137,7 @@ def test_text_marks_address_words_and_the_penalty_lowers_their_embedding_gradien
     for penalty in (0.0, 50.0):
         model = tiny_models.text_cnn()
         reason_fine_tune(model, texts, labels, marks, io,
-                         ReasonConfig(penalty=penalty, epochs=8, learning_rate=0.05, batch_size=32, clipnorm=None))
+                         ReasonConfig(penalty=penalty, epochs=8, learning_rate=0.05, batch_size=32, clipnorm=None, mark_repeats=1))
         energy = token_gradient_energy(model, texts[:32], io)
         energies[penalty] = energy[:, 1].sum() / energy.sum()
     assert energies[50.0] < energies[0.0] / 2
