@@ -147,7 +147,8 @@ def test_a_viewer_signs_in_and_is_refused_a_correction(browser, signed_in_app):
     try:
         assert page.get_by_text("role: viewer").count() >= 1
         _open_review(page, signed_in_app)
-        page.get_by_text("vic@example.org is a viewer; correcting labels needs the annotator role").wait_for()
+        # Said twice: above the decision buttons and in the folded reason panel (hidden): wait for the visible one.
+        page.get_by_text("vic@example.org is a viewer; correcting labels needs the annotator role").locator("visible=true").first.wait_for()
         assert page.get_by_role("button", name="Keep label").is_disabled()
         assert page.get_by_role("button", name="Ambiguous").is_disabled()
         page.goto(f"{signed_in_app['url']}/compare_versions", wait_until="domcontentloaded")
