@@ -88,28 +88,31 @@ label_events = Table(
 Index("ix_label_events_dataset_example_id", label_events.c.dataset, label_events.c.example_id,
       label_events.c.id)
 
-# The database itself enforces append-only, so no future code path can rewrite history.
-_SQLITE_GUARDS = [
-    DDL(
-        f"CREATE TRIGGER IF NOT EXISTS label_events_no_{verb.lower()} BEFORE {verb} ON label_events "
-        "BEGIN SELECT RAISE(ABORT, 'label_events is append-only'); END"
-    )
-    for verb in ("UPDATE", "DELETE")
-]
-_POSTGRES_GUARDS = [
-    DDL(
-        "CREATE OR REPLACE FUNCTION label_events_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'label_events is append-only'; END $$ LANGUAGE plpgsql"
-    ),
-    DDL(
-        "CREATE TRIGGER label_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-        "ON label_events FOR EACH STATEMENT EXECUTE FUNCTION label_events_append_only()"
-    ),
-]
-for _ddl in _SQLITE_GUARDS:
-    event.listen(label_events, "after_create", _ddl.execute_if(dialect="sqlite"))
-for _ddl in _POSTGRES_GUARDS:
-    event.listen(label_events, "after_create", _ddl.execute_if(dialect="postgresql"))
+def append_only_guards(table: Table) -> tuple[list[DDL], list[DDL]]:
+    """(SQLite, PostgreSQL) triggers that refuse UPDATE and DELETE on `table`, attached to its creation.
+
+    The database itself enforces append-only, so no future code path can rewrite history.
+    """
+    name = table.name
+    sqlite = [
+        DDL(f"CREATE TRIGGER IF NOT EXISTS {name}_no_{verb.lower()} BEFORE {verb} ON {name} "
+            f"BEGIN SELECT RAISE(ABORT, '{name} is append-only'); END")
+        for verb in ("UPDATE", "DELETE")
+    ]
+    postgres = [
+        DDL(f"CREATE OR REPLACE FUNCTION {name}_append_only() RETURNS trigger AS $$ "
+            f"BEGIN RAISE EXCEPTION '{name} is append-only'; END $$ LANGUAGE plpgsql"),
+        DDL(f"CREATE TRIGGER {name}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+            f"ON {name} FOR EACH STATEMENT EXECUTE FUNCTION {name}_append_only()"),
+    ]
+    for ddl in sqlite:
+        event.listen(table, "after_create", ddl.execute_if(dialect="sqlite"))
+    for ddl in postgres:
+        event.listen(table, "after_create", ddl.execute_if(dialect="postgresql"))
+    return sqlite, postgres
+
+
+_SQLITE_GUARDS, _POSTGRES_GUARDS = append_only_guards(label_events)
 
 
 @dataclass(frozen=True)
@@ -208,27 +211,7 @@ reason_events = Table(
 Index("ix_reason_events_dataset_example_id", reason_events.c.dataset, reason_events.c.example_id,
       reason_events.c.id)
 
-_REASON_SQLITE_GUARDS = [
-    DDL(
-        f"CREATE TRIGGER IF NOT EXISTS reason_events_no_{verb.lower()} BEFORE {verb} ON reason_events "
-        "BEGIN SELECT RAISE(ABORT, 'reason_events is append-only'); END"
-    )
-    for verb in ("UPDATE", "DELETE")
-]
-_REASON_POSTGRES_GUARDS = [
-    DDL(
-        "CREATE OR REPLACE FUNCTION reason_events_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'reason_events is append-only'; END $$ LANGUAGE plpgsql"
-    ),
-    DDL(
-        "CREATE TRIGGER reason_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-        "ON reason_events FOR EACH STATEMENT EXECUTE FUNCTION reason_events_append_only()"
-    ),
-]
-for _ddl in _REASON_SQLITE_GUARDS:
-    event.listen(reason_events, "after_create", _ddl.execute_if(dialect="sqlite"))
-for _ddl in _REASON_POSTGRES_GUARDS:
-    event.listen(reason_events, "after_create", _ddl.execute_if(dialect="postgresql"))
+_REASON_SQLITE_GUARDS, _REASON_POSTGRES_GUARDS = append_only_guards(reason_events)
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from foundation.errors import WorkbenchError
+from workbench import reason_effect
 
 REVIEWER = "simulated-reviewer"
 TRAIN_SPLIT = "train"
@@ -42,25 +43,10 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
-def cue_shares(model: Any, images: Sequence[np.ndarray], targets: Sequence[int], masks: Sequence[np.ndarray],
-               batch: int = 64) -> np.ndarray:
-    """Per image: the share of positive Grad-CAM mass (for `targets`) inside its mask."""
-    from explainers import metrics
-    from workbench.explaining import explain
-
-    shares: list[float] = []
-    for start in range(0, len(images), batch):
-        chunk = slice(start, start + batch)
-        # use_cache=False: the arms share a name and version label, the cache must not mix them.
-        maps = explain(model, "gradcam", list(images[chunk]), [int(t) for t in targets[chunk]], use_cache=False)
-        shares.extend(float(metrics.cue_mass(m.values, mask)) for m, mask in zip(maps, masks[chunk]))
-    return np.asarray(shares, dtype=np.float64)
-
-
 def attribution_queue(model: Any, train: Any) -> list[tuple[int, float]]:
     """(row, cue share) of the cued training examples, most Grad-CAM mass on the cue first."""
     cued = np.flatnonzero(train.cue_masks.any(axis=(1, 2)))
-    shares = cue_shares(model, [train.x[i] for i in cued], [int(train.y[i]) for i in cued],
+    shares = reason_effect.region_shares(model, [train.x[i] for i in cued], [int(train.y[i]) for i in cued],
                         [train.cue_masks[i] for i in cued])
     order = np.argsort(-np.nan_to_num(shares, nan=-1.0), kind="stable")
     return [(int(cued[k]), float(shares[k])) for k in order]
@@ -87,7 +73,7 @@ def measure(model: Any, test: Any, nocue: Any, cue_rows: np.ndarray) -> dict[str
         p = model.predict_proba(list(ds.x))
         return round(float((np.asarray(p).argmax(axis=1) == np.asarray(ds.y)).mean()), 4)
 
-    shares = cue_shares(model, [test.x[i] for i in cue_rows], [int(test.y[i]) for i in cue_rows],
+    shares = reason_effect.region_shares(model, [test.x[i] for i in cue_rows], [int(test.y[i]) for i in cue_rows],
                         [test.cue_masks[i] for i in cue_rows])
     return {"test_accuracy": accuracy(test), "test_nocue_accuracy": accuracy(nocue),
             "cue_attribution": round(float(np.nanmean(shares)), 4)}

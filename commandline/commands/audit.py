@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from commandline.ray_options import add_ray_arguments
 from foundation.errors import WorkbenchError
 
 
@@ -49,17 +50,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def _audit_on_ray(args: argparse.Namespace, model, dataset, log):
     """The forward passes on Ray actors (`workbench/ray_features.py`); folds and ranking as the local engine."""
+    from commandline.ray_options import ray_session
     from labels import queue
-    from workbench import ray_engine, ray_features
+    from workbench import ray_features
 
-    owned = ray_engine.start(args.ray_address, num_cpus=args.ray_cpus)
-    try:
+    with ray_session(args):
         return queue.audit(model, dataset, k_folds=args.k_folds, seed=args.seed,
                            apply_corrections=not args.ignore_ledger, use_cache=not args.no_cache, progress=log,
                            extractor=ray_features.extractor(workers=args.workers))
-    finally:
-        if owned:  # a Ray this command did not start (a test's, a notebook's) stays up
-            ray_engine.stop()
 
 
 def _stderr_progress(message: str, fraction: float) -> None:
@@ -111,10 +109,5 @@ def register(sub) -> None:
     parser.add_argument("--no-cache", action="store_true", help="recompute features and probabilities")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local",
-                        help="local: one process (default); ray: the forward passes on Ray actors, same ranking")
-    parser.add_argument("--ray-address", default=None,
-                        help="an existing Ray cluster (default: RAY_ADDRESS, else a local Ray on this machine's cores)")
-    parser.add_argument("--ray-cpus", type=int, default=None, help="CPUs for a local Ray (default: all cores)")
-    parser.add_argument("--workers", type=int, default=None, help="Ray actors, each with its own model (default: one per CPU)")
+    add_ray_arguments(parser, "one process", "the forward passes on Ray actors, same ranking")
     parser.set_defaults(func=cmd_audit)

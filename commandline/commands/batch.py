@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from commandline.ray_options import add_ray_arguments, ray_session
 from foundation.errors import WorkbenchError
 
 
@@ -110,14 +111,10 @@ def _explain_batch_on_ray(args: argparse.Namespace) -> int:
     texts = None
     if model.modality is Modality.TEXT:  # read here, as the local engine reads them, so rows are named alike
         texts = _text_inputs([Path(p) for p in args.inputs], args.text_column, model.sequence_length)
-    owned = ray_engine.start(args.ray_address, num_cpus=args.ray_cpus)
-    try:
+    with ray_session(args):
         summary = ray_engine.run(args.model, [Path(p) for p in args.inputs], Path(args.out), args.method, texts=texts,
                                  batch_size=args.batch_size, seed=args.seed, workers=args.workers, limit=args.limit,
                                  progress=None if args.json else _progress_printer())
-    finally:
-        if owned:  # a Ray this command did not start (a test's, a notebook's) stays up
-            ray_engine.stop()
     if args.json:
         print(json.dumps(summary))
     else:
@@ -145,10 +142,5 @@ def register(sub) -> None:
     parser.add_argument("--limit", type=int, default=None, help="explain at most this many inputs")
     parser.add_argument("inputs", nargs="+", help="image files, folders, zips of images, or CSV files (text models)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local",
-                        help="local: one process, results.csv (default); ray: Ray Data actors, results.parquet, resumable")
-    parser.add_argument("--ray-address", default=None,
-                        help="an existing Ray cluster (default: RAY_ADDRESS, else a local Ray on this machine's cores)")
-    parser.add_argument("--ray-cpus", type=int, default=None, help="CPUs for a local Ray (default: all cores)")
-    parser.add_argument("--workers", type=int, default=None, help="Ray actors, each with its own model (default: one per CPU)")
+    add_ray_arguments(parser, "one process, results.csv", "Ray Data actors, results.parquet, resumable")
     parser.set_defaults(func=cmd_explain_batch)
