@@ -1,7 +1,7 @@
 """Explain image: pick or upload an image, see the prediction and where the model looked."""
 import streamlit as st
 
-from ui import image_inputs, image_views, kit, loaders, method_params, sidebar, text_views
+from ui import explain_reasons, image_inputs, image_views, kit, loaders, method_params, sidebar, text_views
 from workbench import api
 
 st.title("🖼️ Explain image")
@@ -40,3 +40,6 @@ task = image_views.ImageTask(model, model_input, kit.display_image(chosen.pixels
 kit.method_tabs(api.method_tabs(model), key="image_view",
                 show_method=lambda method: image_views.method_section(task, method),
                 show_compare=lambda methods: image_views.compare_section(task, methods))
+
+# Issue 17: mark what the model should not rely on, next to the map just seen (dataset samples only).
+explain_reasons.reason_section(model, model_input, chosen.dataset, chosen.split, chosen.example_id)

@@ -1,7 +1,7 @@
 """Explain text: type, paste or pick a headline; see the prediction and which words drove it."""
 import streamlit as st
 
-from ui import kit, method_params, sidebar, text_inputs, text_views
+from ui import explain_reasons, kit, method_params, sidebar, text_inputs, text_views
 from workbench import api
 
 st.title("📝 Explain text")
@@ -37,3 +37,6 @@ st.subheader("Which words mattered")
 kit.method_tabs(api.method_tabs(model), key="text_view",
                 show_method=lambda method: text_views.method_section(task, method),
                 show_compare=lambda methods: text_views.compare_section(task, methods))
+
+# Issue 17: mark the words the model should not rely on (dataset samples only; their own text).
+explain_reasons.reason_section(model, chosen.example_text, chosen.dataset, chosen.split, chosen.example_id)

@@ -22,6 +22,11 @@ class ChosenImage:
     caption: str  # Markdown, with every user- or dataset-supplied part escaped
     true_label: str | None = None
     ground_truth: api.GroundTruth | None = None  # for samples with known masks
+    # Where a dataset sample comes from, so reason marks (issue 17) land on the example the Review
+    # page shows under the same id; all None for an upload, which is no dataset's example.
+    dataset: str | None = None
+    split: str | None = None
+    example_id: str | None = None
 
 
 def _sample_dataset_name(model: LoadedModel) -> str | None:
@@ -44,7 +49,8 @@ def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
     index = left.number_input(f"Example (0–{len(data) - 1})", 0, len(data) - 1, key=key, step=1)
     label = data.classes[int(data.y[index])]
     caption = f"{markdown_literal(data.ids[index])} · true label: {markdown_literal(label)}"
-    return ChosenImage(np.asarray(data.x[index]), caption, label, _ground_truth(data, index))
+    return ChosenImage(np.asarray(data.x[index]), caption, label, _ground_truth(data, index),
+                       dataset=data.name, split=split, example_id=str(data.ids[index]))
 
 
 def _ground_truth(data: Any, index: int) -> api.GroundTruth | None:

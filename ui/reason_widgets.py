@@ -50,6 +50,20 @@ def marks_on(ledger: Ledger, dataset: str, example_id: str) -> int:
     return len(reasons.marks_in_force(reversed(events)).get(example_id, []))
 
 
+def folded_panel(model: Any, model_input: Any, dataset: str, example_id: str, annotator: str,
+                 ledger: Ledger | None = None, note: str | None = None) -> None:
+    """`reason_panel` folded into an expander that says how many marks the example has (open when it
+    has some), so the buttons around it (Review's decisions) stay where a person's eyes expect them.
+    `note`: one caption above the panel (e.g. that marks on a test example are not learned from)."""
+    ledger = ledger or Ledger()
+    marked = marks_on(ledger, dataset, example_id)
+    with st.expander(f"✍️ Mark the reason ({marked} mark{'s' if marked != 1 else ''} on this example)",
+                     expanded=marked > 0):
+        if note:
+            st.caption(note)
+        reason_panel(model, model_input, dataset, example_id, annotator, ledger)
+
+
 def reason_panel(model: Any, model_input: Any, dataset: str, example_id: str, annotator: str,
                  ledger: Ledger | None = None) -> None:
     """The marking panel for one example; `model_input` is what the model reads (`api.prepare_input`)."""

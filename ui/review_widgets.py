@@ -166,11 +166,8 @@ def review_one(model: Any, dataset: Any, result: AuditResult, ledger: Ledger, la
     _show_example(model, item, result, row, maps)
     # Issue 17: the reason, not only the label. Folded unless the example carries marks, so the
     # decision buttons stay where a labeler's eyes and keys expect them.
-    marked = reason_widgets.marks_on(ledger, result.dataset, row["example_id"])
-    with st.expander(f"✍️ Mark the reason ({marked} mark{'s' if marked != 1 else ''} on this example)",
-                     expanded=marked > 0):
-        reason_widgets.reason_panel(model, api.prepare_input(model, item), result.dataset, row["example_id"],
-                                    annotator, ledger)
+    reason_widgets.folded_panel(model, api.prepare_input(model, item), result.dataset, row["example_id"],
+                                annotator, ledger)
     conflict = st.session_state.get(CONFLICT)
     if conflict and conflict["context"]["example_id"] == row["example_id"]:
         _conflict_panel(conflict)

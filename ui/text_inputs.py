@@ -19,12 +19,20 @@ SAMPLE_SOURCE = "Pick a sample headline"
 TYPED_SOURCE = "Type or paste text"
 MAX_SAMPLES = 200
 DEFAULT_TEXT = "Acme shares plunge after a surprise profit warning"
+SAMPLE_SPLITS = ("test", "val", "train", "train_noisy")
 
 
 @dataclass(frozen=True)
 class ChosenText:
     text: str  # cleaned: what the model reads
     rationale: tuple[str, ...] | None = None  # a sample's words that carry its sentiment, for the trust panel
+    # Where a dataset sample comes from (all None for typed text), so reason marks (issue 17) land on
+    # the example the Review page shows under the same id; `example_text` is the dataset's own text,
+    # whose words (text.split()) the marks' word indices count.
+    dataset: str | None = None
+    split: str | None = None
+    example_id: str | None = None
+    example_text: str | None = None
 
 
 def sample_rationale(data: Any, position: int) -> tuple[str, ...] | None:
@@ -39,10 +47,25 @@ def _sample_split(model: LoadedModel) -> Any:
     return loaders.dataset(name, "test") if name in datasets.names() else None
 
 
-def _choose_sample(data: Any) -> tuple[str, int]:
+def _choose_split(model: LoadedModel) -> Any:
+    """The split to pick a sample from (test first); a training split's marks are the ones retraining uses."""
+    name = model.info.dataset
+    available = datasets.splits(name)
+    options = [s for s in SAMPLE_SPLITS if s in available]
+    if len(options) < 2:
+        return loaders.dataset(name, "test")
+    split = st.selectbox("Split", options, key="text_split",
+                         help="Test examples were never seen in training. Reason marks on train or "
+                              "train_noisy examples are the ones retraining learns from.")
+    return loaders.dataset(name, split)
+
+
+def _choose_sample(data: Any, split: str = "test") -> tuple[str, int]:
     texts = [str(t) for t in data.x[:MAX_SAMPLES]]
-    position = st.selectbox("Sample (test split)", range(len(texts)), key="text_sample",
-                            format_func=lambda i: texts[i], help="Test examples were never seen in training.")
+    position = st.selectbox(f"Sample ({split} split)", range(len(texts)), key="text_sample",
+                            format_func=lambda i: texts[i],
+                            help="Test examples were never seen in training." if split == "test" else
+                                 f"The first {len(texts)} examples of the {split} split.")
     return texts[position], int(position)
 
 
@@ -57,10 +80,15 @@ def choose_text(model: LoadedModel) -> ChosenText | None:
     data = _sample_split(model)
     sources = ([SAMPLE_SOURCE] if data is not None and len(data) else []) + [TYPED_SOURCE]
     source = st.radio("Text", sources, horizontal=True, key="text_source", label_visibility="collapsed")
-    rationale = None
+    rationale, where = None, {}
     if source == SAMPLE_SOURCE:
-        raw, position = _choose_sample(data)
+        left, right = st.columns([1, 4])
+        with left:
+            data = _choose_split(model)
+        with right:
+            raw, position = _choose_sample(data, data.split)
         rationale = sample_rationale(data, position)
+        where = {"dataset": data.name, "split": data.split, "example_id": str(data.ids[position]), "example_text": raw}
     else:
         raw = _type_text()
     try:
@@ -70,4 +98,4 @@ def choose_text(model: LoadedModel) -> ChosenText | None:
         return None
     for notice in cleaned.notices:
         st.info(notice, icon="ℹ️")
-    return ChosenText(cleaned.text, rationale)
+    return ChosenText(cleaned.text, rationale, **where)
