@@ -1,6 +1,7 @@
 """Review labels: the queue of likely label errors, one example at a time or as an editable table."""
 import streamlit as st
 
+from ui import reason_io
 from ui import review_widgets as review
 from ui import sidebar
 from workbench import datasets
@@ -32,3 +33,6 @@ if mode == "One at a time":
     review.review_one(model, dataset, result, ledger, latest, filters, annotator)
 else:
     review.review_table(model, result, ledger, latest, filters, annotator)
+
+# Issue 17: the dataset's reason marks as a file, and marks from a file (validated whole).
+reason_io.reason_marks_io(dataset.name, annotator, ledger)
