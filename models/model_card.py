@@ -148,6 +148,49 @@ def _input_lines(manifest: Manifest) -> list[str]:
     return [f"- **Input**: text (the model reads strings), {md(length)}{md(words)}"]
 
 
+def _setting(value: Any, missing: str = "not recorded") -> str:
+    """One recorded training setting as the card shows it (a hand-edited manifest may hold anything)."""
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return md(value)
+
+
+def reason_lines(manifest: Manifest) -> list[str]:
+    """The "Retrained with reason marks" section (issue 17) from the settings `workbench.retrain` records
+    in the training config's "reason" entry; nothing for a version trained without marks."""
+    config = manifest.training.config if manifest.training else None
+    reason = (config or {}).get("reason")
+    if not isinstance(reason, Mapping):
+        return []
+    event = reason.get("reason_event_id")
+    upto = f" (the ledger's reason marks up to event #{_setting(event)})" if event is not None else ""
+    counterfactual = reason.get("counterfactual")
+    copies = _setting(counterfactual)
+    if counterfactual is True:
+        extra = reason.get("counterfactual_repeats")
+        copies += (": each marked example is also trained on with the marked part removed"
+                   + (f", each copy seen {_setting(extra)} more time(s) per epoch" if extra is not None else ""))
+    clipnorm = reason.get("clipnorm", "not recorded")
+    return [
+        "## Retrained with reason marks",
+        "",
+        f"- **Method**: {_setting(reason.get('method'))}: the model's input gradients are penalised inside "
+        "the regions people marked “not a reason”",
+        f"- **Examples marked “not a reason”**: {_setting(reason.get('marked_examples'))}{upto}",
+        f"- **Penalty λ**: {_setting(reason.get('penalty'))}",
+        f"- **Counterfactual copies**: {copies}",
+        f"- **Mark repeats**: each marked example seen {_setting(reason.get('mark_repeats'))} time(s) per epoch",
+        f"- **Epochs**: {_setting(reason.get('epochs'))}; **learning rate**: {_setting(reason.get('learning_rate'))}; "
+        f"**batch size**: {_setting(reason.get('batch_size'))}; **seed**: {_setting(reason.get('seed'))}",
+        f"- **Gradient clip norm**: {_setting(clipnorm, 'off (no clipping)')}",
+        "",
+    ]
+
+
 def model_card(
     manifest: Manifest,
     *,
@@ -180,6 +223,7 @@ def model_card(
         _data_line(manifest),
         f"- **Labels changed by corrections**: {int(lineage.labels_changed or 0)}",
         "",
+        *reason_lines(manifest),
         "## Metrics",
         "",
         f"- **Test accuracy** (clean test split, n = {_or(test.n, '?')}): {_pct(test.accuracy)}",
