@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def run(n: int = 20_000, model_name: str = "shapes", batch_size: int = 64, worke
     """
     from workbench import ray_engine
 
+    load_before = round(os.getloadavg()[0], 2)
     scratch = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     try:
         log(f"generating {n} images…")
@@ -109,7 +111,10 @@ def run(n: int = 20_000, model_name: str = "shapes", batch_size: int = 64, worke
     for row in rows:
         row["ratio_to_local"] = round(row["ms_per_input"] / local_ms, 3) if local_ms else None
     best = min(rows[1:], key=lambda r: r["ms_per_input"] * r["workers"]) if len(rows) > 1 else rows[0]
+    # The local engine runs TensorFlow on all of this machine's cores; each Ray actor on the one CPU
+    # Ray assigned it (`ray_engine.use_assigned_cpus`), so "ray, 1 worker" is the per-core cost.
     return {"n": n, "model": model_name, "method": "gradcam", "batch_size": batch_size, "rows": rows,
+            "cores": os.cpu_count(), "load_average": {"before": load_before, "after": round(os.getloadavg()[0], 2)},
             "ray_cluster_start_s": round(ray_start_s, 2), "projection": projection(best["ms_per_input"], best["workers"])}
 
 

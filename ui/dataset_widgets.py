@@ -100,7 +100,9 @@ def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
             if not job.done:
                 st.info(f"Running {model.name} {model.version} over the {len(dataset):,} examples of "
                         f"{dataset.name} / {dataset.split} once; the results are stored and every later open "
-                        "reads them. This keeps running if you leave the page.")
+                        "reads them. This keeps running if you leave the page. To prepare a large split "
+                        "ahead of time, on a Ray cluster if you have one: `workbench dataset-cache --model "
+                        f"{model.name} --dataset {dataset.name} --engine ray`.")
                 _job_progress(job)
                 st.stop()
             dataset_view.collect_job(model, dataset)

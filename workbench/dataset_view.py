@@ -120,6 +120,20 @@ def load_split(name: str, split: str) -> Dataset:
     return datasets.load(name, split)
 
 
+def open_split(name: str, split: str) -> Dataset:
+    """Any split by name, offered on the page or not: a generated scale set of any size, or a catalogue dataset.
+
+    For the command line and Ray workers, which do not share the page's WORKBENCH_SCALE_SIZES.
+    A catalogue name wins ("shapes-20k" is a stored dataset, not a drawn one).
+    """
+    n = scale.size_of(name)
+    if n is None or name in datasets.names() or scale.scale_name(n) != name:  # "shapes-20000" is not a name
+        return datasets.load(name, split)
+    if split != scale.SPLIT:
+        raise WorkbenchError(f"dataset {name!r} has only the split {scale.SPLIT!r}.")
+    return scale.scale_shapes(n)
+
+
 def compatible_datasets(model: Any) -> list[str]:
     """Datasets with the model's modality and classes; the one it was trained on first, scale sets last."""
     found = []
@@ -205,15 +219,22 @@ def check_compatible(model: Any, dataset: Dataset) -> None:
 
 
 def dataset_outputs(model: Any, dataset: Dataset, *, use_cache: bool = True,
-                    progress: Progress | None = None) -> DatasetOutputs:
-    """Probabilities and the 2-D embedding map of `dataset` under `model`, from the disk cache if there."""
+                    progress: Progress | None = None, engine: str = "local",
+                    ray_workers: int | None = None) -> DatasetOutputs:
+    """Probabilities and the 2-D embedding map of `dataset` under `model`, from the disk cache if there.
+
+    `engine="ray"` computes a missing entry on the Ray this process is connected to (for large
+    splits; `workbench dataset-cache --engine ray`, `ray_workers` actors, default one per CPU); the
+    entry is the same either way.
+    """
     check_compatible(model, dataset)
     key = cache_key(model, dataset)
     if use_cache:
         stored = _read_cache(key, len(dataset))
         if stored is not None:
             return stored
-    outputs = _compute(model, dataset, progress or (lambda message, fraction: None))
+    outputs = _compute(model, dataset, progress or (lambda message, fraction: None), engine,
+                       ray_workers)
     if use_cache:
         outputs = _write_cache(key, outputs, dataset)
     return outputs
@@ -286,29 +307,20 @@ def collect_job(model: Any, dataset: Dataset) -> None:
             del _JOBS[key]
 
 
-def _compute(model: Any, dataset: Dataset, report: Progress) -> DatasetOutputs:
+def _compute(model: Any, dataset: Dataset, report: Progress, engine: str = "local",
+             ray_workers: int | None = None) -> DatasetOutputs:
     global COMPUTE_COUNT
-    from labels.features import extract
 
     started = time.perf_counter()
     n = len(dataset)
-    features, probabilities, properties, layer = [], [], [], ""
-    report(f"predicting and reading the penultimate layer of {n:,} examples", 0.0)
-    for start in range(0, n, CHUNK_SIZE):
-        stop = min(start + CHUNK_SIZE, n)
-        chunk = dataset.x[start:stop]  # a generated split draws just these images
-        out = extract(model, chunk, batch_size=BATCH_SIZE)
-        features.append(np.asarray(out.features, dtype=np.float32))
-        probabilities.append(out.probabilities)
-        properties.append(property_columns(dataset, chunk, start))
-        layer = out.feature_layer
-        elapsed = time.perf_counter() - started
-        left = elapsed / stop * (n - stop)
-        report(f"{stop:,} of {n:,} examples ({elapsed:.0f} s, about {left:.0f} s left)", 0.9 * stop / n)
-    feats = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
-    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(model.classes)), np.float32)
-    names = properties[0].keys() if properties else property_columns(dataset, dataset.x[0:0], 0).keys()
-    props = {name: np.concatenate([p[name] for p in properties]) if properties else np.zeros(0) for name in names}
+    report(f"predicting and reading the penultimate layer of {n:,} examples"
+           + (" on Ray" if engine == "ray" else ""), 0.0)
+    if engine == "ray":
+        feats, probs, props, layer = _forward_on_ray(model, dataset, report, started, ray_workers)
+    elif engine == "local":
+        feats, probs, props, layer = _forward_here(model, dataset, report, started)
+    else:
+        raise WorkbenchError(f"unknown engine {engine!r}; use local or ray.")
     report("projecting to 2-D (PCA)", 0.92)
     projection, explained = project_2d(feats)
     order = [list(model.classes).index(name) for name in dataset.classes]
@@ -321,6 +333,46 @@ def _compute(model: Any, dataset: Dataset, report: Progress) -> DatasetOutputs:
         projection_method="pca", explained_variance=explained, seconds=time.perf_counter() - started,
         properties=props,
     )
+
+
+def _progress_line(done: int, n: int, started: float) -> tuple[str, float]:
+    elapsed = time.perf_counter() - started
+    left = elapsed / max(done, 1) * (n - done)
+    return f"{done:,} of {n:,} examples ({elapsed:.0f} s, about {left:.0f} s left)", 0.9 * done / max(n, 1)
+
+
+def _forward_here(model: Any, dataset: Dataset, report: Progress, started: float
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], str]:
+    """Features, probabilities (model's class order), slice properties and layer name, in this process."""
+    from labels.features import extract
+
+    n = len(dataset)
+    features, probabilities, properties, layer = [], [], [], ""
+    for start in range(0, n, CHUNK_SIZE):
+        stop = min(start + CHUNK_SIZE, n)
+        chunk = dataset.x[start:stop]  # a generated split draws just these images
+        out = extract(model, chunk, batch_size=BATCH_SIZE)
+        features.append(np.asarray(out.features, dtype=np.float32))
+        probabilities.append(out.probabilities)
+        properties.append(property_columns(dataset, chunk, start))
+        layer = out.feature_layer
+        report(*_progress_line(stop, n, started))
+    feats = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
+    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(model.classes)), np.float32)
+    names = properties[0].keys() if properties else property_columns(dataset, dataset.x[0:0], 0).keys()
+    props = {name: np.concatenate([p[name] for p in properties]) if properties else np.zeros(0) for name in names}
+    return feats, probs, props, layer
+
+
+def _forward_on_ray(model: Any, dataset: Dataset, report: Progress, started: float, workers: int | None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], str]:
+    """The same on the Ray this process is connected to (`workbench.ray_dataset`)."""
+    from workbench import ray_dataset
+
+    n = len(dataset)
+    result = ray_dataset.forward(model, dataset, batch_size=BATCH_SIZE, workers=workers,
+                                 progress=lambda done: report(*_progress_line(done, n, started)))
+    return result.features, result.probabilities, result.properties, result.feature_layer
 
 
 def project_2d(features: np.ndarray) -> tuple[np.ndarray, tuple[float, ...]]:

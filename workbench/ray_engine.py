@@ -132,7 +132,11 @@ def start(address: str | None = None, num_cpus: int | None = None,
     cluster's workers need both at the same paths (shared storage); see the README.
     """
     import ray
+    import ray.data
 
+    # Our commands report their own progress once a second; Ray Data's bars (or, off a terminal,
+    # its progress log every 10 s) would bury it.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
         return False
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(_REPO), os.environ.get("PYTHONPATH", "")) if p),
@@ -146,6 +150,27 @@ def start(address: str | None = None, num_cpus: int | None = None,
         ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=object_store_memory,
                  include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
     return True
+
+
+def use_assigned_cpus() -> int:
+    """Limit this actor's TensorFlow to the CPUs Ray gave it; call first thing in an actor's constructor.
+
+    TensorFlow otherwise runs one thread per core of the machine in every actor, so N one-CPU
+    actors on an N-core node each fight for all N cores: the per-core cost that the scaling
+    benchmark reports (and a cluster's size is planned from) would be wrong, and a node with
+    more actors than cores would thrash. Returns the thread count used.
+    """
+    import ray
+
+    cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        tf.config.threading.set_inter_op_parallelism_threads(cpus)
+    except RuntimeError:  # TensorFlow already started in this worker (a reused process): keep its setting
+        pass
+    return cpus
 
 
 class _RenamingSink:
@@ -166,6 +191,7 @@ class ExplainActor:
                  params: dict[str, Any] | None = None) -> None:
         from workbench import api
 
+        use_assigned_cpus()
         self.model = api.load_model(model_name, version)
         self.method, self.seed, self.params = method, seed, params
         self.out = Path(out)

@@ -27,8 +27,9 @@ class FeatureActor:
     def __init__(self, model_name: str, version: str, inputs_ref: Any, batch_size: int) -> None:
         import ray
 
-        from workbench import api
+        from workbench import api, ray_engine
 
+        ray_engine.use_assigned_cpus()
         self.model = api.load_model(model_name, version)
         self.inputs = ray.get(inputs_ref[0])  # wrapped in a list so Ray hands over the reference, not the value
         self.batch_size = batch_size

@@ -190,3 +190,24 @@ def test_ray_explains_texts_as_the_local_engine(tmp_path, ray_local, capsys):
     assert main(args + ["--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (again["computed"], again["skipped"]) == (0, 13)
+
+
+def test_dataset_page_entry_on_ray_equals_the_local_one(ray_local, capsys):
+    """`dataset-cache --engine ray` stores what the local engine computes: same predictions, map and slices."""
+    from workbench import dataset_view
+
+    model = api.load_model("shapes")
+    dataset = dataset_view.open_split("shapes-700", "test")
+    local = dataset_view.dataset_outputs(model, dataset, use_cache=False)
+    assert main(["dataset-cache", "--model", "shapes", "--dataset", "shapes-700", "--engine", "ray",
+                 "--workers", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["engine"], summary["from_cache"], summary["n"]) == ("ray", False, 700)
+    on_ray = dataset_view.cached_outputs(model, dataset)
+    assert on_ray is not None and on_ray.feature_layer == local.feature_layer
+    np.testing.assert_array_equal(on_ray.predicted, local.predicted)
+    np.testing.assert_allclose(on_ray.probabilities, local.probabilities, atol=1e-4)
+    np.testing.assert_allclose(on_ray.projection, local.projection, atol=1e-3)
+    assert set(on_ray.properties) == set(local.properties) == {"brightness", "contrast"}
+    for name, values in local.properties.items():
+        np.testing.assert_allclose(on_ray.properties[name], values, rtol=1e-6)
