@@ -172,8 +172,8 @@ def reason_lines(manifest: Manifest) -> list[str]:
     copies = _setting(counterfactual)
     if counterfactual is True:
         extra = reason.get("counterfactual_repeats")
-        copies += (": each marked example is also trained on with the marked part removed"
-                   + (f", each copy seen {_setting(extra)} more time(s) per epoch" if extra is not None else ""))
+        copies += (" — each marked example is also trained on with the marked part removed"
+                   + (f" (each copy seen {_setting(extra)} extra time(s) per epoch)" if extra is not None else ""))
     clipnorm = reason.get("clipnorm", "not recorded")
     return [
         "## Retrained with reason marks",

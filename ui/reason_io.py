@@ -17,12 +17,13 @@ from foundation import access
 from foundation.errors import WorkbenchError
 from foundation.escaping import markdown_literal
 from labels import Ledger, reasons
-from labels.importer import MAX_IMPORT_BYTES
+from labels.importer import MAX_IMPORT_BYTES, parse_reason_marks
 from ui import identity, loaders
 from workbench import datasets
 
 FLASH = "reason_io_flash"
 NONCE = "reason_io_nonce"  # part of the upload box's key: a new key empties the box after an import
+OPEN = "reason_io_open"
 MAX_PROBLEMS_SHOWN = 3
 
 
@@ -37,13 +38,29 @@ def marks_count(ledger: Ledger, dataset: str) -> tuple[int, int]:
     return sum(len(found) for found in marks.values()), len(marks)
 
 
+def repeated_marks(ledger: Ledger, dataset: str, data: bytes, ids: set[str]) -> int:
+    """How many marks of a marks file are already in force, identical (same example, kind, boxes and
+    words): the ledger appends them anyway (an import adds), so the page says so."""
+    rows, problems = parse_reason_marks(data, known_ids=ids)
+    if problems:
+        return 0
+    in_force = {(eid, m.kind, tuple(m.boxes), tuple(m.words))
+                for eid, marks in reasons.current_reason_marks(ledger, dataset).items() for m in marks}
+    return sum((row.example_id, row.kind, tuple(row.boxes), tuple(row.words)) in in_force for row in rows)
+
+
 def reason_marks_io(dataset: str, annotator: str, ledger: Ledger | None = None) -> None:
     """The folded "download or import" section for `dataset`'s reason marks."""
     ledger = ledger or Ledger()
     flash = st.session_state.get(FLASH)
     flash = flash if flash and flash[0] == dataset else None
     shown_name = markdown_literal(dataset, one_line=True)
-    with st.expander(f"⬇️⬆️ Reason marks of {shown_name}: download or import", expanded=flash is not None):
+    # Once a file is chosen or a message shown, the section stays open for the session: a rerun that
+    # folded it again would hide the file, the button and the result from the person using them.
+    if flash or st.session_state.get(_upload_key(dataset)) is not None:
+        st.session_state[OPEN] = True
+    with st.expander(f"⬇️⬆️ Reason marks of {shown_name}: download or import",
+                     expanded=bool(st.session_state.get(OPEN))):
         if flash:
             st.session_state.pop(FLASH, None)
             (st.success if flash[1] == "success" else st.error)(flash[2])
@@ -64,7 +81,7 @@ def reason_marks_io(dataset: str, annotator: str, ledger: Ledger | None = None) 
 def _import_box(dataset: str, annotator: str) -> None:
     refused = identity.refusal(access.LABEL)
     locked = not annotator or refused is not None
-    upload_key = f"reason_import_file:{dataset}:{st.session_state.get(NONCE, 0)}"
+    upload_key = _upload_key(dataset)
     uploaded = st.file_uploader(
         "Import reason marks (CSV or JSON, as downloaded here)", type=["csv", "json"], key=upload_key,
         max_upload_size=MAX_IMPORT_BYTES // 2**20, disabled=locked,
@@ -79,6 +96,10 @@ def _import_box(dataset: str, annotator: str) -> None:
               on_click=_import, args=({"dataset": dataset, "annotator": annotator, "upload_key": upload_key},))
 
 
+def _upload_key(dataset: str) -> str:
+    return f"reason_import_file:{dataset}:{st.session_state.get(NONCE, 0)}"
+
+
 def _import(context: dict[str, Any]) -> None:
     """Button callback: validate and store the uploaded file, then say what happened in one sentence."""
     dataset, state = context["dataset"], st.session_state
@@ -89,9 +110,11 @@ def _import(context: dict[str, Any]) -> None:
         state[FLASH] = (dataset, "error", f"Nothing was imported: the file is larger than "
                                           f"{MAX_IMPORT_BYTES // 2**20} MB; split it and import the parts.")
         return
+    ledger, data, ids = Ledger(), uploaded.getvalue(), known_ids(dataset)
+    repeats = repeated_marks(ledger, dataset, data, ids)
     try:
-        report = Ledger().import_reason_marks(dataset, uploaded.getvalue(), known_ids=known_ids(dataset),
-                                              annotator=context["annotator"], actor=identity.current())
+        report = ledger.import_reason_marks(dataset, data, known_ids=ids, annotator=context["annotator"],
+                                            actor=identity.current())
     except WorkbenchError as error:  # a viewer, a broken roles file, a bad annotator name
         state[FLASH] = (dataset, "error", f"Nothing was imported: {markdown_literal(error)}")
         return
@@ -100,6 +123,9 @@ def _import(context: dict[str, Any]) -> None:
         state[FLASH] = (dataset, "error", markdown_literal(report.summary(limit=MAX_PROBLEMS_SHOWN)))
         return
     state[NONCE] = state.get(NONCE, 0) + 1  # an empty upload box: the same file is not imported twice by accident
-    state[FLASH] = (dataset, "success", f"Added {report.imported} reason mark{'s' if report.imported != 1 else ''} "
-                                        f"to {markdown_literal(dataset, one_line=True)} from "
-                                        f"{markdown_literal(uploaded.name, one_line=True)}.")
+    message = (f"Added {report.imported} reason mark{'s' if report.imported != 1 else ''} to "
+               f"{markdown_literal(dataset, one_line=True)} from {markdown_literal(uploaded.name, one_line=True)}.")
+    if repeats:
+        message += (f" {repeats} of them repeat{'s' if repeats == 1 else ''} a mark already in force: retraining "
+                    "reads the same region once, and “Undo last mark” removes one copy at a time.")
+    state[FLASH] = (dataset, "success", message)
