@@ -96,9 +96,14 @@ def outputs(model: Any, dataset: Dataset) -> dataset_view.DatasetOutputs:
     if len(dataset) > dataset_view.BACKGROUND_FROM:
         result = dataset_view.cached_outputs(model, dataset)
         if result is None:
-            job = dataset_view.outputs_job(model, dataset)
+            try:
+                job = dataset_view.outputs_job(model, dataset)
+            except WorkbenchError as exc:  # a mistyped WORKBENCH_DATASET_ENGINE
+                st.error(str(exc))
+                st.stop()
             if not job.done:
-                st.info(f"Running {model.name} {model.version} over the {len(dataset):,} examples of "
+                where = " on Ray" if job.engine == "ray" else ""
+                st.info(f"Running {model.name} {model.version}{where} over the {len(dataset):,} examples of "
                         f"{dataset.name} / {dataset.split} once; the results are stored and every later open "
                         "reads them. This keeps running if you leave the page. To prepare a large split "
                         "ahead of time, on a Ray cluster if you have one: `workbench dataset-cache --model "

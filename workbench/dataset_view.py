@@ -73,6 +73,8 @@ BACKGROUND_FROM = 20_000
 # The review-queue colouring cross-validates a head over every example's features: beyond this
 # many examples it would be a second batch job, so it is not offered.
 QUEUE_LIMIT = 25_000
+# "ray" runs the page's background jobs on Ray (RAY_ADDRESS's cluster, else a local one).
+DATASET_ENGINE_ENV = "WORKBENCH_DATASET_ENGINE"
 
 Progress = Callable[[str, float], None]
 
@@ -255,8 +257,9 @@ class OutputsJob:
     session that opens the same split meanwhile watches the same job.
     """
 
-    def __init__(self, model: Any, dataset: Dataset) -> None:
+    def __init__(self, model: Any, dataset: Dataset, engine: str = "local") -> None:
         self.n = len(dataset)
+        self.engine = engine
         self.message, self.fraction = "starting", 0.0
         self.result: DatasetOutputs | None = None
         self.error: BaseException | None = None
@@ -267,7 +270,10 @@ class OutputsJob:
 
     def _run(self, model: Any, dataset: Dataset) -> None:
         try:
-            self.result = dataset_outputs(model, dataset, progress=self._report)
+            if self.engine == "ray":
+                self.result = _outputs_on_ray(model, dataset, self._report)
+            else:
+                self.result = dataset_outputs(model, dataset, progress=self._report)
         except BaseException as exc:  # noqa: BLE001 - reported to the page, which shows it
             self.error = exc
 
@@ -287,14 +293,41 @@ _JOBS: dict[str, OutputsJob] = {}
 _JOBS_LOCK = threading.Lock()
 
 
-def outputs_job(model: Any, dataset: Dataset) -> OutputsJob:
-    """The running (or finished, not yet collected) job for this model version and split; started if none."""
+def job_engine() -> str:
+    """Where the page's background jobs run: $WORKBENCH_DATASET_ENGINE, "local" (default) or "ray".
+
+    "ray" joins the cluster named by RAY_ADDRESS (else starts a local Ray) for each job and leaves
+    it when the job ends; worth it on a cluster, not on one small machine.
+    """
+    engine = os.environ.get(DATASET_ENGINE_ENV, "local").strip().lower() or "local"
+    if engine not in ("local", "ray"):
+        raise WorkbenchError(f"{DATASET_ENGINE_ENV}={engine!r} is not an engine; use local or ray.")
+    return engine
+
+
+def _outputs_on_ray(model: Any, dataset: Dataset, report: Progress) -> DatasetOutputs:
+    from workbench import ray_engine
+
+    report("connecting to Ray", 0.0)
+    owned = ray_engine.start()
+    try:
+        return dataset_outputs(model, dataset, progress=report, engine="ray")
+    finally:
+        if owned:
+            ray_engine.stop()
+
+
+def outputs_job(model: Any, dataset: Dataset, engine: str | None = None) -> OutputsJob:
+    """The running (or finished, not yet collected) job for this model version and split; started if none.
+
+    `engine` defaults to `job_engine()`.
+    """
     check_compatible(model, dataset)
     key = cache_key(model, dataset)
     with _JOBS_LOCK:
         job = _JOBS.get(key)
         if job is None:
-            job = _JOBS[key] = OutputsJob(model, dataset)
+            job = _JOBS[key] = OutputsJob(model, dataset, engine or job_engine())
         return job
 
 

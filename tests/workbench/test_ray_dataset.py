@@ -66,3 +66,13 @@ def test_dataset_cache_refuses_a_mismatched_pair_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: model 'shapes' reads images but dataset 'headlines' holds texts")
     assert len(err.splitlines()) == 1
+
+
+def test_the_page_jobs_engine_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(dataset_view.DATASET_ENGINE_ENV, raising=False)
+    assert dataset_view.job_engine() == "local"
+    monkeypatch.setenv(dataset_view.DATASET_ENGINE_ENV, " Ray ")
+    assert dataset_view.job_engine() == "ray"
+    monkeypatch.setenv(dataset_view.DATASET_ENGINE_ENV, "spark")
+    with pytest.raises(WorkbenchError, match="WORKBENCH_DATASET_ENGINE='spark' is not an engine; use local or ray"):
+        dataset_view.job_engine()

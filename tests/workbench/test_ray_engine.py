@@ -211,3 +211,20 @@ def test_dataset_page_entry_on_ray_equals_the_local_one(ray_local, capsys):
     assert set(on_ray.properties) == set(local.properties) == {"brightness", "contrast"}
     for name, values in local.properties.items():
         np.testing.assert_allclose(on_ray.properties[name], values, rtol=1e-6)
+
+
+def test_the_pages_background_job_on_ray_leaves_a_ray_it_did_not_start(ray_local):
+    """WORKBENCH_DATASET_ENGINE=ray: the page's job computes on the Ray already up and leaves it running."""
+    import ray
+
+    from workbench import dataset_view
+
+    model = api.load_model("shapes")
+    dataset = dataset_view.open_split("shapes-260", "test")
+    job = dataset_view.outputs_job(model, dataset, engine="ray")
+    assert job.engine == "ray" and job.wait(timeout=240)
+    assert job.error is None and job.result is not None and not job.result.from_cache
+    assert dataset_view.cached_outputs(model, dataset) is not None
+    assert job.message == "done" and job.fraction == 1.0
+    assert ray.is_initialized()
+    dataset_view.collect_job(model, dataset)
