@@ -115,3 +115,27 @@ def test_a_viewer_cannot_mark_on_explain(workspace, tmp_path, monkeypatch):
     assert at.button(key=key("reason_save_box", shown)).disabled
     assert at.button(key=key("reason_undo", shown)).disabled
     assert any("correcting labels needs the annotator role" in c.value for c in at.caption)
+
+
+def test_signed_in_the_mark_carries_the_persons_identity(workspace, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import APP_PATH
+    from tests.app.test_signed_in_review import ALICE, AUTH
+
+    roles = tmp_path / "roles.toml"
+    roles.write_text('default = "viewer"\n[users]\n"alice@example.org" = "annotator"\n')
+    monkeypatch.setenv(access.ROLES_ENV, str(roles))
+    at = AppTest.from_file(APP_PATH, default_timeout=180)
+    at.secrets["auth"] = AUTH
+    at.user = ALICE
+    at.session_state["image_model"] = "shapes"
+    at.run()
+    at.switch_page(IMAGE_PAGE).run()
+    assert not at.exception, at.exception
+    shown = datasets.load("shapes", "test").ids[0]
+    assert not at.button(key=key("reason_save_box", shown)).disabled  # no name box: the signed-in name is used
+    at.button(key=key("reason_save_box", shown)).click().run()
+    assert not at.exception, at.exception
+    [event] = Ledger().reason_history("shapes", shown)
+    assert (event.annotator, event.actor_email, event.actor_role) == ("Alice", "alice@example.org", "annotator")
