@@ -62,7 +62,9 @@ def _choose_split(model: LoadedModel) -> Any:
 
 def _choose_sample(data: Any, split: str = "test") -> tuple[str, int]:
     texts = [str(t) for t in data.x[:MAX_SAMPLES]]
-    position = st.selectbox(f"Sample ({split} split)", range(len(texts)), key="text_sample",
+    # One picker per split: a picker kept across splits showed the old split's headline over the new one's.
+    position = st.selectbox(f"Sample ({split} split)", range(len(texts)),
+                            key="text_sample" if split == "test" else f"text_sample_{split}",
                             format_func=lambda i: texts[i],
                             help="Test examples were never seen in training." if split == "test" else
                                  f"The first {len(texts)} examples of the {split} split.")

@@ -79,7 +79,7 @@ def test_an_uploaded_image_gets_one_caption_not_a_panel(workspace):
 
 
 def test_words_marked_on_explain_text_are_the_ledgers_event_for_that_example(workspace):
-    at = start_app(TEXT_PAGE, text_model="headlines", annotator="alice", text_split="train_noisy", text_sample=2,
+    at = start_app(TEXT_PAGE, text_model="headlines", annotator="alice", text_split="train_noisy", text_sample_train_noisy=2,
                    **FAST_TEXT)
     assert not at.exception, at.exception
     assert "Sample (train_noisy split)" in [s.label for s in at.selectbox]
