@@ -21,6 +21,7 @@ hold on every worker. Ray Data carries only the paths.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -137,6 +138,7 @@ def start(address: str | None = None, num_cpus: int | None = None,
     # Our commands report their own progress once a second; Ray Data's bars (or, off a terminal,
     # its progress log every 10 s) would bury it.
     ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-job "Starting execution…" lines too
     if ray.is_initialized():
         return False
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(_REPO), os.environ.get("PYTHONPATH", "")) if p),
@@ -145,10 +147,11 @@ def start(address: str | None = None, num_cpus: int | None = None,
         env["WORKBENCH_HOME"] = os.environ["WORKBENCH_HOME"]
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False, logging_level=logging.WARNING)
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=object_store_memory,
-                 include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+                 include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False,
+                 logging_level=logging.WARNING)
     return True
 
 
