@@ -52,6 +52,10 @@ HEAD_C = 0.1
 METHOD_VERSION = "queue-2"
 ORDERS = ("issue", "uncertainty")
 QUALITY_METHOD = "self_confidence"
+# From this many examples the confident-learning verdicts come from cleanlab's batched,
+# memory-bounded path, CLEANLAB_BATCH_SIZE rows at a time (a million-image audit on Ray).
+BATCHED_FROM = 500_000
+CLEANLAB_BATCH_SIZE = 100_000
 _FLOOR = 1e-6
 
 Progress = Callable[[str, float], None]
@@ -190,16 +194,30 @@ def label_quality(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
                                                method=QUALITY_METHOD), dtype=np.float64)
 
 
-def confident_learning_issues(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """cleanlab's confident-learning verdict per example (bool), or all False if it cannot run."""
-    from cleanlab.filter import find_label_issues
+def confident_learning_issues(labels: np.ndarray, probabilities: np.ndarray, *,
+                              batched_from: int | None = None, batch_size: int | None = None) -> np.ndarray:
+    """cleanlab's confident-learning verdict per example (bool), or all False if it cannot run.
 
+    From `batched_from` examples (default BATCHED_FROM) cleanlab's batched, memory-bounded
+    path (`find_label_issues_batched`, `batch_size` rows at a time) decides instead of the
+    whole-array `find_label_issues`. Its verdicts are close to, not the same as, the whole-array
+    call's (it is the approximation cleanlab offers for data that does not fit in memory);
+    the ranking (`label_quality`) is per example and does not change.
+    """
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # n_jobs=1: no worker processes (inside Streamlit or a test they cost more than they save).
-            return np.asarray(find_label_issues(np.asarray(labels), np.asarray(probabilities), n_jobs=1),
-                              dtype=bool)
+            if len(labels) >= (BATCHED_FROM if batched_from is None else batched_from):
+                from cleanlab.experimental.label_issues_batched import find_label_issues_batched
+
+                return np.asarray(find_label_issues_batched(
+                    labels=labels, pred_probs=probabilities, batch_size=batch_size or CLEANLAB_BATCH_SIZE,
+                    n_jobs=1, verbose=False, return_mask=True), dtype=bool)
+            from cleanlab.filter import find_label_issues
+
+            return np.asarray(find_label_issues(labels, probabilities, n_jobs=1), dtype=bool)
     except (ValueError, IndexError, ZeroDivisionError):
         return np.zeros(len(labels), dtype=bool)
 

@@ -374,3 +374,26 @@ def test_audit_command_subprocess_prints_recall(workspace):
     assert lines[-1].startswith("recall of the 63 flipped labels within the top 126: ")
     assert float(lines[-1].rsplit(" ", 1)[1]) >= 0.8
     assert len([line for line in lines if line.strip().split(" ")[0].isdigit()]) == 3
+
+
+def test_large_audits_use_cleanlabs_batched_path():
+    """From BATCHED_FROM examples cleanlab's memory-bounded path decides: it finds planted flips
+    (few false alarms) and mostly agrees with the whole-array call, here forced on 3,000 rows in 6 batches."""
+    rng = np.random.default_rng(0)
+    n, k = 3000, 4
+    truth = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), truth] += 3
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    given = truth.copy()
+    flipped = rng.choice(n, 300, replace=False)
+    given[flipped] = (given[flipped] + 1) % k
+    planted = np.zeros(n, dtype=bool)
+    planted[flipped] = True
+    batched = queue.confident_learning_issues(given, probabilities, batched_from=n, batch_size=500)
+    whole = queue.confident_learning_issues(given, probabilities, batched_from=n + 1)
+    assert batched.dtype == bool and batched.shape == (n,)
+    assert (batched & planted).sum() / batched.sum() >= 0.95  # what it flags is mostly planted
+    assert (batched & planted).sum() >= 0.6 * len(flipped)
+    assert (batched == whole).mean() >= 0.95 and not np.array_equal(batched, whole)  # two paths, close
+    assert queue.BATCHED_FROM > 100_000  # the sample datasets keep the whole-array verdicts
