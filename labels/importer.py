@@ -47,6 +47,7 @@ class ImportReport:
     imported: int
     problems: tuple[ImportProblem, ...] = ()
     noun: str = "correction(s)"  # what was imported, for the summary
+    skipped: int = 0  # valid rows not appended because the same thing is already in force
 
     @property
     def ok(self) -> bool:
@@ -54,7 +55,8 @@ class ImportReport:
 
     def summary(self, limit: int = 20) -> str:
         if self.ok:
-            return f"Imported {self.imported} {self.noun}."
+            tail = f" ({self.skipped} already in force, skipped)" if self.skipped else ""
+            return f"Imported {self.imported} {self.noun}{tail}."
         shown = "; ".join(str(p) for p in self.problems[:limit])
         more = len(self.problems) - limit
         tail = f"; and {more} more" if more > 0 else ""

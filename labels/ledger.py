@@ -308,9 +308,11 @@ class Ledger:
 
     def import_reason_marks(self, dataset: str, data: bytes, *, known_ids: Collection[str], annotator: str,
                             actor: Identity | None = None) -> ImportReport:
-        """Validate a marks file (CSV or JSON, as `export_reason_marks` writes) whole; append every mark
+        """Validate a marks file (CSV or JSON, as `export_reason_marks` writes) whole; append its marks
         in one transaction, or nothing. Like a corrections import it is a bulk decision: it adds to the
-        marks in force without checking what anyone saw."""
+        marks in force without checking what anyone saw. A mark identical to one in force (same
+        example, kind, boxes and words), or repeated within the file, is skipped and counted, so
+        importing the same file twice changes nothing."""
         who = access.acting(actor, access.LABEL)
         _check_name(dataset, "The dataset name")
         _check_name(annotator, "The annotator name")
@@ -319,13 +321,25 @@ class Ledger:
             return ImportReport(imported=0, problems=tuple(problems), noun="reason mark(s)")
         now = _now()
         with write_transaction(self.engine, dataset) as conn:
-            conn.execute(insert(reason_events), [
-                _reason_row(dataset=dataset, example_id=row.example_id, action=IMPORT_MARK, kind=row.kind,
-                            boxes=row.boxes, words=row.words, annotator=annotator, note=row.note,
-                            created_at=now, **_actor(who))
-                for row in rows
-            ])
-        return ImportReport(imported=len(rows), noun="reason mark(s)")
+            # Read inside the transaction: the marks in force are those the new rows are compared with.
+            events = [ReasonEvent.from_row(r._mapping)
+                      for r in conn.execute(select(reason_events).where(_r.dataset == dataset).order_by(_r.id))]
+            seen = {_mark_signature(mark.example_id, mark.kind, mark.boxes, mark.words)
+                    for marks in reasons.marks_in_force(events).values() for mark in marks}
+            new_rows = []
+            for row in rows:
+                signature = _mark_signature(row.example_id, row.kind, row.boxes, row.words)
+                if signature not in seen:
+                    seen.add(signature)
+                    new_rows.append(row)
+            if new_rows:
+                conn.execute(insert(reason_events), [
+                    _reason_row(dataset=dataset, example_id=row.example_id, action=IMPORT_MARK, kind=row.kind,
+                                boxes=row.boxes, words=row.words, annotator=annotator, note=row.note,
+                                created_at=now, **_actor(who))
+                    for row in new_rows
+                ])
+        return ImportReport(imported=len(new_rows), noun="reason mark(s)", skipped=len(rows) - len(new_rows))
 
     def export_reason_history(self, dataset: str, fmt: str) -> bytes:
         """Every reason event of `dataset` (marks, undos, imports), oldest first."""
@@ -379,6 +393,11 @@ def _latest_reason(conn: Connection, dataset: str, example_id: str) -> ReasonEve
              .order_by(_r.id.desc()).limit(1))
     row = conn.execute(query).first()
     return ReasonEvent.from_row(row._mapping) if row else None
+
+
+def _mark_signature(example_id: str, kind: str | None, boxes: Any, words: Any) -> tuple:
+    """What makes two marks the same mark: example, kind, boxes and words (not who or when)."""
+    return (example_id, kind, tuple(tuple(int(v) for v in box) for box in boxes), tuple(int(w) for w in words))
 
 
 def _reason_events_of(conn: Connection, dataset: str, example_id: str) -> list[ReasonEvent]:

@@ -17,7 +17,7 @@ from foundation import access
 from foundation.errors import WorkbenchError
 from foundation.escaping import markdown_literal
 from labels import Ledger, reasons
-from labels.importer import MAX_IMPORT_BYTES, parse_reason_marks
+from labels.importer import MAX_IMPORT_BYTES
 from ui import identity, loaders
 from workbench import datasets
 
@@ -36,17 +36,6 @@ def marks_count(ledger: Ledger, dataset: str) -> tuple[int, int]:
     """(marks in force, examples carrying them) in the dataset."""
     marks = reasons.current_reason_marks(ledger, dataset)
     return sum(len(found) for found in marks.values()), len(marks)
-
-
-def repeated_marks(ledger: Ledger, dataset: str, data: bytes, ids: set[str]) -> int:
-    """How many marks of a marks file are already in force, identical (same example, kind, boxes and
-    words): the ledger appends them anyway (an import adds), so the page says so."""
-    rows, problems = parse_reason_marks(data, known_ids=ids)
-    if problems:
-        return 0
-    in_force = {(eid, m.kind, tuple(m.boxes), tuple(m.words))
-                for eid, marks in reasons.current_reason_marks(ledger, dataset).items() for m in marks}
-    return sum((row.example_id, row.kind, tuple(row.boxes), tuple(row.words)) in in_force for row in rows)
 
 
 def reason_marks_io(dataset: str, annotator: str, ledger: Ledger | None = None) -> None:
@@ -111,7 +100,6 @@ def _import(context: dict[str, Any]) -> None:
                                           f"{MAX_IMPORT_BYTES // 2**20} MB; split it and import the parts.")
         return
     ledger, data, ids = Ledger(), uploaded.getvalue(), known_ids(dataset)
-    repeats = repeated_marks(ledger, dataset, data, ids)
     try:
         report = ledger.import_reason_marks(dataset, data, known_ids=ids, annotator=context["annotator"],
                                             actor=identity.current())
@@ -125,7 +113,8 @@ def _import(context: dict[str, Any]) -> None:
     state[NONCE] = state.get(NONCE, 0) + 1  # an empty upload box: the same file is not imported twice by accident
     message = (f"Added {report.imported} reason mark{'s' if report.imported != 1 else ''} to "
                f"{markdown_literal(dataset, one_line=True)} from {markdown_literal(uploaded.name, one_line=True)}.")
-    if repeats:
-        message += (f" {repeats} of them repeat{'s' if repeats == 1 else ''} a mark already in force: retraining "
-                    "reads the same region once, and “Undo last mark” removes one copy at a time.")
+    if report.skipped:
+        message += (f" {report.skipped} mark{'s' if report.skipped != 1 else ''} of the file "
+                    f"{'were' if report.skipped != 1 else 'was'} already in force (same example, kind and "
+                    "region) and not added again.")
     state[FLASH] = (dataset, "success", message)

@@ -196,6 +196,27 @@ def test_marks_export_and_import_round_trip_in_csv_and_json(ledger: Ledger, tmp_
         dispose_engine(other.url)
 
 
+def test_importing_the_same_marks_twice_adds_nothing_the_second_time(ledger: Ledger) -> None:
+    """Marks identical to one in force (or repeated in the file) are skipped and counted; an undone
+    mark is not in force, so importing it again restores it."""
+    ledger.mark_reason("shapes", "a", "not_reason", boxes=[(0, 0, 4, 4)], annotator="A", expected_event_id=None)
+    data = (b'example_id,kind,boxes,words\n'
+            b'a,not_reason,"[[0,0,4,4]]",[]\n'      # in force already
+            b'a,reason,"[[0,0,4,4]]",[]\n'          # same box, other kind: a new mark
+            b'b,reason,"[[1,1,3,3]]",[]\n'
+            b'b,reason,"[[1,1,3,3]]",[]\n')         # twice in the file
+    first = ledger.import_reason_marks("shapes", data, known_ids=IDS, annotator="B")
+    assert (first.imported, first.skipped) == (2, 2)
+    assert first.summary() == "Imported 2 reason mark(s) (2 already in force, skipped)."
+    again = ledger.import_reason_marks("shapes", data, known_ids=IDS, annotator="B")
+    assert (again.imported, again.skipped) == (0, 4) and len(ledger.reason_history("shapes")) == 3
+    [b_mark] = current_reason_marks(ledger, "shapes")["b"]
+    ledger.undo_reason("shapes", "b", annotator="B", expected_event_id=ledger.reason_history("shapes", "b")[0].id)
+    restored = ledger.import_reason_marks("shapes", data, known_ids=IDS, annotator="B")
+    assert (restored.imported, restored.skipped) == (1, 3)
+    assert [(m.kind, m.boxes) for m in current_reason_marks(ledger, "shapes")["b"]] == [(b_mark.kind, b_mark.boxes)]
+
+
 def test_a_bad_marks_file_imports_nothing_and_reports_every_line(ledger: Ledger) -> None:
     data = (b'example_id,kind,boxes,words\n'
             b'a,reason,"[[0,0,4,4]]",[]\n'
