@@ -30,7 +30,7 @@ from workbench import reason_effect
 
 REVIEWER = "simulated-reviewer"
 TRAIN_SPLIT = "train"
-QUICK_LIMIT = 320  # training examples in --quick runs
+QUICK_LIMIT = 192  # training examples in --quick runs (52 of them cued)
 QUICK_BUDGET = 8
 QUICK_EVAL = 24  # cued test examples whose Grad-CAM maps are measured in --quick runs
 # --quick measures accuracy on every QUICK_STRIDE-th test and test_nocue example (300 and 150):
@@ -113,7 +113,7 @@ def simulate_reason(
 
     `queue`: "attribution" (most Grad-CAM mass on the cue first, the default) or "first" (the first
     cued examples in dataset order, the feasibility experiment's choice). `quick`: a tiny run for
-    tests (320 training examples, at most 8 marks, 1 epoch, every third test and test_nocue
+    tests (192 training examples, at most 8 marks, 1 epoch, every third test and test_nocue
     example, 24 cued test maps)."""
     from foundation import config as wb_config
     from labels import Ledger
