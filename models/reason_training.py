@@ -226,7 +226,8 @@ def reason_fine_tune(
     "not a reason" mask (all False, or None, for an unmarked example); for texts the indices of the
     marked words in `text.split()` (empty for unmarked). Every layer with weights is trained (Dropout
     and BatchNorm in inference mode, as in the paper's fine-tuning of a trained model); the same
-    `config.seed` gives the same weights. Returns per-epoch means of the cross-entropy and penalty.
+    `config.seed` gives the same weights. Returns per-epoch means of the cross-entropy, the penalty and
+    the consistency term.
     """
     import keras
     import tensorflow as tf
