@@ -183,6 +183,10 @@ def reason_lines(manifest: Manifest) -> list[str]:
         f"- **Examples marked “not a reason”**: {_setting(reason.get('marked_examples'))}{upto}",
         f"- **Penalty λ**: {_setting(reason.get('penalty'))}",
         f"- **Counterfactual copies**: {copies}",
+        f"- **Consistency weight γ**: {_setting(reason.get('consistency'))} (the prediction with the marked part "
+        "removed must match the prediction with it)",
+        f"- **Transplants**: {_setting(reason.get('transplants'))} per marked example (its marked content pasted "
+        "into an example of another label, which keeps its own label)",
         f"- **Mark repeats**: each marked example seen {_setting(reason.get('mark_repeats'))} time(s) per epoch",
         f"- **Epochs**: {_setting(reason.get('epochs'))}; **learning rate**: {_setting(reason.get('learning_rate'))}; "
         f"**batch size**: {_setting(reason.get('batch_size'))}; **seed**: {_setting(reason.get('seed'))}",

@@ -299,7 +299,7 @@ def _mark_section(model: LoadedModel) -> None:
     st.markdown(f"**{marked}** training pictures are marked so far. Below: unmarked training pictures where the "
                 "model's Grad-CAM puts the most weight on the corner (which covers under 1 % of the picture). "
                 "A scripted reviewer who marked 50 such pictures lifted the accuracy when the mark means nothing "
-                "from 72 % to about 95 % (see the README for how it was measured); a dozen already moves it.")
+                "from 72 % to about 97 % (see the README for how it was measured); a dozen already moves it.")
     if not candidates:
         st.caption("Every cued training picture the page offers is marked.")
         return

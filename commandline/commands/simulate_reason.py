@@ -32,12 +32,14 @@ def cmd_simulate_reason(args: argparse.Namespace) -> int:
     from workbench.simulate_reason import simulate_reason
 
     if (args.penalty < 0 or args.epochs < 1 or args.learning_rate <= 0 or args.mark_repeats < 1
-            or args.counterfactual_repeats < 1):
-        raise WorkbenchError("the penalty must be >= 0, epochs and mark repeats >= 1, the learning rate > 0.")
+            or args.counterfactual_repeats < 1 or args.consistency < 0 or args.transplants < 0):
+        raise WorkbenchError("the penalty, consistency and transplants must be >= 0, epochs and mark repeats >= 1, "
+                             "the learning rate > 0.")
     reason = ReasonConfig(penalty=args.penalty, epochs=args.epochs, learning_rate=args.learning_rate,
                           seed=args.seed, counterfactual=not args.no_counterfactual,
                           mark_repeats=args.mark_repeats, clipnorm=args.clipnorm or None,
-                          counterfactual_repeats=args.counterfactual_repeats)
+                          counterfactual_repeats=args.counterfactual_repeats, consistency=args.consistency,
+                          transplants=args.transplants)
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     report = simulate_reason(args.model, args.budget, reason=reason, quick=args.quick, control=not args.no_control,
                              queue=args.queue, log=log)
@@ -63,6 +65,10 @@ def register(sub) -> None:
                         help="times each counterfactual copy is seen per epoch")
     parser.add_argument("--clipnorm", type=float, default=default.clipnorm,
                         help="clip each update's gradient norm (0: no clipping)")
+    parser.add_argument("--consistency", type=float, default=default.consistency,
+                        help="γ, the weight of the prediction-consistency term on marked examples (0: off)")
+    parser.add_argument("--transplants", type=int, default=default.transplants,
+                        help="copies per marked example of its marked content pasted into another label's example")
     parser.add_argument("--no-counterfactual", action="store_true",
                         help="no copies of the marked examples with the mark painted out")
     parser.add_argument("--queue", choices=("attribution", "first"), default="attribution",

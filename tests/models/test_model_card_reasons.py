@@ -64,3 +64,15 @@ def test_the_defaults_read_as_recorded():
     assert f"- **Mark repeats**: each marked example seen {defaults.mark_repeats} time(s) per epoch" in text
     assert (f"- **Epochs**: {defaults.epochs}; **learning rate**: {defaults.learning_rate:.4g}; "
             f"**batch size**: {defaults.batch_size}; **seed**: {defaults.seed}") in text  # not the config's 99
+
+
+def test_the_consistency_weight_and_transplants_are_on_the_card():
+    from foundation.types import Modality
+    from models.manifest import Manifest, Training
+
+    recorded = {**ReasonConfig(consistency=0.5, transplants=2).to_dict(), "marked_examples": 3}
+    manifest = Manifest(modality=Modality.IMAGE, classes=("a", "b"),
+                        training=Training(recipe="reason_fine_tune", config={"reason": recorded}))
+    text = _plain("\n".join(model_card.reason_lines(manifest)))
+    assert "- **Consistency weight γ**: 0.5 (the prediction with the marked part removed must match" in text
+    assert "- **Transplants**: 2 per marked example" in text

@@ -74,3 +74,13 @@ def test_simulate_reason_quick_reports_both_arms_and_keeps_the_version_in_use(wo
     assert store.current_version("shapes-shortcut") == report["version"] != report["candidate"]
     ledger = Ledger(f"sqlite:///{report['ledger']}")
     assert len(ledger.reason_history("shapes-shortcut")) == 8
+
+
+@pytest.mark.parametrize("option", [["--consistency", "-1"], ["--transplants", "-2"], ["--penalty", "-0.1"]])
+def test_simulate_reason_refuses_negative_settings_in_one_line(option, capsys):
+    from commandline.cli import main
+
+    assert main(["simulate-reason", "--model", "shapes-shortcut", "--budget", "5", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: the penalty, consistency and transplants must be >= 0, epochs and mark repeats >= 1, "
+                   "the learning rate > 0.")
