@@ -89,6 +89,8 @@ def forward(model: Any, dataset: Dataset, *, batch_size: int = 256, workers: int
     import ray
     import ray.data
 
+    from workbench import ray_engine
+
     n = len(dataset)
     if n == 0:
         raise WorkbenchError(f"{dataset.name}/{dataset.split} has no examples to compute.")
@@ -97,10 +99,10 @@ def forward(model: Any, dataset: Dataset, *, batch_size: int = 256, workers: int
     # Blocks of about PROGRESS_ROWS examples: the driver hears of a block when it is done, so this
     # sets how often progress moves (16 blocks of 6,250 at 100k left it still for a minute).
     blocks = max(pool * 8, -(-n // PROGRESS_ROWS))
-    data = ray.data.range(n, override_num_blocks=max(1, min(-(-n // batch_size), blocks)))
+    data = ray_engine.example_numbers(n, max(1, min(-(-n // batch_size), blocks)))
     rows = data.map_batches(
         SplitActor, batch_size=batch_size, batch_format="numpy", num_cpus=1,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool),
+        compute=ray.data.ActorPoolStrategy(min_size=pool, max_size=pool),
         fn_constructor_kwargs={"model_name": model.name, "version": model.version, "dataset_name": dataset.name,
                                "split": dataset.split, "batch_size": batch_size})
     blocks: list[dict[str, np.ndarray]] = []

@@ -176,6 +176,19 @@ def use_assigned_cpus() -> int:
     return cpus
 
 
+def example_numbers(n: int, blocks: int) -> Any:
+    """A Ray Dataset of the numbers 0..n-1 (column "id") in `blocks` blocks, made on the driver.
+
+    Not `ray.data.range`: its read tasks need a CPU, and a fixed actor pool as large as the
+    cluster holds every CPU, so they would never run and the job would wait for ever.
+    """
+    import numpy as np
+    import ray.data
+
+    parts = [pd.DataFrame({"id": part}) for part in np.array_split(np.arange(n, dtype=np.int64), max(1, blocks))]
+    return ray.data.from_pandas([part for part in parts if len(part)])
+
+
 class _RenamingSink:
     """Overlays under their global input number: `run_batch` numbers them within its batch."""
 
@@ -275,9 +288,11 @@ def run(model_name: str, inputs: Sequence[Path], out: Path, method: str = "gradc
         data = ray.data.from_items([{"index": t.index, "name": t.name, "path": t.path, "text": t.text, "error": t.error}
                                     for t in todo],
                                    override_num_blocks=max(1, min(len(todo) // batch_size + 1, pool * 4)))
+        # A fixed pool: Ray Data's autoscaling pool (min 1) never started the second actor here, so
+        # "2 workers" ran on one (measured: 3,000 images, 4.5 ms -> 2.2 ms per input once fixed).
         finished = data.map_batches(
             ExplainActor, batch_size=batch_size, batch_format="pandas", num_cpus=1,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(pool, len(todo))),
+            compute=ray.data.ActorPoolStrategy(min_size=min(pool, len(todo)), max_size=min(pool, len(todo))),
             fn_constructor_kwargs={"model_name": model.name, "version": model.version, "method": method,
                                    "seed": seed, "out": str(out), "params": params})
         with _PartsWatcher(out / PARTS, len(tasks), progress):

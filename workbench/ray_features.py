@@ -60,16 +60,18 @@ def extract(model: Any, inputs: Sequence[Any], *, batch_size: int = features.BAT
     import ray
     import ray.data
 
+    from workbench import ray_engine
+
     n = len(inputs)
     if n == 0:
         return features.extract(model, inputs)
     pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     pool = max(1, min(pool, -(-n // batch_size)))
     inputs_ref = ray.put(inputs if isinstance(inputs, np.ndarray) else list(inputs))
-    data = ray.data.range(n, override_num_blocks=max(1, min(-(-n // batch_size), pool * 4)))
+    data = ray_engine.example_numbers(n, max(1, min(-(-n // batch_size), pool * 4)))
     rows = data.map_batches(
         FeatureActor, batch_size=batch_size, batch_format="numpy", num_cpus=1,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool),
+        compute=ray.data.ActorPoolStrategy(min_size=pool, max_size=pool),
         fn_constructor_kwargs={"model_name": model.name, "version": model.version,
                                "inputs_ref": [inputs_ref], "batch_size": batch_size})
     ids, feats, probs, layers = [], [], [], set()
