@@ -98,8 +98,8 @@ def forward(model: Any, dataset: Dataset, *, batch_size: int = 256, workers: int
     pool = max(1, min(pool, -(-n // batch_size)))
     # Blocks of about PROGRESS_ROWS examples: the driver hears of a block when it is done, so this
     # sets how often progress moves (16 blocks of 6,250 at 100k left it still for a minute).
-    blocks = max(pool * 8, -(-n // PROGRESS_ROWS))
-    data = ray_engine.example_numbers(n, max(1, min(-(-n // batch_size), blocks)))
+    n_blocks = max(pool * 8, -(-n // PROGRESS_ROWS))
+    data = ray_engine.example_numbers(n, max(1, min(-(-n // batch_size), n_blocks)))
     rows = data.map_batches(
         SplitActor, batch_size=batch_size, batch_format="numpy", num_cpus=1,
         compute=ray.data.ActorPoolStrategy(min_size=pool, max_size=pool),
