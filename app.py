@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ui import identity, sidebar
-from workbench import warmup
+from workbench import preload, warmup
 
 # section -> (page file, title, icon, modality the page works on; None = any model)
 SECTIONS = {
@@ -27,6 +27,7 @@ PAGES = [entry for entries in SECTIONS.values() for entry in entries]
 
 def main() -> None:
     st.set_page_config(page_title="Explainability Workbench", page_icon="🔍", layout="wide")
+    preload.page_started()  # a scheduled start-up waits for this visitor's page to paint first
     # shap's one-off numba compilation, in a background thread that waits until the server's model
     # preload (started by ui/serve.py) is done and no map is being computed for anyone.
     warmup.start()

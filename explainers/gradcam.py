@@ -198,7 +198,9 @@ class _GradientPass:
             logits = raw if received is None else pre_activation(score_layer, received)
             return tf.concat([-logits, logits], axis=-1) if one_unit else logits
 
-        @tf.function(reduce_retracing=True)
+        # No autograph: every branch here is on Python values (the model's structure), none on a
+        # tensor, and converting the source was most of a fresh server's first Grad-CAM (issue 18).
+        @tf.function(reduce_retracing=True, autograph=False)
         def run(tensor: Any, requested: Any) -> tuple[Any, Any, Any, Any]:
             with tf.GradientTape() as tape:
                 acts, raw, *received = activation_fn(tensor, watch=tape.watch)

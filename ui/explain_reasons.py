@@ -14,11 +14,13 @@ import streamlit as st
 from foundation.types import Modality
 from labels import Ledger
 from ui import reason_widgets, sidebar
-from workbench.retrain import DEFAULT_TRAIN_SPLIT, NOISY_SPLIT
+from workbench import datasets
 
 # The splits whose marks retraining learns from (workbench.retrain fine-tunes on one of them;
-# train and train_noisy hold the same examples under the same ids).
-TRAINING_SPLITS = (DEFAULT_TRAIN_SPLIT, NOISY_SPLIT)
+# train and train_noisy hold the same examples under the same ids). Not imported from
+# workbench.retrain: that imports Keras, and this page must draw its progress message while the
+# server's start-up is still importing TensorFlow (issue 18).
+TRAINING_SPLITS = (datasets.TRAIN_SPLIT, datasets.NOISY_SPLIT)
 BYO_PAGE = "Your model & data"
 
 

@@ -45,6 +45,7 @@ def wait_for_start_up() -> None:
                 if stage != shown:  # send a change only
                     message.info(stage, icon="⏳")
                     shown = stage
+                    preload.page_painted()  # the visitor sees the page: a scheduled preload may start
             message.empty()
     error = preload.status().error
     if error and not st.session_state.get(_PRELOAD_REPORTED_KEY):

@@ -16,11 +16,12 @@ a warning; the address alone is refused before anything starts. With sign-in con
 address is Streamlit's usual choice.
 
 The server's slow start-up (workbench/preload.py: TensorFlow, the default model, its first
-Grad-CAM) begins in the background as soon as Streamlit listens, so the first visitor's page finds
-it ready or under way instead of paying for it. Not before: importing TensorFlow holds Python's
-global lock for long stretches, and started alongside Streamlit's own start it delayed the moment
-the server answered at all (a browser saw nothing, not even the progress message) by seconds. The
-page, drawn meanwhile, says which step the start-up is at. `WORKBENCH_PRELOAD` chooses another
+Grad-CAM) begins in the background once Streamlit listens and the first visitor's page has painted
+(or two seconds after listening when nobody has come), so that page finds it under way instead of
+paying for it. Not earlier: importing TensorFlow holds Python's global lock for long stretches;
+started alongside Streamlit's own start it delayed the moment the server answered at all, and
+alongside the page's own imports it delayed the page's title and progress message by 3-6 s. The
+page, drawn first, says which step the start-up is at. `WORKBENCH_PRELOAD` chooses another
 moment, for measurements: "now" (before Streamlit starts) or "off" (pages load models themselves).
 """
 from __future__ import annotations
@@ -114,6 +115,10 @@ def binding_arguments(argv: Sequence[str], *, signed_in: bool, env: Mapping[str,
 PRELOAD_ENV = "WORKBENCH_PRELOAD"
 PRELOAD_MOMENTS = ("listening", "now", "off")
 LISTEN_TIMEOUT_S = 30.0  # a server that is not up by then: start the preload all the same
+# Once listening: a visitor's first run begins within this (a browser opened with the server), else
+# nobody is there yet and the preload starts; a page that never says it painted is waited for this long.
+VISITOR_GRACE_S = 2.0
+PAINT_TIMEOUT_S = 6.0
 
 
 def streamlit_listening() -> bool:
@@ -123,11 +128,14 @@ def streamlit_listening() -> bool:
     return Runtime.exists() and Runtime.instance().state is not RuntimeState.INITIAL
 
 
-def start_preload(moment: str, listening=streamlit_listening, timeout: float = LISTEN_TIMEOUT_S
+def start_preload(moment: str, listening=streamlit_listening, timeout: float = LISTEN_TIMEOUT_S,
+                  grace: float = VISITOR_GRACE_S, paint_timeout: float = PAINT_TIMEOUT_S
                   ) -> threading.Thread | None:
     """Start the preload at `moment` (PRELOAD_MOMENTS); returns the thread that starts it, or None.
-    "listening": a small daemon thread polls `listening()` and starts the preload once it is true
-    (or after `timeout`), so Streamlit answers its first visitor before TensorFlow takes the lock."""
+    "listening": a small daemon thread polls `listening()` (giving up after `timeout`), then starts the
+    preload once the first visitor's page has painted its title and progress (or after `grace` seconds
+    without a visitor; `preload.start_after_first_paint`), so the visitor sees the page before
+    TensorFlow takes the interpreter's lock."""
     if moment not in PRELOAD_MOMENTS:
         print(f"workbench: {PRELOAD_ENV}={moment!r} is not one of {', '.join(PRELOAD_MOMENTS)}; "
               "using 'listening'", file=sys.stderr, flush=True)
@@ -136,6 +144,7 @@ def start_preload(moment: str, listening=streamlit_listening, timeout: float = L
         return None
     if moment == "now":
         return preload.start()
+    preload.schedule()  # from now on a page waits for the preload instead of loading the model itself
 
     def when_listening() -> None:
         deadline = time.monotonic() + timeout
@@ -146,7 +155,7 @@ def start_preload(moment: str, listening=streamlit_listening, timeout: float = L
             except Exception:  # noqa: BLE001 - Streamlit's internals moved: do not wait for them
                 break
             time.sleep(0.05)
-        preload.start()
+        preload.start_after_first_paint(grace, paint_timeout)
 
     thread = threading.Thread(target=when_listening, name="preload-when-listening", daemon=True)
     thread.start()

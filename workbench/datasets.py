@@ -32,6 +32,9 @@ from foundation.errors import WorkbenchError
 from foundation.types import Modality
 
 IMPORTED_SPLITS = ("train", "val", "test")
+# The splits retraining learns from: a shipped sample's noisy-label copy of train, else train (same ids).
+TRAIN_SPLIT = "train"
+NOISY_SPLIT = "train_noisy"
 IMPORTED_DIR = "datasets"
 MANIFEST_FILE = "manifest.json"
 LARGE_SHAPES = sample_data.LARGE_SHAPES_NAME

@@ -47,6 +47,11 @@ _ready = threading.Event()  # phase 1 over: the model (or the failure) is there,
 _done = threading.Event()  # phase 2 over too: the trust figures' first-call costs are paid
 _map_shown = threading.Event()  # a page drew a map and asks for its trust figures: phase 2 may run
 _waiting = 0  # visitors' pages waiting for phase 1 (`visitor_waiting()`)
+# The server will start the preload once the first visitor's page has painted (`start_after_first_paint`):
+# until then pages wait for it as for a running one, instead of loading the model themselves.
+_scheduled = threading.Event()
+_page_seen = threading.Event()  # a visitor's script run has begun (`page_started`)
+_go = threading.Event()  # that page shows the progress message, or needs a model now (`page_painted`)
 MAP_SHOWN_TIMEOUT_S = 30.0  # a waiting visitor's page that never asks: phase 2 runs all the same
 _models: dict[tuple[str, str], LoadedModel] = {}
 _state: dict[str, object] = {}
@@ -91,6 +96,43 @@ def start(name: str | None = None) -> threading.Thread:
             _thread = threading.Thread(target=_run, args=(name,), name="model-preload", daemon=True)
             _thread.start()
         return _thread
+
+
+def schedule() -> None:
+    """Announce that `start_after_first_paint` will start the preload: pages arriving before it wait
+    for the preload (with its progress on screen) instead of loading the model themselves."""
+    _state.setdefault("stage", f"Step 1 of {STEPS}: {STARTING_TENSORFLOW}")
+    _scheduled.set()
+
+
+def page_started() -> None:
+    """A visitor's script run has begun (app.py calls this on every run; only the first counts)."""
+    _page_seen.set()
+
+
+def page_painted() -> None:
+    """The visitor's page shows its title and the start-up's progress, or needs a model now: the
+    scheduled preload may take the interpreter's lock."""
+    _go.set()
+
+
+def start_after_first_paint(grace: float, paint_timeout: float) -> threading.Thread:
+    """Start the preload once the first visitor's page has painted (`page_painted`), or after `grace`
+    seconds when no visitor has come, or `paint_timeout` seconds after one came whose page never says so.
+
+    Why wait at all: importing TensorFlow holds Python's global lock for long stretches, so a page
+    importing its own modules meanwhile painted its title only when that import was over (measured on
+    a quiet 2-core machine: title at 7-10 s after the server's start instead of about 4 s), and both
+    took longer than one after the other."""
+    schedule()
+    if _page_seen.wait(grace):
+        _go.wait(paint_timeout)
+    return start()
+
+
+def _pending() -> bool:
+    """A preload runs, ran, or is about to start (`schedule`)."""
+    return _thread is not None or _scheduled.is_set()
 
 
 def process_age() -> float | None:
@@ -232,7 +274,8 @@ def take(name: str, version: str) -> LoadedModel | None:
     """The preloaded model for (name, version), waiting for a preload of it that is under way;
     None when it was not preloaded (another model, or the preload failed)."""
     target = _state.get("target")
-    if _thread is not None and not _ready.is_set() and target in (None, (name, version)):
+    if _pending() and not _ready.is_set() and target in (None, (name, version)):
+        page_painted()  # a page needs a model now: a scheduled preload starts at once
         _ready.wait()  # loading it here as well would load it twice
     with _lock:
         return _models.get((name, version))
@@ -240,8 +283,9 @@ def take(name: str, version: str) -> LoadedModel | None:
 
 def wait(timeout: float | None = None) -> bool:
     """Block until the whole preload has finished, trust figures included (True), or the timeout
-    passed (False). Returns True at once when no preload was started: there is nothing to wait for."""
-    if _thread is None:
+    passed (False). Returns True at once when no preload was started or scheduled: there is nothing to
+    wait for."""
+    if not _pending():
         return True
     return _done.wait(timeout)
 
@@ -266,8 +310,9 @@ def map_shown() -> None:
 
 def wait_ready(timeout: float | None = None) -> bool:
     """Block until the map's part of the preload is over (True: the model is loaded and traced, or
-    the preload failed) or the timeout passed (False). True at once when no preload was started."""
-    if _thread is None:
+    the preload failed) or the timeout passed (False). True at once when no preload was started or
+    scheduled."""
+    if not _pending():
         return True
     return _ready.wait(timeout)
 
@@ -278,7 +323,7 @@ def status() -> PreloadStatus:
     error = _state.get("error")
     target = _state.get("target")
     return PreloadStatus(
-        started=_thread is not None,
+        started=_thread is not None,  # scheduled only: False, with the stage it will start with
         done=_done.is_set(),
         stage=str(_state.get("stage", "")),
         target=target if isinstance(target, tuple) else None,
@@ -301,5 +346,8 @@ def forget() -> None:
         _ready.clear()
         _done.clear()
         _map_shown.clear()
+        _scheduled.clear()
+        _page_seen.clear()
+        _go.clear()
         _models.clear()
         _state.clear()

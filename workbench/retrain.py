@@ -21,8 +21,8 @@ from models import store, training
 from models.reason_training import ReasonConfig, reason_fine_tune
 from models.manifest import Corrections, Lineage, Manifest, Metrics, Training
 from workbench import datasets, snapshots
-DEFAULT_TRAIN_SPLIT = "train"
-NOISY_SPLIT = "train_noisy"
+DEFAULT_TRAIN_SPLIT = datasets.TRAIN_SPLIT
+NOISY_SPLIT = datasets.NOISY_SPLIT
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from foundation.types import Modality
 from models import training
 from models.manifest import Lineage, Manifest, Metrics, Training
 from models.store import now_iso, save_model_folder
+from workbench import datasets
 
 SAMPLE_MODELS = {
     "digits": {"dataset": "digits", "recipe": "scratch"},
@@ -29,7 +30,7 @@ INTENDED_USE = {
 }
 
 
-NOISY_SPLIT = "train_noisy"
+NOISY_SPLIT = datasets.NOISY_SPLIT
 NOISY_SUFFIX = "-noisy"
 
 

@@ -29,9 +29,10 @@ import numpy as np
 
 from foundation.dataset import dataset_hash
 from foundation.errors import WorkbenchError
+from workbench import datasets
 
 REVIEWER = "simulated-reviewer"
-NOISY_SPLIT = "train_noisy"
+NOISY_SPLIT = datasets.NOISY_SPLIT
 
 
 # -- the noisy starting model ----------------------------------------------------------------
@@ -54,7 +55,6 @@ def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[s
     """`<source>-noisy` at a version trained on the noisy labels with this config (reused if present)."""
     from models import store, training
     from models.manifest import Lineage, Manifest, Metrics, Training
-    from workbench import datasets
 
     name = f"{source}-noisy"
     wanted = training.config_dict(config)
@@ -132,7 +132,6 @@ def review(ledger: Any, model: Any, noisy: Any, clean: Any, ranked: list[str], b
 def test_scores(keras_model: Any, dataset: str) -> dict[str, float]:
     """Clean test accuracy and log loss (mean -log p(true class)): the loss also sees confidence."""
     from models import training
-    from workbench import datasets
 
     test = datasets.load(dataset, "test")
     probabilities = np.asarray(keras_model.predict(training.as_model_input(test), batch_size=256, verbose=0),
@@ -146,7 +145,6 @@ def test_scores(keras_model: Any, dataset: str) -> dict[str, float]:
 def _finetuned_scores(name: str, version: str, train: Any, dataset: str, config: Any) -> dict[str, float]:
     """Clean test scores of `version` fine-tuned on `train` with `config` (measured, not published)."""
     from models import store, training
-    from workbench import datasets
 
     keras_model = store.load(name, version).keras_model
     training.fine_tune(keras_model, train, datasets.load(dataset, "val"), config)

@@ -1,11 +1,13 @@
-"""When `python -m ui.serve` starts the preload (issue 18): once Streamlit listens, not before (TensorFlow's
-import holds Python's lock and delayed the server's first answer); at once with "now"; never with "off"."""
+"""When `python -m ui.serve` starts the preload (issue 18): once Streamlit listens and the first visitor's page
+has painted, not before (TensorFlow's import holds Python's lock: it delayed the server's first answer, then
+the page's title); at once with "now"; never with "off"."""
 from __future__ import annotations
 
 import threading
 
 import pytest
 
+from models import store
 from ui import serve
 from workbench import preload
 
@@ -29,6 +31,37 @@ def test_the_preload_waits_until_streamlit_listens():
     starter.join(timeout=10)
     assert not starter.is_alive() and preload.status().started
     assert preload.wait(timeout=300) and preload.status().error is None
+
+
+def test_the_preload_waits_for_the_first_visitors_page_to_paint():
+    starter = serve.start_preload("listening", listening=lambda: True, grace=60, paint_timeout=60)
+    preload.page_started()  # a visitor's first run began
+    starter.join(timeout=1.0)
+    assert starter.is_alive() and not preload.status().started
+    # Meanwhile a page waits for it (with the step it will start with) instead of loading the model itself.
+    assert preload.wait_ready(0) is False and preload.wait(0) is False
+    assert preload.status().stage == f"Step 1 of 3: {preload.STARTING_TENSORFLOW}"
+    preload.page_painted()  # the page shows its title and that progress message
+    starter.join(timeout=10)
+    assert not starter.is_alive() and preload.status().started
+    assert preload.wait(timeout=300) and preload.status().error is None
+
+
+def test_without_a_visitor_the_preload_starts_after_the_grace():
+    starter = serve.start_preload("listening", listening=lambda: True, grace=0.3, paint_timeout=60)
+    starter.join(timeout=10)
+    assert not starter.is_alive() and preload.status().started
+
+
+def test_a_page_that_needs_the_model_starts_the_preload_at_once():
+    """A first page that asks for the model (without a progress message) does not wait for a timeout."""
+    starter = serve.start_preload("listening", listening=lambda: True, grace=60, paint_timeout=60)
+    preload.page_started()
+    name = preload.default_model()
+    model = preload.take(name, store.current_version(name))  # blocks until the preload it started is ready
+    assert model is not None and model.name == name
+    starter.join(timeout=10)
+    assert not starter.is_alive() and preload.wait(timeout=300)
 
 
 def test_a_server_that_never_says_it_listens_gets_its_preload_after_the_timeout():
