@@ -1,26 +1,34 @@
-"""Small reusable renderers (plotly charts, image pairs, errors)."""
+"""Small reusable renderers (class probabilities, errors)."""
 from __future__ import annotations
 
+import html
 from typing import Sequence
 
-import plotly.graph_objects as go
 import streamlit as st
 
 
-def probability_chart(classes: Sequence[str], probabilities: Sequence[float], top_k: int = 5) -> go.Figure:
-    pairs = sorted(zip(classes, probabilities), key=lambda p: -p[1])[:top_k]
-    labels = [c for c, _ in pairs][::-1]
-    values = [float(p) for _, p in pairs][::-1]
-    figure = go.Figure(
-        go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.1%}" for v in values],
-               textposition="auto", marker_color="#3b6ea5", hovertemplate="%{y}: %{x:.2%}<extra></extra>")
-    )
-    figure.update_layout(
-        height=60 + 34 * len(labels), margin=dict(l=10, r=10, t=10, b=10),
-        # Category axis: class names such as "1" must stay labels, not become numbers.
-        xaxis=dict(range=[0, 1], tickformat=".0%", title=None), yaxis=dict(title=None, type="category"),
-    )
-    return figure
+def probability_bars_html(classes: Sequence[str], probabilities: Sequence[float], top_k: int = 5) -> str:
+    """The top classes as labelled horizontal bars, most probable first, in plain HTML (names escaped).
+
+    Not a plotly chart: on a fresh page the browser first has to load and compile plotly's script,
+    about 2 s on two busy cores, and meanwhile it drew nothing else, the Grad-CAM map below included
+    (issue 18). These bars cost the browser nothing and read the same."""
+    pairs = sorted(zip(classes, probabilities), key=lambda pair: -float(pair[1]))[:top_k]
+    rows = []
+    for name, probability in pairs:
+        share = min(max(float(probability), 0.0), 1.0)
+        label = html.escape(str(name))
+        rows.append(
+            '<div role="listitem" style="display:flex;align-items:center;gap:0.6rem;margin:0.2rem 0">'
+            f'<span title="{label}" style="flex:0 0 30%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">'
+            f'{label}</span>'
+            '<span style="flex:1;height:1.15rem;background:rgba(59,110,165,0.12);border-radius:3px">'
+            f'<span style="display:block;width:{share * 100:.1f}%;height:100%;background:#3b6ea5;border-radius:3px">'
+            '</span></span>'
+            f'<span style="flex:0 0 3.6rem;text-align:right;font-variant-numeric:tabular-nums">{share:.1%}</span>'
+            '</div>')
+    return (f'<div role="list" aria-label="Class probabilities, the top {len(pairs)}" '
+            f'style="margin:0.3rem 0 0.8rem 0">{"".join(rows)}</div>')
 
 
 def show_error(message: str) -> None:

@@ -24,9 +24,11 @@ def test_sample_shows_prediction_and_gradcam(app):
     assert app.title[0].value.endswith("Explain image")
     markdown = " ".join(m.value for m in app.markdown)
     assert "The model says" in markdown
-    # The probability chart and, under the overlay, the trust panel's randomisation cascade and curves.
-    # (The fourth chart is the folded reason-marking panel's picture, issue 17: tested in test_explain_reasons.)
-    assert len([c for c in app.get("plotly_chart") if not str(c.key or "").startswith("reason_plot:")]) == 3
+    # The class probabilities as HTML bars (no plotly: its script delayed the first map, issue 18) and,
+    # under the overlay, the trust panel's randomisation cascade and curves. (The third chart is the
+    # folded reason-marking panel's picture, issue 17: tested in test_explain_reasons.)
+    assert any('aria-label="Class probabilities' in h.proto.body for h in app.get("html"))
+    assert len([c for c in app.get("plotly_chart") if not str(c.key or "").startswith("reason_plot:")]) == 2
     assert any("Can I trust this gradcam map?" in m.value for m in app.markdown)
     # Grad-CAM's randomisation check runs with the figures: its verdict, metric and curve.
     [check] = [m.value for m in app.markdown if m.value.startswith("**Randomisation check.**")]

@@ -48,7 +48,8 @@ def test_sample_headline_shows_prediction_and_aligned_words():
     sample = at.selectbox(key="text_sample")  # options are positions, shown as the headlines
     headline = sample.options[sample.index]
     assert "The model says" in " ".join(m.value for m in at.markdown)
-    assert len(at.get("plotly_chart")) == 4  # class probabilities, strongest words, randomisation cascade, trust curves
+    assert any('aria-label="Class probabilities' in h.proto.body for h in at.get("html"))  # HTML bars
+    assert len(at.get("plotly_chart")) == 3  # strongest words, randomisation cascade, trust curves
     assert any("Can I trust this gradcam map?" in m.value for m in at.markdown)
     [words] = _highlighted(at)
     # One highlighted word per model token, each the original spelling of that token.

@@ -11,7 +11,7 @@ def _prediction_and_words():
     from foundation.types import Explanation, Modality
     from ui import kit
 
-    kit.prediction_block(["<b>cat</b>", "dog"], np.array([0.8, 0.2]), key="probs")
+    kit.prediction_block(["<b>cat</b>", "dog"], np.array([0.8, 0.2]))
     words = Explanation(method="gradcam", modality=Modality.TEXT, target=0, target_label="cat",
                         values=np.array([0.5, -0.5], np.float32), model_name="m", model_version="v1",
                         seconds=0.0, tokens=("<script>", "fine"))
@@ -26,8 +26,10 @@ def test_prediction_block_and_attributions():
     at.run()
     assert not at.exception, at.exception
     assert at.markdown[0].value == "The model says **&lt;b&gt;cat&lt;\\/b&gt;** (80.0%)."  # escaped, shown literally
-    assert len(at.get("plotly_chart")) == 1
-    [tokens] = [h.proto.body for h in at.get("html")]
+    assert not at.get("plotly_chart")  # plain HTML bars: no plotly script for the browser to load first
+    bars, tokens = [h.proto.body for h in at.get("html")]
+    assert "&lt;b&gt;cat&lt;/b&gt;" in bars and "<b>" not in bars  # the class name is escaped
+    assert bars.index("cat") < bars.index("dog") and "80.0%" in bars and "width:80.0%" in bars
     assert "&lt;script&gt;" in tokens and "<script>" not in tokens
     [image] = at.get("image")
     assert image.captions == ["map"]

@@ -1,6 +1,6 @@
 """The shared UI kit: what every page that shows a prediction or an explanation draws with.
 
-prediction  - "The model says X (p %)" and the class-probability chart
+prediction  - "The model says X (p %)" and the class-probability bars
 overlay     - a map over an image, or highlighted words, for any Explanation
 trust       - the trust panel under an explanation (figures, verdict, curves)
 report      - the HTML report button, and the footer (trust + report) under an ExplainedInput

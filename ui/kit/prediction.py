@@ -1,4 +1,4 @@
-"""The prediction block: one sentence with the top class, and the class-probability chart."""
+"""The prediction block: one sentence with the top class, and the class-probability bars."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -15,12 +15,12 @@ def prediction_sentence(classes: Sequence[str], probabilities: Sequence[float]) 
     st.markdown(f"The model says **{markdown_literal(classes[predicted])}** ({probabilities[predicted]:.1%}).")
 
 
-def probability_chart(classes: Sequence[str], probabilities: Sequence[float], *, key: str | None = None) -> None:
-    chart = widgets.probability_chart(classes, probabilities)
-    st.plotly_chart(chart.update_yaxes(type="category"), width="stretch", key=key)  # class names like "1" stay labels
+def probability_chart(classes: Sequence[str], probabilities: Sequence[float]) -> None:
+    """The top classes' probabilities as bars (widgets.probability_bars_html)."""
+    st.html(widgets.probability_bars_html(classes, probabilities))
 
 
-def prediction_block(classes: Sequence[str], probabilities: Any, *, key: str | None = None) -> None:
-    """The sentence above the chart."""
+def prediction_block(classes: Sequence[str], probabilities: Any) -> None:
+    """The sentence above the bars."""
     prediction_sentence(classes, probabilities)
-    probability_chart(classes, probabilities, key=key)
+    probability_chart(classes, probabilities)
