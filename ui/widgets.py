@@ -16,7 +16,7 @@ def probability_bars_html(classes: Sequence[str], probabilities: Sequence[float]
     pairs = sorted(zip(classes, probabilities), key=lambda pair: -float(pair[1]))[:top_k]
     rows = []
     for name, probability in pairs:
-        share = min(max(float(probability), 0.0), 1.0)
+        share = min(float(probability), 1.0) if float(probability) > 0 else 0.0  # -0.0 would print as such
         label = html.escape(str(name))
         rows.append(
             '<div role="listitem" style="display:flex;align-items:center;gap:0.6rem;margin:0.2rem 0">'
