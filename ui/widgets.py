@@ -20,8 +20,9 @@ def probability_bars_html(classes: Sequence[str], probabilities: Sequence[float]
         label = html.escape(str(name))
         rows.append(
             '<div role="listitem" style="display:flex;align-items:center;gap:0.6rem;margin:0.2rem 0">'
-            f'<span title="{label}" style="flex:0 0 30%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap">'
-            f'{label}</span>'
+            # The name in full (wrapped), and never inside an attribute: a tooltip would put a hostile
+            # name's escaped text inside a tag, where filters that look for handlers flag it.
+            f'<span style="flex:0 0 30%;overflow-wrap:anywhere">{label}</span>'
             '<span style="flex:1;height:1.15rem;background:rgba(59,110,165,0.12);border-radius:3px">'
             f'<span style="display:block;width:{share * 100:.1f}%;height:100%;background:#3b6ea5;border-radius:3px">'
             '</span></span>'
