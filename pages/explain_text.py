@@ -27,7 +27,7 @@ with left:
                           help="Every method explains evidence for this class "
                                "(the predicted one when the text changes).")
 with right:
-    kit.probability_chart(model.classes, probabilities)
+    kit.probability_bars(model.classes, probabilities)
 
 task = text_views.TextTask(model, text, tuple(text_views.display_words(model, text, model.tokenize(text))), target,
                            chosen.rationale)

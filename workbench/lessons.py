@@ -461,7 +461,6 @@ def shortcut_lesson(model: Any, *, n: int = 300, method: str = "gradcam") -> Sho
 MARK_BATCH = 12
 MARK_POOL = 120
 LESSON_ANNOTATOR = "learn page"
-TRAIN_SPLIT = "train"
 
 
 @dataclass(frozen=True)
@@ -487,7 +486,7 @@ def mark_candidates(model: Any, ledger: Any, *, n: int = MARK_BATCH, pool: int =
     """The `n` unmarked cued training examples (of the first `pool`) whose Grad-CAM leans most on the mark."""
     from workbench import datasets, reason_effect, simulate_reason
 
-    train = datasets.load(SHORTCUT_DATASET, TRAIN_SPLIT)
+    train = datasets.load(SHORTCUT_DATASET, datasets.TRAIN_SPLIT)
     done = marked_examples(ledger)
     rows = [int(i) for i in np.flatnonzero(np.asarray(train.cue_masks).any(axis=(1, 2)))
             if str(train.ids[i]) not in done][:pool]
@@ -552,14 +551,14 @@ def retrain_with_reasons(
     *candidate* and returns test and no-cue accuracy before and after. The caller holds the lock.
     """
     from labels import Ledger
-    from workbench import retrain
+    from workbench import datasets, retrain
 
     ledger = ledger or Ledger()
     marked = len(marked_examples(ledger))
     if not marked:
         raise WorkbenchError("no example is marked yet: mark the corner as “not a reason” on a few examples first.")
     log(f"{marked} examples marked: retraining with the penalty on the marked corners ...")
-    result = retrain.retrain(SHORTCUT_MODEL, split=TRAIN_SPLIT, config=config, ledger=ledger, reason=reason,
+    result = retrain.retrain(SHORTCUT_MODEL, split=datasets.TRAIN_SPLIT, config=config, ledger=ledger, reason=reason,
                              created_by=created_by, log=log, publishing=publishing)
     if result.manifest.training.recipe != "reason_fine_tune":  # e.g. no mark within a quick run's subset
         log("note: no marked example was in the training data used, so this was a plain fine-tuning.")

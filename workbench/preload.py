@@ -123,8 +123,8 @@ def start_after_first_paint(grace: float, paint_timeout: float) -> threading.Thr
     Why wait at all: importing TensorFlow holds Python's global lock for long stretches, so a page
     importing its own modules meanwhile painted its title only when that import was over (measured on
     a quiet 2-core machine: title at 7-10 s after the server's start instead of about 3 s), and both
-    took longer than one after the other."""
-    schedule()
+    took longer than one after the other. The caller has called `schedule()` already (ui/serve.py
+    does so before Streamlit starts, so even the earliest page waits)."""
     if _page_seen.wait(grace):
         _go.wait(paint_timeout)
     return start()

@@ -21,8 +21,6 @@ from models import store, training
 from models.reason_training import ReasonConfig, reason_fine_tune
 from models.manifest import Corrections, Lineage, Manifest, Metrics, Training
 from workbench import datasets, snapshots
-DEFAULT_TRAIN_SPLIT = datasets.TRAIN_SPLIT
-NOISY_SPLIT = datasets.NOISY_SPLIT
 
 
 @dataclass(frozen=True)
@@ -61,9 +59,9 @@ def training_split(manifest: Manifest, dataset: str | None = None) -> str:
     if manifest.lineage.train_split:
         return manifest.lineage.train_split
     dataset = dataset or manifest.dataset
-    if dataset and NOISY_SPLIT in datasets.splits(dataset):
-        return NOISY_SPLIT
-    return DEFAULT_TRAIN_SPLIT
+    if dataset and datasets.NOISY_SPLIT in datasets.splits(dataset):
+        return datasets.NOISY_SPLIT
+    return datasets.TRAIN_SPLIT
 
 
 def recipe_config(manifest: Manifest | None) -> training.TrainConfig:

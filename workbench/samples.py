@@ -30,7 +30,6 @@ INTENDED_USE = {
 }
 
 
-NOISY_SPLIT = datasets.NOISY_SPLIT
 NOISY_SUFFIX = "-noisy"
 
 
@@ -89,7 +88,7 @@ def train_sample(
         config = recipe_config(name)
     start = time.perf_counter()
     log(f"training {name} ...")
-    split = NOISY_SPLIT if noisy else "train"
+    split = datasets.NOISY_SPLIT if noisy else datasets.TRAIN_SPLIT
     model, info = _build(name, config, out_root, backbone_path, list(callbacks or []), split)
     test = sample_data.load(info["dataset"], "test")
     modality = sample_data.modality(info["dataset"])
@@ -147,7 +146,7 @@ def review_model_name(model_name: str, split: str, available: Sequence[str]) -> 
     under review. Any other model (a user's, a retrained version, a twin) is used as given.
     """
     twin = noisy_twin(model_name)
-    if split == NOISY_SPLIT and model_name in SAMPLE_MODELS and twin in available:
+    if split == datasets.NOISY_SPLIT and model_name in SAMPLE_MODELS and twin in available:
         return twin
     return model_name
 

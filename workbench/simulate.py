@@ -32,7 +32,6 @@ from foundation.errors import WorkbenchError
 from workbench import datasets
 
 REVIEWER = "simulated-reviewer"
-NOISY_SPLIT = datasets.NOISY_SPLIT
 
 
 # -- the noisy starting model ----------------------------------------------------------------
@@ -64,14 +63,14 @@ def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[s
             simulation = manifest.simulation or {}  # this command's own record
             ours = simulation.get("role") == "noisy-base" and simulation.get("config") == wanted
             # The shipped twin (workbench train --noisy) is the same recipe on the same labels.
-            shipped = (manifest.lineage.parent is None and manifest.lineage.train_split == NOISY_SPLIT
+            shipped = (manifest.lineage.parent is None and manifest.lineage.train_split == datasets.NOISY_SPLIT
                        and manifest.training is not None and manifest.training.config == wanted)
             if ours or shipped:
                 log(f"reusing {name} {version} (trained on the noisy labels)")
                 return name, version
     parent = store.manifest(source, store.ZOO_VERSION)
     dataset, recipe = parent.dataset, parent.recipe or "scratch"
-    train = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
+    train = training._limited(datasets.load(dataset, datasets.NOISY_SPLIT), config.limit)
     val = datasets.load(dataset, "val")
     log(f"training {name} on {len(train)} examples with ~5% flipped labels ...")
     started = time.perf_counter()
@@ -83,7 +82,7 @@ def noisy_model(source: str, config: Any, log: Callable[[str], None]) -> tuple[s
         # Inherited from the shipped model:
         modality=parent.modality, classes=parent.classes, input=parent.input, dataset=parent.dataset,
         recipe=parent.recipe, gradcam_layer=parent.gradcam_layer, vocabulary_size=parent.vocabulary_size,
-        lineage=Lineage(parent=None, train_split=NOISY_SPLIT, labels_changed=0,
+        lineage=Lineage(parent=None, train_split=datasets.NOISY_SPLIT, labels_changed=0,
                         data_hash=dataset_hash(train)),
         metrics=metrics,
         intended_use=f"Simulation only: {source}'s recipe trained on the flipped-label copy of {dataset}.",
@@ -231,7 +230,7 @@ def simulate_review(
     config = config or sample_recipe(source)
     name, base = noisy_model(source, config, log)
     dataset = store.manifest(name, base).dataset
-    noisy = training._limited(datasets.load(dataset, NOISY_SPLIT), config.limit)
+    noisy = training._limited(datasets.load(dataset, datasets.NOISY_SPLIT), config.limit)
     clean = training._limited(datasets.load(dataset, "train"), config.limit)
     model = store.load(name, base)
     run_dir = wb_config.workspace_subdir("simulations") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
@@ -244,7 +243,7 @@ def simulate_review(
 
     log(f"seed {config.seed}: fine-tuning on the corrected labels (the published candidate) ...")
     with jobs.holding_lock(name, "simulation", created_by=REVIEWER):
-        result = retrain.retrain(name, parent=base, split=NOISY_SPLIT, config=config, ledger=ledger,
+        result = retrain.retrain(name, parent=base, split=datasets.NOISY_SPLIT, config=config, ledger=ledger,
                                  created_by=REVIEWER, log=log)
     before = test_scores(store.load(name, base).keras_model, dataset)
     runs = [{"seed": config.seed, "corrected": test_scores(store.load(name, result.candidate).keras_model, dataset)}]

@@ -29,7 +29,6 @@ from foundation.errors import WorkbenchError
 from workbench import reason_effect
 
 REVIEWER = "simulated-reviewer"
-TRAIN_SPLIT = "train"
 QUICK_LIMIT = 192  # training examples in --quick runs (52 of them cued)
 QUICK_BUDGET = 8
 QUICK_EVAL = 24  # cued test examples whose Grad-CAM maps are measured in --quick runs
@@ -139,9 +138,9 @@ def simulate_reason(
     dataset = base.info.dataset
     if not dataset or "test_nocue" not in datasets.splits(dataset):
         raise WorkbenchError(f"model {source!r} is not trained on a dataset with a planted cue (a test_nocue split).")
-    train = training._limited(datasets.load(dataset, TRAIN_SPLIT), limit)
+    train = training._limited(datasets.load(dataset, datasets.TRAIN_SPLIT), limit)
     if limit:  # _limited drops the cue masks; the reviewer needs them
-        train = replace(train, cue_masks=datasets.load(dataset, TRAIN_SPLIT).cue_masks[:limit])
+        train = replace(train, cue_masks=datasets.load(dataset, datasets.TRAIN_SPLIT).cue_masks[:limit])
     test, nocue = datasets.load(dataset, "test"), datasets.load(dataset, "test_nocue")
     if quick:
         test, nocue = _every(test, QUICK_STRIDE), _every(nocue, QUICK_STRIDE)
@@ -167,13 +166,13 @@ def simulate_reason(
     config = replace(retrain.recipe_config(base.info), limit=limit)
     log("retraining with the marks (reason-corrected fine-tuning) ...")
     with jobs.holding_lock(source, "simulation", created_by=REVIEWER):
-        result = retrain.retrain(source, parent=version, split=TRAIN_SPLIT, config=config, ledger=ledger,
+        result = retrain.retrain(source, parent=version, split=datasets.TRAIN_SPLIT, config=config, ledger=ledger,
                                  created_by=REVIEWER, log=log, reason=reason)
     after = measure(store.load(source, result.candidate), test, nocue, cue_rows)
     log(f"after: {after}")
     report: dict[str, Any] = {
         "model": source, "version": version, "candidate": result.candidate, "dataset": dataset,
-        "split": TRAIN_SPLIT, "budget": budget, "marked": len(marked), "queue": queue,
+        "split": datasets.TRAIN_SPLIT, "budget": budget, "marked": len(marked), "queue": queue,
         "train_examples": len(train), "test_examples": len(test), "test_nocue_examples": len(nocue),
         "cue_attribution_examples": int(len(cue_rows)),
         "settings": {**reason.to_dict(), "quick": quick},

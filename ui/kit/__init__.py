@@ -11,7 +11,7 @@ Pages get one typed result from the core (`workbench.api.explain_input`) and han
 nothing here decides what to explain.
 """
 from ui.kit.overlay import display_image, grey_underlay, overlay_image, show_attribution, show_tokens
-from ui.kit.prediction import prediction_block, prediction_sentence, probability_chart
+from ui.kit.prediction import prediction_block, prediction_sentence, probability_bars
 from ui.kit.report import comparison_report_button, explanation_footer, report_button
 from ui.kit.running import current_choice, explain, rounds_caption
 from ui.kit.trust import curves_figure, trust_panel
@@ -19,6 +19,6 @@ from ui.kit.tabs import method_tabs, unavailable_notice
 
 __all__ = [
     "comparison_report_button", "current_choice", "curves_figure", "display_image", "explain", "explanation_footer",
-    "grey_underlay", "method_tabs", "overlay_image", "prediction_block", "prediction_sentence", "probability_chart",
+    "grey_underlay", "method_tabs", "overlay_image", "prediction_block", "prediction_sentence", "probability_bars",
     "report_button", "rounds_caption", "show_attribution", "show_tokens", "trust_panel", "unavailable_notice",
 ]

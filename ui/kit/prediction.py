@@ -15,7 +15,7 @@ def prediction_sentence(classes: Sequence[str], probabilities: Sequence[float]) 
     st.markdown(f"The model says **{markdown_literal(classes[predicted])}** ({probabilities[predicted]:.1%}).")
 
 
-def probability_chart(classes: Sequence[str], probabilities: Sequence[float]) -> None:
+def probability_bars(classes: Sequence[str], probabilities: Sequence[float]) -> None:
     """The top classes' probabilities as bars (widgets.probability_bars_html)."""
     st.html(widgets.probability_bars_html(classes, probabilities))
 
@@ -23,4 +23,4 @@ def probability_chart(classes: Sequence[str], probabilities: Sequence[float]) ->
 def prediction_block(classes: Sequence[str], probabilities: Any) -> None:
     """The sentence above the bars."""
     prediction_sentence(classes, probabilities)
-    probability_chart(classes, probabilities)
+    probability_bars(classes, probabilities)
