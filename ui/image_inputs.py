@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -49,17 +48,8 @@ def _choose_sample(model: LoadedModel, dataset_name: str) -> ChosenImage:
     index = left.number_input(f"Example (0–{len(data) - 1})", 0, len(data) - 1, key=key, step=1)
     label = data.classes[int(data.y[index])]
     caption = f"{markdown_literal(data.ids[index])} · true label: {markdown_literal(label)}"
-    return ChosenImage(np.asarray(data.x[index]), caption, label, _ground_truth(data, index),
+    return ChosenImage(np.asarray(data.x[index]), caption, label, api.ground_truth_of(data, index),
                        dataset=data.name, split=split, example_id=str(data.ids[index]))
-
-
-def _ground_truth(data: Any, index: int) -> api.GroundTruth | None:
-    mask = data.masks[index] if data.masks is not None else None
-    cue = data.cue_masks[index] if data.cue_masks is not None else None
-    if mask is None and cue is None:
-        return None
-    # A cue mask with nothing marked (an image without the mark) tells nothing.
-    return api.GroundTruth(mask=mask, cue_mask=cue if cue is not None and cue.any() else None)
 
 
 def _choose_upload() -> ChosenImage | None:

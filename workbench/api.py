@@ -23,6 +23,7 @@ from workbench.explaining import (
     compare,
     explain,
     explain_input,
+    ground_truth_of,
     measure_trust,
     method_tabs,
     prepare_images,
@@ -31,7 +32,8 @@ from workbench.explaining import (
 
 __all__ = [
     "Comparison", "ExplainedInput", "GroundTruth", "MethodTab", "PairAgreement", "TrustReport",
-    "as_ground_truth", "compare", "explain", "explain_input", "gradcam_layer", "load_model", "measure_trust",
+    "as_ground_truth", "compare", "explain", "explain_input", "gradcam_layer", "ground_truth_of", "load_model",
+    "measure_trust",
     "method_tabs", "model_summaries", "predict", "prepare_images", "prepare_input", "rank_correlation", "read_inputs",
     "top_predictions",
 ]

@@ -109,6 +109,16 @@ def explain(
     return cache.EXPLANATIONS.get_or_compute_batch(keys, compute)
 
 
+def ground_truth_of(data: Any, index: int) -> GroundTruth | None:
+    """What a dataset knows matters in example `index` (its object mask, its planted mark), or None.
+    A cue mask with nothing marked (an example without the mark) tells nothing and is left out."""
+    mask = data.masks[index] if data.masks is not None else None
+    cue = data.cue_masks[index] if data.cue_masks is not None else None
+    if mask is None and cue is None:
+        return None
+    return GroundTruth(mask=mask, cue_mask=cue if cue is not None and cue.any() else None)
+
+
 def as_ground_truth(ground_truth: Any) -> GroundTruth | None:
     """A GroundTruth from one, from an object mask (H x W array) or from rationale words."""
     if ground_truth is None or isinstance(ground_truth, GroundTruth):
