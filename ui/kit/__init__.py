@@ -14,11 +14,12 @@ from ui.kit.overlay import display_image, grey_underlay, overlay_image, show_att
 from ui.kit.prediction import prediction_block, prediction_sentence, probability_bars
 from ui.kit.report import comparison_report_button, explanation_footer, report_button
 from ui.kit.running import current_choice, explain, rounds_caption
-from ui.kit.trust import curves_figure, trust_panel
+from ui.kit.trust import curves_figure, trust_figures, trust_panel
 from ui.kit.tabs import method_tabs, unavailable_notice
 
 __all__ = [
     "comparison_report_button", "current_choice", "curves_figure", "display_image", "explain", "explanation_footer",
     "grey_underlay", "method_tabs", "overlay_image", "prediction_block", "prediction_sentence", "probability_bars",
-    "report_button", "rounds_caption", "show_attribution", "show_tokens", "trust_panel", "unavailable_notice",
+    "report_button", "rounds_caption", "show_attribution", "show_tokens", "trust_figures", "trust_panel",
+    "unavailable_notice",
 ]

@@ -103,34 +103,40 @@ def trust_panel(result: ExplainedInput, *, key: str = "trust") -> TrustReport:
     baseline = _baseline_choice(result, key)
     report = _measure(result, baseline)
     cascade = result.sanity(compute=False)  # measured with the report (Grad-CAM) or on an earlier click
-    figures = report.figures
     unit = "words" if result.model.modality is Modality.TEXT else "pixels"
-    explanation = result.explanation
     with st.container(border=True):
-        st.markdown(f"**Can I trust this {explanation.method} map?** {_LEVEL_ICON.get(report.level, '')}")
-        columns = st.columns(4)
-        _area_metric(columns[0], "Deletion area", figures["deletion_auc"], figures["random_deletion_auc"],
-                     lower_is_better=True, help=f"Remove the most important {unit} first and watch the probability fall. "
-                "Smaller is better; the difference is against removing them in random order.")
-        _area_metric(columns[1], "Insertion area", figures["insertion_auc"], figures["random_insertion_auc"],
-                     lower_is_better=False, help=f"Start from a blank input and restore the most important {unit} first. "
-                "Larger is better; the difference is against a random order.")
-        _localisation_metric(columns[2], figures)
-        if cascade is not None:
-            columns[3].metric("Sanity check", cascade.outcome,
-                              help=SANITY_HELP + f" With the top layer scrambled this map kept a similarity of "
-                              f"{cascade.top_similarity:.2f}.")
-        else:
-            agreement = [v for k, v in figures.items() if k.startswith("agreement_") and k.endswith("_rank")]
-            if agreement:
-                columns[3].metric("Agreement", f"{np.mean(agreement):.2f}",
-                                  help="Rank correlation with the other methods' maps (1 = same ordering).")
-        st.markdown(report.verdict)
+        trust_figures(result.explanation.method, report.figures, report.level, report.verdict, unit,
+                      (cascade.outcome, cascade.top_similarity) if cascade is not None else None)
         _sanity_section(result, cascade, key)
         with st.expander("Show curves"):
             st.plotly_chart(curves_figure(report), key=f"{key}_curves", width="stretch")
             st.caption(f"Removed {unit} become {report.curves.baseline}. Computed in {report.seconds:.2f} s.")
     return report
+
+
+def trust_figures(method: str, figures: dict[str, float], level: str, verdict: str, unit: str,
+                  sanity: tuple[str, float] | None) -> None:
+    """The panel's heading, its four figures and the verdict, from measured values (the live panel's,
+    or the start-up's first map, ui/first_page_view.py). sanity: (outcome, top-layer similarity)."""
+    st.markdown(f"**Can I trust this {method} map?** {_LEVEL_ICON.get(level, '')}")
+    columns = st.columns(4)
+    _area_metric(columns[0], "Deletion area", figures["deletion_auc"], figures["random_deletion_auc"],
+                 lower_is_better=True, help=f"Remove the most important {unit} first and watch the probability fall. "
+                 "Smaller is better; the difference is against removing them in random order.")
+    _area_metric(columns[1], "Insertion area", figures["insertion_auc"], figures["random_insertion_auc"],
+                 lower_is_better=False, help=f"Start from a blank input and restore the most important {unit} first. "
+                 "Larger is better; the difference is against a random order.")
+    _localisation_metric(columns[2], figures)
+    if sanity is not None:
+        outcome, top_similarity = sanity
+        columns[3].metric("Sanity check", outcome, help=SANITY_HELP + " With the top layer scrambled this map kept a "
+                          f"similarity of {top_similarity:.2f}.")
+    else:
+        agreement = [v for k, v in figures.items() if k.startswith("agreement_") and k.endswith("_rank")]
+        if agreement:
+            columns[3].metric("Agreement", f"{np.mean(agreement):.2f}",
+                              help="Rank correlation with the other methods' maps (1 = same ordering).")
+    st.markdown(verdict)
 
 
 def _baseline_choice(result: ExplainedInput, key: str) -> str:
