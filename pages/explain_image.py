@@ -1,11 +1,12 @@
 """Explain image: pick or upload an image, see the prediction and where the model looked."""
 import streamlit as st
 
-from ui import explain_reasons, image_inputs, image_views, kit, loaders, method_params, sidebar, text_views
+from ui import (explain_reasons, first_page_view, image_inputs, image_views, kit, loaders, method_params, sidebar,
+                text_views)
 from workbench import api
 
 st.title("🖼️ Explain image")
-model = sidebar.selected_model("image")
+model = sidebar.selected_model("image", preview=first_page_view.preview)  # the start-up's first map meanwhile
 if model is None:
     st.stop()
 method_params.keep_state("image")

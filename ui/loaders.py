@@ -6,6 +6,8 @@ object: the cache asks the preload registry first, so no model is ever loaded tw
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -32,21 +34,44 @@ def model(name: str, version: str) -> LoadedModel:
     return loaded
 
 
-def wait_for_start_up() -> None:
+@dataclass(frozen=True)
+class Preview:
+    """What a page can draw before its model is loaded (the start-up worker's first map)."""
+
+    state: Callable[[], Hashable | None]  # what there is to draw now (None: nothing); cheap, asked often
+    draw: Callable[[], Any]  # draws it; called again whenever `state()` changes
+
+
+def wait_for_start_up(preview: Callable[[], Preview | None] | None = None) -> None:
     """While the server's start-up (TensorFlow, the default model, its first map) is under way, say
     what the page waits for and what is left, instead of a blank area; once, report a failed preload.
-    Waits for the map's part only: the trust figures' part runs while the map is drawn."""
+    Waits for the map's part only: the trust figures' part runs while the map is drawn.
+    preview: what the page can show meanwhile (ui/first_page_view.py), drawn below the message; asked
+    for only while the page waits (not on every run of a page whose model is loaded)."""
     if not preload.wait_ready(0):
+        meanwhile = preview() if preview is not None else None
         # A visitor is waiting for a map: shap's warm-up and the preload's trust phase keep out of the way.
         with warmup.busy(), preload.visitor_waiting():
+            if meanwhile is None:
+                preload.model_wanted()  # nothing to show before the model: its start-up waits for nothing else
             message, shown = st.empty(), None
+            body, drawn = st.empty(), None
             while not preload.wait_ready(0.2):
                 stage = preload.status().stage or "Starting the workbench…"
                 if stage != shown:  # send a change only
                     message.info(stage, icon="⏳")
                     shown = stage
-                    preload.page_painted()  # the visitor sees the page: a scheduled preload may start
+                now = meanwhile.state() if meanwhile is not None else None
+                if now is not None and now != drawn:
+                    with body.container():
+                        meanwhile.draw()
+                    drawn = now
+                    preload.preview_drawn(now)  # the server's own TensorFlow import waits for this
+                # The visitor sees the page (and what it can show already): a scheduled preload may start
+                # and take the interpreter's lock.
+                preload.page_painted()
             message.empty()
+            body.empty()  # the live page takes its place
     error = preload.status().error
     if error and not st.session_state.get(_PRELOAD_REPORTED_KEY):
         st.session_state[_PRELOAD_REPORTED_KEY] = True

@@ -15,10 +15,14 @@ file, or `STREAMLIT_SERVER_ADDRESS`) and `WORKBENCH_ALLOW_UNAUTHENTICATED_NETWOR
 a warning; the address alone is refused before anything starts. With sign-in configured the
 address is Streamlit's usual choice.
 
-The server's slow start-up (workbench/preload.py: TensorFlow, the default model, its first
-Grad-CAM) begins in the background once Streamlit listens and the first visitor's page has painted
-(or two seconds after listening when nobody has come), so that page finds it under way instead of
-paying for it. Not earlier: importing TensorFlow holds Python's global lock for long stretches;
+Before Streamlit starts, a separate process computes the default page's first map
+(workbench/first_page.py), unless an earlier start stored it: a second process does not queue
+behind this one's interpreter lock, so the page can show that map while this server is still
+starting. The server's own slow start-up (workbench/preload.py: TensorFlow, the default model, its
+first Grad-CAM) begins in the background after that process has finished (so the two never share
+the cores, nor hold two TensorFlows in memory), once Streamlit listens and the first visitor's page
+has painted (or two seconds after listening when nobody has come), so that page finds it under way
+instead of paying for it. Not earlier: importing TensorFlow holds Python's global lock for long stretches;
 started alongside Streamlit's own start it delayed the moment the server answered at all, and
 alongside the page's own imports it delayed the page's title and progress message by 3-6 s. The
 page, drawn first, says which step the start-up is at. `WORKBENCH_PRELOAD` chooses another
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -36,7 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from foundation.errors import WorkbenchError
-from workbench import preload
+from workbench import first_page, preload
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 LOOPBACK = "127.0.0.1"
@@ -113,6 +118,7 @@ def binding_arguments(argv: Sequence[str], *, signed_in: bool, env: Mapping[str,
 
 
 PRELOAD_ENV = "WORKBENCH_PRELOAD"
+WORKER_ENV = "WORKBENCH_FIRST_MAP_WORKER"  # "off": no start-up worker (the page computes its first map itself)
 PRELOAD_MOMENTS = ("listening", "now", "off")
 LISTEN_TIMEOUT_S = 30.0  # a server that is not up by then: start the preload all the same
 # Once listening: a visitor's first run begins within this (a browser opened with the server), else
@@ -128,14 +134,23 @@ def streamlit_listening() -> bool:
     return Runtime.exists() and Runtime.instance().state is not RuntimeState.INITIAL
 
 
+def start_first_map_worker() -> subprocess.Popen | None:
+    """The separate process that computes the default page's first map (workbench/first_page.py)."""
+    return first_page.start_worker(preload.default_model())
+
+
+PREVIEW_TIMEOUT_S = 3.0  # a page that does not draw the worker's result by then is not waited for
+
+
 def start_preload(moment: str, listening=streamlit_listening, timeout: float = LISTEN_TIMEOUT_S,
-                  grace: float = VISITOR_GRACE_S, paint_timeout: float = PAINT_TIMEOUT_S
-                  ) -> threading.Thread | None:
+                  grace: float = VISITOR_GRACE_S, paint_timeout: float = PAINT_TIMEOUT_S,
+                  worker: subprocess.Popen | None = None) -> threading.Thread | None:
     """Start the preload at `moment` (PRELOAD_MOMENTS); returns the thread that starts it, or None.
     "listening": a small daemon thread polls `listening()` (giving up after `timeout`), then starts the
     preload once the first visitor's page has painted its title and progress (or after `grace` seconds
     without a visitor; `preload.start_after_first_paint`), so the visitor sees the page before
-    TensorFlow takes the interpreter's lock."""
+    TensorFlow takes the interpreter's lock. worker: the first-map worker (`start_first_map_worker`),
+    if one runs: the preload then also waits until that process has exited."""
     if moment not in PRELOAD_MOMENTS:
         print(f"workbench: {PRELOAD_ENV}={moment!r} is not one of {', '.join(PRELOAD_MOMENTS)}; "
               "using 'listening'", file=sys.stderr, flush=True)
@@ -155,6 +170,15 @@ def start_preload(moment: str, listening=streamlit_listening, timeout: float = L
             except Exception:  # noqa: BLE001 - Streamlit's internals moved: do not wait for them
                 break
             time.sleep(0.05)
+        if worker is not None:
+            # Its own TensorFlow and the default model: loading them here too meanwhile would only share
+            # the two cores and hold both copies in memory at once. Unless a page can show nothing
+            # before it has a model (another page, another input): that page does not wait for the worker.
+            if first_page.wait_for_worker(worker, until=preload.model_is_wanted):
+                # A waiting page draws the worker's final result (its trust figures) before this
+                # server's TensorFlow import takes the interpreter's lock: measured, that import
+                # delayed the drawing by up to 2 s.
+                preload.wait_for_preview(first_page.stamp(str(preload.default_model())), PREVIEW_TIMEOUT_S)
         preload.start_after_first_paint(grace, paint_timeout)
 
     thread = threading.Thread(target=when_listening, name="preload-when-listening", daemon=True)
@@ -197,6 +221,11 @@ def without_forced_gc(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    moment = os.environ.get(PRELOAD_ENV, "listening").strip().lower()
+    # First of all, before Streamlit's own imports: the worker's TensorFlow import is the longest road
+    # to the first map.
+    wanted = moment not in ("now", "off") and os.environ.get(WORKER_ENV, "on").strip().lower() != "off"
+    worker = start_first_map_worker() if wanted else None
     from streamlit import config
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
@@ -207,13 +236,15 @@ def main(argv: list[str] | None = None) -> None:
             args, signed_in=auth_configured(secrets_files(args, config.get_option("secrets.files"))), env=os.environ,
             configured=config.get_option("server.address"))
     except WorkbenchError as error:
+        if worker is not None:
+            worker.kill()
         sys.exit(f"workbench: {error}")
     if warning:
         print(warning, file=sys.stderr, flush=True)
     PagesManager.uses_pages_directory = False
     keep_keras_state()
     args = without_forced_gc(args)
-    start_preload(os.environ.get(PRELOAD_ENV, "listening").strip().lower())
+    start_preload(moment, worker=worker)
     sys.argv = ["streamlit", "run", str(APP), *args]
     cli.main()
 

@@ -1,6 +1,8 @@
 """The shared sidebar: pick a model (per modality), see its version, classes and accuracy."""
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from models import store
@@ -39,13 +41,15 @@ def model_picker(modality: str | None) -> None:
     st.session_state["selected_model"] = name
 
 
-def selected_model(modality: str | None) -> LoadedModel | None:
+def selected_model(modality: str | None,
+                   preview: Callable[[str], loaders.Preview | None] | None = None) -> LoadedModel | None:
     """The model chosen in the sidebar, loaded when it is chosen (after the server's start-up, with
-    a progress message while that is still under way)."""
+    a progress message while that is still under way). preview(name): what the page can draw of that
+    model meanwhile (loaders.wait_for_start_up)."""
     name = st.session_state.get(MODEL_KEY[modality])
     if not name:
         return None
-    loaders.wait_for_start_up()
+    loaders.wait_for_start_up((lambda: preview(name)) if preview is not None else None)
     return loaders.current_model(name)
 
 

@@ -52,6 +52,9 @@ _waiting = 0  # visitors' pages waiting for phase 1 (`visitor_waiting()`)
 _scheduled = threading.Event()
 _page_seen = threading.Event()  # a visitor's script run has begun (`page_started`)
 _go = threading.Event()  # that page shows the progress message, or needs a model now (`page_painted`)
+_wanted = threading.Event()  # a page can show nothing before it has a model (`model_wanted`)
+_preview = threading.Condition()  # what a waiting page last drew before its model was ready (`preview_drawn`)
+_preview_state: list[object] = [None]
 MAP_SHOWN_TIMEOUT_S = 30.0  # a waiting visitor's page that never asks: phase 2 runs all the same
 _models: dict[tuple[str, str], LoadedModel] = {}
 _state: dict[str, object] = {}
@@ -128,6 +131,39 @@ def start_after_first_paint(grace: float, paint_timeout: float) -> threading.Thr
     if _page_seen.wait(grace):
         _go.wait(paint_timeout)
     return start()
+
+
+def model_wanted() -> None:
+    """A page can show nothing before it has its model (another page than the default one, or another
+    input): the server's start-up goes ahead at once, without waiting for its first-map worker
+    (ui/serve.py) or for a page to paint."""
+    _wanted.set()
+    page_painted()
+
+
+def model_is_wanted() -> bool:
+    return _wanted.is_set()
+
+
+def preview_drawn(state: object) -> None:
+    """A waiting page has drawn what it can show before its model is ready (loaders.wait_for_start_up;
+    `state` says what: the start-up worker's stored first map, workbench/first_page.py)."""
+    with _preview:
+        _preview_state[0] = state
+        _preview.notify_all()
+
+
+def wait_for_preview(state: object, timeout: float) -> bool:
+    """Wait until a visitor's page has drawn `state` (True), at most `timeout` seconds; False at once when
+    no waiting page has drawn any preview (nobody to draw it for: no visitor yet, or a page without one).
+    The server calls this before its own TensorFlow import, which holds the interpreter's lock for
+    seconds: the page's drawing goes first."""
+    with _preview:
+        if _preview_state[0] == state:
+            return True
+        if _waiting == 0 or _preview_state[0] is None:
+            return False
+        return _preview.wait_for(lambda: _preview_state[0] == state, timeout)
 
 
 def _pending() -> bool:
@@ -275,7 +311,7 @@ def take(name: str, version: str) -> LoadedModel | None:
     None when it was not preloaded (another model, or the preload failed)."""
     target = _state.get("target")
     if _pending() and not _ready.is_set() and target in (None, (name, version)):
-        page_painted()  # a page needs a model now: a scheduled preload starts at once
+        model_wanted()  # a page needs a model now: a scheduled preload starts at once
         _ready.wait()  # loading it here as well would load it twice
     with _lock:
         return _models.get((name, version))
@@ -349,5 +385,7 @@ def forget() -> None:
         _scheduled.clear()
         _page_seen.clear()
         _go.clear()
+        _wanted.clear()
+        _preview_state[0] = None
         _models.clear()
         _state.clear()

@@ -1,7 +1,8 @@
 """A newcomer's first visit to a freshly started server: while TensorFlow and the default model
 load, the Explain image page says what it waits for (never a blank area); then the Grad-CAM overlay
-of the default page appears, and its trust figures. No timing is asserted: speed is the app
-benchmark's (benchmarks/app_bench.py)."""
+of the default page appears, computed by the start-up worker (workbench/first_page.py), and its trust
+figures; then the live page with its controls and its own map. No timing is asserted: speed is the
+app benchmark's (benchmarks/app_bench.py)."""
 from __future__ import annotations
 
 import re
@@ -25,9 +26,16 @@ def test_the_first_page_shows_progress_then_the_map_and_its_trust_figures(browse
             # start, the map already is; a blank main area matches neither and times out.
             width, height = app_bench.wait_rendered(app_bench.gradcam_image(page))
             assert width > 0 and height > 0
+            assert app_bench.map_source(page) == "start-up worker"  # before the server's own model was ready
             app_bench.wait_visible(page, app_bench.trust_figures(page))
-            shot(page, "first_visit_02_map_and_trust")
+            shot(page, "first_visit_02_first_map_from_the_worker")
+            app_bench.wait_visible(page, app_bench.live_controls(page))
+            app_bench.wait_rendered(app_bench.gradcam_image(page))
+            assert app_bench.map_source(page) == "server"  # the live page replaced the worker's map
+            app_bench.wait_visible(page, app_bench.trust_figures(page))
+            shot(page, "first_visit_03_live_page")
             assert progress.count() == 0  # the message is gone once the model is ready
+            assert page.get_by_text("computed at start-up").count() == 0
             page.wait_for_timeout(500)  # the log line is written as the start-up's second phase ends
             account = app_bench.preload_figures(server.log_path.read_text(errors="replace"))
             assert account is not None, server.log_path.read_text(errors="replace")[-2000:]

@@ -64,6 +64,49 @@ def test_a_page_that_needs_the_model_starts_the_preload_at_once():
     assert not starter.is_alive() and preload.wait(timeout=300)
 
 
+def test_the_preload_waits_for_the_first_map_worker_to_exit():
+    """The start-up worker (workbench/first_page.py) has its own TensorFlow: the server's starts after it."""
+    import subprocess
+    import sys
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    starter = serve.start_preload("listening", listening=lambda: True, grace=0.1, paint_timeout=60, worker=worker)
+    starter.join(timeout=0.8)
+    assert starter.is_alive() and worker.poll() is None and not preload.status().started
+    starter.join(timeout=30)
+    assert not starter.is_alive() and worker.returncode == 0 and preload.status().started
+    assert preload.wait(timeout=300)
+
+
+def test_a_page_that_needs_its_model_now_does_not_wait_for_the_worker():
+    """A first visit to a page that can show nothing before its model (not the default Explain image input)."""
+    import subprocess
+    import sys
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        starter = serve.start_preload("listening", listening=lambda: True, grace=60, paint_timeout=60, worker=worker)
+        starter.join(timeout=0.5)
+        assert starter.is_alive() and not preload.status().started
+        preload.page_started()
+        preload.model_wanted()  # loaders.wait_for_start_up without a preview, or preload.take
+        starter.join(timeout=10)
+        assert not starter.is_alive() and preload.status().started and worker.poll() is None
+        assert preload.wait(timeout=300)
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_the_server_starts_no_worker_when_the_first_map_is_stored(workspace):
+    from workbench import first_page
+
+    name = preload.default_model()
+    assert first_page.has_first_page(name)
+    first_page.save(first_page.compute(name))
+    assert serve.start_first_map_worker() is None
+
+
 def test_a_server_that_never_says_it_listens_gets_its_preload_after_the_timeout():
     starter = serve.start_preload("listening", listening=lambda: False, timeout=0.3)
     starter.join(timeout=10)

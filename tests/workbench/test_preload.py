@@ -3,6 +3,7 @@ reported and changes nothing else; shap's warm-up waits its turn behind it."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -207,3 +208,20 @@ def test_a_waiting_warm_up_does_not_hold_the_process_at_exit():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert clock.monotonic() - started < 60
+
+
+def test_the_server_waits_for_a_waiting_page_to_draw_the_workers_result():
+    """ui/serve.py holds its own TensorFlow import until the visitor's page has drawn the start-up worker's
+    final result; without a visitor it does not wait at all."""
+    started = time.monotonic()
+    assert preload.wait_for_preview("final", timeout=30) is False  # nobody waiting: no wait
+    assert time.monotonic() - started < 1
+    with preload.visitor_waiting():
+        started = time.monotonic()
+        assert preload.wait_for_preview("final", timeout=30) is False  # a page that draws no preview: no wait
+        assert time.monotonic() - started < 1
+        preload.preview_drawn("map only")
+        assert preload.wait_for_preview("final", timeout=0.3) is False  # the page did not draw it in time
+        threading.Timer(0.3, preload.preview_drawn, args=("final",)).start()
+        assert preload.wait_for_preview("final", timeout=30) is True
+    assert preload.wait_for_preview("final", timeout=0) is True  # drawn already
