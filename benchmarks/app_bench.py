@@ -9,7 +9,12 @@ app, as a newcomer who opens the page right away:
 - first_paint_s (also cold_start_s, its older name): the first page's title is visible;
 - first_gradcam_s: the Grad-CAM overlay of the default page is rendered (no model switch);
 - first_trust_s: the trust panel's figures for that overlay are visible;
-- server_rss_first_page_mb: the server's resident memory (VmRSS) at that moment.
+- server_rss_first_page_mb: the resident memory (VmRSS) at that moment of the server and every
+  process it started that still runs (the start-up's first-map worker, workbench/first_page.py);
+- first_map_from: who computed that overlay ("start-up worker": the map a separate process computed
+  while the server loaded TensorFlow; "server": the live page's own);
+- first_controls_s, server_rss_controls_mb: the live page's controls ("Explain class") are visible,
+  so it answers clicks, and the memory then (the server has loaded TensorFlow by now).
 Then each image model is chosen on the Explain image page and the text model on the Batch
 page, so all four sample models sit in the server's model cache: server_rss_mb.
 load_average_at_start is the machine's 1-minute load average when the server was launched
@@ -18,13 +23,15 @@ load_average_at_start is the machine's 1-minute load average when the server was
     .venv/bin/python -m benchmarks.app_bench --first-page --runs 3   # the first page only, 3 fresh servers
     .venv/bin/python -m benchmarks.app_bench --tensorflow-rss        # what TensorFlow costs a process alone
 
-`--first-page` (`first_page_bench`) stops after the first page's trust figures and adds, per run:
+`--first-page` (`first_page_bench`) stops once the live page's controls are there and adds, per run:
 first_progress_s (the start-up's progress message, or the map, first visible: the page is never
 blank after it), the server's own account of its start-up (`preload`: map ready after, total, seconds
-per stage, from its log line) and each run's load average. `--tensorflow-rss` (`tensorflow_rss`)
-measures, in fresh processes without Streamlit, the resident memory of importing TensorFlow, then
-Keras, then loading the default model and explaining one image: the floor of a server that runs
-TensorFlow in its own process.
+per stage, from its log line) and each run's load average. With `--same-workspace` every run uses one
+workspace, so from the second run on the server finds the first map stored by the first run's worker
+(`first_map_stored_before`); `--no-worker` starts the server without that worker.
+`--tensorflow-rss` (`tensorflow_rss`) measures, in fresh processes without Streamlit, the resident
+memory of importing TensorFlow, then Keras, then loading the default model and explaining one image:
+the floor of a server that runs TensorFlow in its own process.
 
 `AppServer` and `launch_browser` are shared with the end-to-end tests (`tests/e2e/`).
 """
@@ -99,10 +106,9 @@ class AppServer:
         raise TimeoutError(f"the app did not answer within {timeout:.0f} s; see {self.log_path}")
 
     def rss_mb(self) -> float:
-        """Resident memory of the server process, in MiB (from /proc, as psutil is not a dependency)."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.M)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        """Resident memory of the server process and every process it started and that still runs (the
+        start-up's first-map worker), in MiB, from /proc (psutil is not a dependency)."""
+        return sum(_rss_mb(pid) for pid in [self.process.pid, *_descendants(self.process.pid)])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -125,6 +131,25 @@ class AppServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0  # exited meanwhile
+    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.M)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except OSError:
+            continue
+    return found + [grandchild for child in found for grandchild in _descendants(child)]
 
 
 def launch_browser(playwright: Any) -> Any:
@@ -245,10 +270,28 @@ def _first_page(page: Any, server: AppServer, timeout: float) -> dict[str, float
     paint = time.perf_counter() - server.started_at
     wait_rendered(gradcam_image(page), timeout)
     gradcam = time.perf_counter() - server.started_at
+    source = map_source(page)
     wait_visible(page, trust_figures(page), timeout)
     trust = time.perf_counter() - server.started_at
+    rss = server.rss_mb()
+    wait_visible(page, live_controls(page), timeout)
+    controls = time.perf_counter() - server.started_at
     return {"first_paint_s": round(paint, 2), "first_gradcam_s": round(gradcam, 2), "first_trust_s": round(trust, 2),
-            "server_rss_first_page_mb": round(server.rss_mb(), 1)}
+            "server_rss_first_page_mb": round(rss, 1), "first_map_from": source, "first_controls_s": round(controls, 2),
+            "server_rss_controls_mb": round(server.rss_mb(), 1)}
+
+
+def live_controls(page: Any) -> Any:
+    """The live Explain image page's class selector, enabled (the start-up's first map shows it greyed out):
+    the page answers clicks from here on."""
+    return (page.locator('[data-testid="stSelectbox"]').filter(has_text="Explain class")
+            .filter(has=page.locator("input:not([disabled])")))
+
+
+def map_source(page: Any) -> str:
+    """Who computed the Grad-CAM overlay on screen: the start-up worker (workbench/first_page.py) or the server."""
+    caption = page.locator('[data-testid="stImage"]').filter(has=page.get_by_text(re.compile(r"^gradcam(\+\+)? for")))
+    return "start-up worker" if "computed at start-up" in caption.first.inner_text() else "server"
 
 
 def _load_every_model(page: Any, timeout: float) -> list[str]:
@@ -300,7 +343,8 @@ def preload_figures(log: str) -> dict[str, Any] | None:
             "total_s": float(match.group(3)), "stages_s": stages}
 
 
-def first_page_bench(timeout: float = 300.0, preload: str | None = None) -> dict[str, Any]:
+def first_page_bench(timeout: float = 300.0, preload: str | None = None, worker: bool = True,
+                     workspace: Path | None = None) -> dict[str, Any]:
     """One fresh server, the first page only: see the module docstring (`--first-page`).
     preload: when the server starts its preload (ui/serve.py's WORKBENCH_PRELOAD; None: its default)."""
     from playwright.sync_api import sync_playwright
@@ -309,7 +353,11 @@ def first_page_bench(timeout: float = 300.0, preload: str | None = None) -> dict
         browser = launch_browser(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            server = AppServer().start(extra_env={"WORKBENCH_PRELOAD": preload} if preload else None)
+            env = {"WORKBENCH_PRELOAD": preload} if preload else {}
+            if not worker:
+                env["WORKBENCH_FIRST_MAP_WORKER"] = "off"
+            stored = workspace is not None and any((workspace / "cache" / "first_page").glob("*/*.json"))
+            server = AppServer(workspace=workspace).start(extra_env=env)
             try:
                 load_average = os.getloadavg()
                 wait_for_app(page, server.url, timeout)
@@ -318,9 +366,13 @@ def first_page_bench(timeout: float = 300.0, preload: str | None = None) -> dict
                 progress = time.perf_counter() - server.started_at
                 wait_rendered(gradcam_image(page), timeout)
                 gradcam = time.perf_counter() - server.started_at
+                source = map_source(page)
                 wait_visible(page, trust_figures(page), timeout)
                 trust = time.perf_counter() - server.started_at
                 rss = server.rss_mb()
+                wait_visible(page, live_controls(page), timeout)
+                controls = time.perf_counter() - server.started_at
+                rss_controls = server.rss_mb()
                 time.sleep(0.5)  # the log line is written as the start-up's second phase ends
                 account = preload_figures(server.log_path.read_text(errors="replace"))
             finally:
@@ -329,8 +381,11 @@ def first_page_bench(timeout: float = 300.0, preload: str | None = None) -> dict
             browser.close()
     figures = {"first_paint_s": round(paint, 2), "first_progress_s": round(progress, 2),
                "first_gradcam_s": round(gradcam, 2), "first_trust_s": round(trust, 2),
-               "server_rss_first_page_mb": round(rss, 1), "preload": account,
-               "preload_moment": preload or "default", "load_average_at_start": [round(v, 2) for v in load_average]}
+               "server_rss_first_page_mb": round(rss, 1), "first_map_from": source,
+               "first_controls_s": round(controls, 2), "server_rss_controls_mb": round(rss_controls, 1),
+               "preload": account,
+               "preload_moment": preload or "default", "first_map_worker": worker,
+               "first_map_stored_before": stored, "load_average_at_start": [round(v, 2) for v in load_average]}
     return {**figures, "meets_targets": meets_targets(figures)}
 
 
@@ -382,12 +437,18 @@ def _main(argv: list[str]) -> None:
     parser.add_argument("--runs", type=int, default=1, help="fresh servers (or processes), one after another")
     parser.add_argument("--tensorflow-rss", action="store_true", help="TensorFlow's memory in a process alone")
     parser.add_argument("--preload", help="with --first-page: when the server preloads (listening, now, off)")
+    parser.add_argument("--same-workspace", action="store_true",
+                        help="with --first-page: every run on one workspace (later starts find the first map stored)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="with --first-page: without the start-up's first-map worker (WORKBENCH_FIRST_MAP_WORKER=off)")
     args = parser.parse_args(argv)
     if args.tensorflow_rss:
         print(json.dumps(tensorflow_rss(args.runs)))
     elif args.first_page:
+        workspace = Path(tempfile.mkdtemp(prefix="wb-app-bench-")) / "workspace" if args.same_workspace else None
         for _ in range(args.runs):
-            print(json.dumps(first_page_bench(preload=args.preload)), flush=True)
+            print(json.dumps(first_page_bench(preload=args.preload, worker=not args.no_worker, workspace=workspace)),
+                  flush=True)
     else:
         print(json.dumps(run_app_bench()))
 

@@ -516,9 +516,11 @@ def run(*, size: int = 224, architecture: str = "mobilenetv2", repeats: int = 3,
         forward_images: int = FORWARD_IMAGES, gradcam_images: int = GRADCAM_IMAGES,
         log: Callable[[str], None] = lambda message: None,
         methods: tuple[str, ...] = ("gradcam_batch", "first_map", "shap_image", "lime_image", "memory"),
-        lime_samples: int = LIME_SAMPLES, shap_evals: int = SHAP_EVALS) -> dict[str, Any]:
+        lime_samples: int = LIME_SAMPLES, shap_evals: int = SHAP_EVALS,
+        memory_runtimes: tuple[str, ...] = ("auto", "keras")) -> dict[str, Any]:
     """The realistic rows ({"results": [...], "model": {...}}), each timed `repeats` times
-    (fewer images, budgets and a small size only to check the output's shape, in tests)."""
+    (fewer images, budgets and a small size only to check the output's shape, in tests).
+    memory_runtimes: the WORKBENCH_RUNTIME values a fresh process is measured with (one process each)."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     suffix = str(size)
@@ -559,7 +561,7 @@ def run(*, size: int = 224, architecture: str = "mobilenetv2", repeats: int = 3,
             rows.append(row.as_dict())
         if "memory" in methods:
             log("memory: a fresh process loads the model and explains as the page does (LiteRT, then Keras)…")
-            memory = {runtime: fresh_process_memory(model.name, runtime) for runtime in ("auto", "keras")}
+            memory = {runtime: fresh_process_memory(model.name, runtime) for runtime in memory_runtimes}
             log(f"memory: {memory}")
     return {
         "fresh_process_memory": memory if "memory" in methods else None,
