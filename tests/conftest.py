@@ -23,3 +23,11 @@ def workspace(tmp_path, monkeypatch):
     path = tmp_path / "workspace"
     monkeypatch.setenv("WORKBENCH_HOME", str(path))
     return path
+
+
+@pytest.fixture
+def no_shipped_first_pages(request, monkeypatch):
+    """The start-up worker's path, as for a model that carries no first page of its own (the sample models
+    ship theirs: workbench/first_page.py). Tests marked `shipped` keep them."""
+    if request.node.get_closest_marker("shipped") is None:
+        monkeypatch.setenv("WORKBENCH_SHIPPED_FIRST_MAPS", "off")

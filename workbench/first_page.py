@@ -14,6 +14,12 @@ to the workspace and exits. The page draws them while the server itself is still
 The result is keyed by the model version's recorded sha256, so a retrained or replaced model never
 shows another model's map; it is reused by later server starts. Nothing here imports TensorFlow
 at module level: the server imports this module before Streamlit starts.
+
+A model version can also carry its first page in its own folder (`first_page.json` + `.npz` beside
+`model.keras`), written by the process that created it while TensorFlow was loaded anyway:
+`workbench train` does so for the sample models, so they ship with theirs and even a first start
+needs no worker (`store_with_model`). The same checks apply to it; `WORKBENCH_SHIPPED_FIRST_MAPS=off`
+ignores those files (to measure or test a model that carries none).
 """
 from __future__ import annotations
 
@@ -47,6 +53,9 @@ WORKER_TIMEOUT_S = 90.0  # a worker still running by then is ignored (and stoppe
 # browser: at the same priority the first paint came at 4.3-4.7 s (3.0-3.2 s without a worker, measured
 # in an earlier session); niced, 4.3-4.9 s against 3.4-4.1 s without it in the same session.
 WORKER_NICENESS = 19
+FILE_MODE = 0o644  # as the model's own files: readable by a server running as another user
+SHIPPED_STEM = "first_page"  # <version folder>/first_page.json + first_page.npz, written with the model
+SHIPPED_ENV = "WORKBENCH_SHIPPED_FIRST_MAPS"  # "off": ignore them (as for a model that carries none)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class FirstPage:
     sanity_top_similarity: float | None = None
     worker_seconds: float = 0.0  # the worker's whole run, TensorFlow's import included
     worker_map_seconds: float = 0.0  # from the worker's start to its map stored
+    stored_with_model: bool = False  # read from the model version's own folder, not computed at start-up
 
 
 def folder() -> Path:
@@ -81,9 +91,32 @@ def folder() -> Path:
     return path
 
 
-def _paths(name: str, version: str) -> tuple[Path, Path]:
-    stem = folder() / store.check_model_name(name) / store.check_version_id(version)
+def _pair(stem: Path) -> tuple[Path, Path]:
     return stem.with_suffix(".json"), stem.with_suffix(".npz")
+
+
+def _paths(name: str, version: str) -> tuple[Path, Path]:
+    return _pair(folder() / store.check_model_name(name) / store.check_version_id(version))
+
+
+def shipped_used() -> bool:
+    return os.environ.get(SHIPPED_ENV, "on").strip().lower() != "off"
+
+
+def _shipped_paths(name: str, version: str) -> tuple[Path, Path]:
+    return _pair(store.version_path(name, version) / SHIPPED_STEM)
+
+
+def _locations(name: str, version: str) -> list[tuple[Path, Path, bool]]:
+    """Where a first page of this version may be stored, in the order read: the version's own folder
+    (unless turned off), then what a start-up worker computed. The flag: stored with the model."""
+    found = [(*_paths(name, version), False)]
+    if shipped_used():
+        try:
+            found.insert(0, (*_shipped_paths(name, version), True))
+        except WorkbenchError:
+            pass
+    return found
 
 
 def recorded_sha256(name: str, version: str) -> str | None:
@@ -99,14 +132,18 @@ def compute(name: str, version: str | None = None, on_map: Callable[[FirstPage],
     calls the Explain image page makes (same input preparation, default settings, seed and ground truth).
     on_map: sees the page with its map and no trust figures yet (the worker stores it at once, as the
     live page draws its map before measuring them)."""
-    from workbench import api, datasets
-
     version = version or store.current_version(name)
     if not has_first_page(name, version):  # before TensorFlow is imported for nothing
         raise WorkbenchError(f"model {name} has no sample images to show first")
-    sha256 = str(recorded_sha256(name, version))
-    model = store.load(name, version)
-    if model.info.dataset not in datasets.names():
+    return compute_for(store.load(name, version), on_map)
+
+
+def compute_for(model: Any, on_map: Callable[[FirstPage], Any] | None = None) -> FirstPage:
+    """`compute` for a loaded model (models.loaded.LoadedModel) whose manifest records its file's sha256."""
+    from workbench import api, datasets
+
+    name, version, sha256 = model.name, model.version, model.info.lineage.sha256
+    if model.info.modality is not Modality.IMAGE or not sha256 or model.info.dataset not in datasets.names():
         raise WorkbenchError(f"model {name} has no sample images to show first")
     data = datasets.load(model.info.dataset, SPLIT)
     pixels = np.asarray(data.x[INDEX])
@@ -131,13 +168,18 @@ def compute(name: str, version: str | None = None, on_map: Callable[[FirstPage],
                    sanity_top_similarity=float(cascade.top_similarity) if cascade is not None else None)
 
 
-def save(page: FirstPage) -> Path:
+def save(page: FirstPage, model_folder: Path | None = None) -> Path:
     """Write the page's figures (JSON) and arrays (.npz, no pickles); the JSON goes last, by rename,
-    so a reader sees a complete pair or nothing."""
-    json_path, npz_path = _paths(page.name, page.version)
+    so a reader sees a complete pair or nothing. Into the workspace's cache, or into `model_folder`
+    (the version's own folder, beside its model file)."""
+    if model_folder is None:
+        json_path, npz_path = _paths(page.name, page.version)
+    else:
+        json_path, npz_path = _pair(Path(model_folder) / SHIPPED_STEM)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=npz_path.parent, suffix=".npz", delete=False) as handle:
         np.savez(handle, pixels=page.pixels, probabilities=page.probabilities, values=page.values)
+    os.chmod(handle.name, FILE_MODE)
     os.replace(handle.name, npz_path)
     record = {
         "format": FORMAT, "name": page.name, "version": page.version, "sha256": page.sha256,
@@ -151,15 +193,39 @@ def save(page: FirstPage) -> Path:
     with tempfile.NamedTemporaryFile("w", dir=json_path.parent, suffix=".json", delete=False,
                                      encoding="utf-8") as handle:
         json.dump(record, handle)
+    os.chmod(handle.name, FILE_MODE)
     os.replace(handle.name, json_path)
     return json_path
 
 
-def load(name: str, version: str) -> FirstPage | None:
-    """The stored first page of this model version, or None when there is none, it belongs to another
-    file (sha256), another format, or it does not read back whole (then it is simply recomputed)."""
+def store_with_model(model: Any, model_folder: Path) -> Path | None:
+    """Compute the first page of a just-written model version (a LoadedModel of the files in
+    `model_folder`) and store it in that folder; None (nothing written) for a model that has no
+    sample images to show first (a text model, a dataset the page does not offer)."""
     try:
-        json_path, npz_path = _paths(name, version)
+        page = compute_for(model)
+    except WorkbenchError:
+        return None
+    return save(page, model_folder)
+
+
+def load(name: str, version: str) -> FirstPage | None:
+    """The stored first page of this model version (see `_locations`), or None when there is none, it
+    belongs to another file (sha256), another format, or it does not read back whole (then it is
+    simply recomputed)."""
+    try:
+        locations = _locations(name, version)
+    except WorkbenchError:
+        return None
+    for json_path, npz_path, with_model in locations:
+        page = _read(name, version, json_path, npz_path)
+        if page is not None:
+            return replace(page, stored_with_model=with_model)
+    return None
+
+
+def _read(name: str, version: str, json_path: Path, npz_path: Path) -> FirstPage | None:
+    try:
         if not json_path.is_file() or not npz_path.is_file():
             return None
         if json_path.stat().st_size > MAX_FILE_BYTES or npz_path.stat().st_size > MAX_FILE_BYTES:
@@ -199,14 +265,21 @@ def _checked(record: dict[str, Any], pixels: np.ndarray, probabilities: np.ndarr
         worker_map_seconds=float(record.get("worker_map_seconds", 0.0)))
 
 
-def stamp(name: str) -> tuple[int, int] | None:
+def stamp(name: str) -> tuple[tuple[int, int], ...] | None:
     """When and how large the stored first page of the model's version in use was written (None: not
     stored): a cheap look, several times a second, for whether there is something new to draw."""
     try:
-        found = _paths(name, store.current_version(name))[0].stat()
-    except (OSError, WorkbenchError):
+        locations = _locations(name, store.current_version(name))
+    except WorkbenchError:
         return None
-    return found.st_mtime_ns, found.st_size
+    found = []
+    for json_path, _, _ in locations:
+        try:
+            seen = json_path.stat()
+        except OSError:
+            continue
+        found.append((seen.st_mtime_ns, seen.st_size))
+    return tuple(found) or None
 
 
 def load_current(name: str) -> FirstPage | None:
@@ -279,7 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.first_page",
                                      description="Compute the Explain image page's first map for a model.")
     parser.add_argument("--model", required=True)
+    parser.add_argument("--with-model", action="store_true",
+                        help="store it in the version's own folder, beside its model file, as `workbench train` "
+                        "does (to refresh a shipped sample model's first page after FORMAT changed)")
     args = parser.parse_args(argv)
+    if args.with_model:
+        return _store_with_model(args.model)
     started = time.perf_counter()
     try:
         os.nice(WORKER_NICENESS)
@@ -301,6 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     save(page)
     print(f"first map of {page.name} {page.version} ready in {page.worker_seconds:.1f} s "
           f"(map stored after {page.worker_map_seconds:.1f} s)", flush=True)
+    return 0
+
+
+def _store_with_model(name: str) -> int:
+    try:
+        version = store.current_version(name)
+        written = store_with_model(store.load(name, version), store.version_path(name, version))
+    except WorkbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if written is None:
+        print(f"error: model {name} has no sample images to show first", file=sys.stderr)
+        return 2
+    print(f"first page of {name} {version} stored in {written.parent}", flush=True)
     return 0
 
 

@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 from foundation.types import Modality
 from models import training
 from models.manifest import Lineage, Manifest, Metrics, Training
-from models.store import now_iso, save_model_folder
-from workbench import datasets
+from models.store import MODEL_FILE, now_iso, save_model_folder
+from workbench import datasets, first_page
 
 SAMPLE_MODELS = {
     "digits": {"dataset": "digits", "recipe": "scratch"},
@@ -126,7 +126,20 @@ def train_sample(
         write_json_atomic(folder / "vocabulary.json", vectorize.get_vocabulary())
     manifest = save_model_folder(model, manifest, folder)
     log(f"{written_name}: test accuracy {manifest.metrics.test.accuracy:.4f} ({manifest.training.seconds} s)")
+    _store_first_page(manifest, folder, log)
     return manifest
+
+
+def _store_first_page(manifest: Manifest, folder: Path, log: Callable[[str], None]) -> None:
+    """The Explain image page's first map of the model as written (read back from its file, as the app
+    reads it), stored beside it, so that the app's first start shows it at once (workbench/first_page.py)."""
+    from models.loaded import LoadedModel
+    from models.safe_load import load_keras_model
+
+    written = LoadedModel(name=manifest.name, version=manifest.version, manifest=manifest.to_dict(),
+                          keras_model=load_keras_model(folder / (manifest.file or MODEL_FILE)))
+    if first_page.store_with_model(written, folder) is not None:
+        log(f"{manifest.name}: first page stored")
 
 
 def _noisy_use(name: str) -> str:

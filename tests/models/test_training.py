@@ -32,6 +32,23 @@ def test_train_sample_returns_the_manifest_it_wrote(trained):
     assert manifests["digits"].lineage.sha256 == sha256_file(out / "digits" / "model.keras")
 
 
+def test_an_image_model_is_written_with_its_first_page(trained):
+    """What the Explain image page shows first (workbench/first_page.py), computed from the file as written,
+    so the app's first start shows it at once; a text model has none."""
+    import json
+
+    from workbench import first_page
+
+    out, manifests = trained
+    for name in ("digits", "shapes"):
+        record = json.loads((out / name / "first_page.json").read_text())
+        assert (record["name"], record["version"], record["sha256"]) == (name, "v1", manifests[name].lineage.sha256)
+        assert record["format"] == first_page.FORMAT and record["trust_figures"]
+        with np.load(out / name / "first_page.npz", allow_pickle=False) as arrays:
+            assert arrays["values"].shape == (64, 64) and arrays["pixels"].dtype == np.uint8
+    assert not (out / "headlines" / "first_page.json").exists()
+
+
 def test_manifest_records_what_a_user_needs(tiny_zoo):
     out, manifests = tiny_zoo
     manifest = manifests["digits"]

@@ -16,6 +16,9 @@ from models import store
 from workbench import api, datasets, first_page
 
 ROOT = Path(__file__).resolve().parents[2]
+ZOO_IMAGE_MODELS = ("digits", "digits-noisy", "shapes", "shapes-noisy", "shapes-shortcut", "shapes-shortcut-noisy")
+
+pytestmark = pytest.mark.usefixtures("no_shipped_first_pages")  # the worker's path, but where marked `shipped`
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +152,61 @@ def test_the_server_stops_waiting_for_the_worker_when_a_page_needs_its_model(wor
     finally:
         worker.kill()
         worker.wait()
+
+
+def _same_page(found, expected) -> None:
+    for name in ("name", "version", "sha256", "dataset", "split_size", "example_id", "true_label", "classes", "target",
+                 "trust_level", "trust_verdict", "sanity_outcome"):
+        assert getattr(found, name) == getattr(expected, name), name
+    np.testing.assert_array_equal(found.pixels, expected.pixels)
+    np.testing.assert_allclose(found.probabilities, expected.probabilities, atol=1e-5)
+    np.testing.assert_allclose(found.values, expected.values, atol=1e-4)
+    assert found.trust_figures == pytest.approx(expected.trust_figures, abs=1e-4)
+
+
+@pytest.mark.shipped
+@pytest.mark.parametrize("name", ZOO_IMAGE_MODELS)
+def test_each_sample_image_model_ships_the_first_page_it_would_compute(name, workspace):
+    """Written by `workbench train` (or `python -m workbench.first_page --with-model`) beside the model file;
+    a stale one (a retrained file, a new FORMAT) fails here, not in front of a user."""
+    shipped = first_page.load_current(name)
+    assert shipped is not None and shipped.stored_with_model
+    assert first_page.start_worker(name) is None  # nothing to compute at start-up
+    _same_page(shipped, first_page.compute(name))
+
+
+@pytest.mark.shipped
+def test_the_first_page_stored_with_the_model_is_read_before_the_workers(digits_page, workspace, monkeypatch):
+    first_page.save(replace(digits_page, map_seconds=123.0))  # a worker's result for the same version
+    found = first_page.load_current("digits")
+    assert found.stored_with_model and found.map_seconds != 123.0
+    both = first_page.stamp("digits")
+    monkeypatch.setenv(first_page.SHIPPED_ENV, "off")
+    found = first_page.load_current("digits")
+    assert not found.stored_with_model and found.map_seconds == 123.0
+    assert len(first_page.stamp("digits")) == 1 and len(both) == 2  # a new result changes what the page sees
+
+
+@pytest.mark.shipped
+def test_a_users_model_gets_its_first_page_stored_beside_it(workspace, tmp_path):
+    """A model registered from a file (a user's own) and linked to a dataset the page offers: the command
+    writes its first page into its version folder in the workspace, and the page then reads it from there."""
+    from workbench import user_models
+
+    own = tmp_path / "my_digits.keras"
+    api.load_model("digits").keras_model.save(own)  # another file than the sample model's (it is registered)
+    info = user_models.register(own, classes=list(store.manifest("digits").classes), name="my-digits",
+                                dataset="digits")
+    assert first_page.load_current("my-digits") is None and first_page.has_first_page("my-digits")
+    done = subprocess.run([sys.executable, "-m", "workbench.first_page", "--model", "my-digits", "--with-model"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = store.version_path("my-digits", info.version)
+    assert folder.is_relative_to(workspace) and (folder / "first_page.json").is_file()
+    found = first_page.load_current("my-digits")
+    assert found is not None and found.stored_with_model and found.name == "my-digits"
+    _same_page(found, first_page.compute("my-digits"))
+    done = subprocess.run([sys.executable, "-m", "workbench.first_page", "--model", "headlines", "--with-model"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "error: model headlines has no sample images to show first"
