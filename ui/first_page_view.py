@@ -1,8 +1,9 @@
-"""The Explain image page's first map, drawn from the start-up worker's result (workbench/first_page.py)
-while this server is still loading TensorFlow: the same input, prediction, Grad-CAM overlay and trust
-figures the live page shows first, in its layout, with its controls greyed out until the live page
-(which answers them) takes the place of this one. Keep the layout in step with pages/explain_image.py
-and ui/image_views.py, or the page jumps when the live page arrives."""
+"""The Explain image page's first map, drawn from the result stored with the model or by the
+start-up worker (workbench/first_page.py) while this server is still loading TensorFlow: the same
+input, prediction, Grad-CAM overlay and trust figures the live page shows first, in its layout, with
+its controls greyed out until the live page (which answers them) takes the place of this one. Keep
+the layout in step with pages/explain_image.py and ui/image_views.py, or the page jumps when the
+live page arrives."""
 from __future__ import annotations
 
 import streamlit as st
@@ -16,8 +17,10 @@ from ui import image_views, kit, loaders
 from workbench import first_page, preload
 
 DEFAULT_SOURCE = "Sample from the dataset"
-NOTE = ("Computed while the server started: the model's prediction and Grad-CAM for the first test image. "
+NOTE = ("{origin}: the model's prediction and Grad-CAM for the first test image. "
         "The greyed-out controls open as soon as the model has loaded here (above: how far that is).")
+ORIGIN = {True: ("Stored with the model", "stored with the model (computed in {:.2f} s)"),  # by `workbench train`
+          False: ("Computed while the server started", "computed at start-up in {:.2f} s")}  # by the start-up worker
 
 
 def preview(name: str) -> loaders.Preview | None:
@@ -27,8 +30,8 @@ def preview(name: str) -> loaders.Preview | None:
     (it computes the default model's); the page then says it needs its model at once."""
     if not first_page.has_first_page(name) or not at_default_input(store.manifest(name).dataset):
         return None
-    if first_page.stamp(name) is None and name != preload.default_model():
-        return None
+    if name != preload.default_model() and first_page.load_current(name) is None:
+        return None  # nothing stored that reads back whole, and no worker computes it
     draws = iter(range(1_000_000))  # each drawing's widgets need their own keys within one script run
     return loaders.Preview(state=lambda: first_page.stamp(name), draw=lambda: show(name, f"first_page_{next(draws)}"))
 
@@ -48,7 +51,8 @@ def show(name: str, key: str = "first_page") -> bool:
     page = first_page.load_current(name)
     if page is None or not at_default_input(page.dataset):
         return False
-    st.caption(NOTE)
+    origin, caption_end = ORIGIN[page.stored_with_model]
+    st.caption(NOTE.format(origin=origin))
     _greyed_input_controls(page, key)
     left, right = st.columns([1, 1], gap="large")
     with left:
@@ -67,8 +71,8 @@ def show(name: str, key: str = "first_page") -> bool:
     colormap = next(iter(render.COLORMAPS))  # the live page's default
     overlay = kit.overlay_image(kit.display_image(page.pixels), page.values, colormap=colormap)
     # Captioned as the live page captions it ("gradcam for …"): the browser tests and the app benchmark find it so.
-    picture.image(overlay, width=360, caption=f"{first_page.METHOD} for “{markdown_literal(label)}” · "
-                  f"computed at start-up in {page.map_seconds:.2f} s")
+    caption = f"{first_page.METHOD} for “{markdown_literal(label)}” · " + caption_end.format(page.map_seconds)
+    picture.image(overlay, width=360, caption=caption)
     with settings:
         st.radio("Method", ["Grad-CAM", "Grad-CAM++"], horizontal=True, disabled=True, key=f"{key}_method")
         st.selectbox("Colour map", [colormap], disabled=True, key=f"{key}_colormap")

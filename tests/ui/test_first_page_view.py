@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from foundation.escaping import markdown_literal
 from workbench import first_page, preload
 
+pytestmark = pytest.mark.usefixtures("no_shipped_first_pages")  # the worker's path, but where marked `shipped`
 
 @pytest.fixture(scope="module")
 def digits_page():
@@ -58,6 +59,20 @@ def test_the_stored_first_map_is_drawn_as_the_live_page_draws_it(digits_page, wo
     assert all(control.disabled for control in controls)
     assert at.selectbox(key="first_page_class").value == label
     assert at.number_input(key="first_page_index").label == f"Example (0–{digits_page.split_size - 1})"
+
+
+@pytest.mark.shipped
+def test_a_first_map_stored_with_the_model_says_so(workspace):
+    """The sample models ship their first page (written by `workbench train`): drawn without any worker."""
+    at = _preview()
+    assert at.markdown[-1].value == "drawn: True"
+    shipped = first_page.load_current("digits")
+    label = shipped.classes[shipped.target]
+    assert [c for image in at.get("image") for c in image.captions][-1] == (
+        f"gradcam for “{label}” · stored with the model (computed in {shipped.map_seconds:.2f} s)")
+    assert at.caption[0].value.startswith("Stored with the model: the model's prediction and Grad-CAM")
+    at = AppTest.from_function(_which_preview_script, default_timeout=60).run()
+    assert at.markdown[0].value == "digits:True shapes:True headlines:False"  # every sample image model
 
 
 def test_a_map_stored_before_its_trust_figures_says_they_are_being_measured(digits_page, workspace):
