@@ -16,14 +16,16 @@ a warning; the address alone is refused before anything starts. With sign-in con
 address is Streamlit's usual choice.
 
 Before Streamlit starts, a separate process computes the default page's first map
-(workbench/first_page.py), unless an earlier start stored it: a second process does not queue
-behind this one's interpreter lock, so the page can show that map while this server is still
-starting. The server's own slow start-up (workbench/preload.py: TensorFlow, the default model, its
-first Grad-CAM) begins in the background after that process has finished (so the two never share
-the cores, nor hold two TensorFlows in memory), once Streamlit listens and the first visitor's page
-has painted (or two seconds after listening when nobody has come), so that page finds it under way
-instead of paying for it. Not earlier: importing TensorFlow holds Python's global lock for long stretches;
-started alongside Streamlit's own start it delayed the moment the server answered at all, and
+(workbench/first_page.py), unless it is stored (the sample models ship theirs; an earlier start
+stored it): a second process does not queue behind this one's interpreter lock, so the page can
+show that map while this server is still starting. The server's own slow start-up
+(workbench/preload.py: TensorFlow, the default model, its first Grad-CAM) begins in the background
+after that process has finished (so the two never share the cores, nor hold two TensorFlows in
+memory), once Streamlit listens and the first visitor's page has painted (and, when it drew the
+stored map, a moment later, for the browser to fetch its images; or two seconds after listening when
+nobody has come), so that page finds it under way instead of paying for it. Not earlier: importing
+TensorFlow holds Python's global lock for long stretches; started alongside Streamlit's own start
+it delayed the moment the server answered at all, and
 alongside the page's own imports it delayed the page's title and progress message by 3-6 s. The
 page, drawn first, says which step the start-up is at. `WORKBENCH_PRELOAD` chooses another
 moment, for measurements: "now" (before Streamlit starts) or "off" (pages load models themselves).

@@ -55,6 +55,9 @@ _go = threading.Event()  # that page shows the progress message, or needs a mode
 _wanted = threading.Event()  # a page can show nothing before it has a model (`model_wanted`)
 _preview = threading.Condition()  # what a waiting page last drew before its model was ready (`preview_drawn`)
 _preview_state: list[object] = [None]
+# See start_after_first_paint. Measured (2 runs each, 2 cores): 0.5 s: map 0.18-0.40 s after the title;
+# 1.0 s: 0.19-0.23 s; 1.5 s: 0.34-0.44 s; none: 1.5-1.7 s. Each second here delays the live page's controls.
+PREVIEW_SETTLE_S = 0.75
 MAP_SHOWN_TIMEOUT_S = 30.0  # a waiting visitor's page that never asks: phase 2 runs all the same
 _models: dict[tuple[str, str], LoadedModel] = {}
 _state: dict[str, object] = {}
@@ -119,9 +122,14 @@ def page_painted() -> None:
     _go.set()
 
 
-def start_after_first_paint(grace: float, paint_timeout: float) -> threading.Thread:
+def start_after_first_paint(grace: float, paint_timeout: float, settle: float = PREVIEW_SETTLE_S
+                            ) -> threading.Thread:
     """Start the preload once the first visitor's page has painted (`page_painted`), or after `grace`
     seconds when no visitor has come, or `paint_timeout` seconds after one came whose page never says so.
+    When that page drew a preview (the stored first map, `preview_drawn`), `settle` seconds later
+    still, unless a page needs its model now (`model_wanted`): the browser fetches the preview's
+    images from this process, and with TensorFlow's import holding the lock the map showed 1.5-1.7 s
+    after the title instead of 0.4 s (measured, sample model's stored first map, 2 cores).
 
     Why wait at all: importing TensorFlow holds Python's global lock for long stretches, so a page
     importing its own modules meanwhile painted its title only when that import was over (measured on
@@ -130,6 +138,10 @@ def start_after_first_paint(grace: float, paint_timeout: float) -> threading.Thr
     does so before Streamlit starts, so even the earliest page waits)."""
     if _page_seen.wait(grace):
         _go.wait(paint_timeout)
+        with _preview:
+            drawn = _preview_state[0] is not None
+        if drawn:
+            _wanted.wait(settle)  # over at once when a page needs its model now
     return start()
 
 

@@ -225,3 +225,30 @@ def test_the_server_waits_for_a_waiting_page_to_draw_the_workers_result():
         threading.Timer(0.3, preload.preview_drawn, args=("final",)).start()
         assert preload.wait_for_preview("final", timeout=30) is True
     assert preload.wait_for_preview("final", timeout=0) is True  # drawn already
+
+
+def test_after_a_drawn_preview_the_start_up_leaves_the_browser_a_moment_unless_a_page_needs_its_model():
+    """The browser fetches the preview's images from the server's process, which TensorFlow's import
+    would hold up: the preload starts `settle` seconds after the page drew it, or at once on `model_wanted`."""
+    preload.page_started()
+    preload.preview_drawn("stored first map")
+    preload.page_painted()
+    started = time.monotonic()
+    preload.start_after_first_paint(grace=5, paint_timeout=5, settle=0.6)
+    assert time.monotonic() - started >= 0.6 and preload.status().started
+    assert preload.wait(timeout=300)
+    preload.forget()
+    preload.page_started()
+    preload.preview_drawn("stored first map")
+    preload.page_painted()
+    threading.Timer(0.2, preload.model_wanted).start()  # the visitor opens another page meanwhile
+    started = time.monotonic()
+    preload.start_after_first_paint(grace=5, paint_timeout=5, settle=60)
+    assert time.monotonic() - started < 30 and preload.status().started
+    assert preload.wait(timeout=300)
+    preload.forget()
+    preload.page_started()
+    preload.page_painted()  # no preview drawn: no reason to wait
+    started = time.monotonic()
+    preload.start_after_first_paint(grace=5, paint_timeout=5, settle=60)
+    assert time.monotonic() - started < 30
