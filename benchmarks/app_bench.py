@@ -11,8 +11,9 @@ app, as a newcomer who opens the page right away:
 - first_trust_s: the trust panel's figures for that overlay are visible;
 - server_rss_first_page_mb: the resident memory (VmRSS) at that moment of the server and every
   process it started that still runs (the start-up's first-map worker, workbench/first_page.py);
-- first_map_from: who computed that overlay ("start-up worker": the map a separate process computed
-  while the server loaded TensorFlow; "server": the live page's own);
+- first_map_from: where that overlay came from ("stored with the model": written beside the model
+  file by `workbench train`, as the sample models ship; "start-up worker": the map a separate process
+  computed while the server loaded TensorFlow; "server": the live page's own);
 - first_controls_s, server_rss_controls_mb: the live page's controls ("Explain class") are visible,
   so it answers clicks, and the memory then (the server has loaded TensorFlow by now).
 Then each image model is chosen on the Explain image page and the text model on the Batch
@@ -28,7 +29,9 @@ first_progress_s (the start-up's progress message, or the map, first visible: th
 blank after it), the server's own account of its start-up (`preload`: map ready after, total, seconds
 per stage, from its log line) and each run's load average. With `--same-workspace` every run uses one
 workspace, so from the second run on the server finds the first map stored by the first run's worker
-(`first_map_stored_before`); `--no-worker` starts the server without that worker.
+(`first_map_stored_before`); `--no-worker` starts the server without that worker; `--no-shipped` makes
+it ignore the first maps shipped with the sample models (WORKBENCH_SHIPPED_FIRST_MAPS=off), as for a
+model that carries none, so the worker computes it.
 `--tensorflow-rss` (`tensorflow_rss`) measures, in fresh processes without Streamlit, the resident
 memory of importing TensorFlow, then Keras, then loading the default model and explaining one image:
 the floor of a server that runs TensorFlow in its own process.
@@ -69,8 +72,10 @@ def free_port() -> int:
 class AppServer:
     """The app (`python -m ui.serve`) on a free local port with its own workspace; stopped on exit."""
 
-    def __init__(self, workspace: Path | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, workspace: Path | None = None, log_path: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.env = dict(env or {})  # the server's environment beyond this process's (and `start`'s extra_env)
         self.url = f"http://127.0.0.1:{self.port}"
         self._temp = None if workspace else tempfile.TemporaryDirectory(prefix="wb-app-")
         self.workspace = Path(workspace) if workspace else Path(self._temp.name) / "workspace"
@@ -81,7 +86,7 @@ class AppServer:
     def start(self, extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> "AppServer":
         self.workspace.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, WORKBENCH_HOME=str(self.workspace), TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONUNBUFFERED="1", **(extra_env or {}))
+                   PYTHONUNBUFFERED="1", **{**self.env, **(extra_env or {})})
         command = [sys.executable, "-m", "ui.serve",
                    "--server.port", str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
                    "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", *(extra_args or [])]
@@ -289,9 +294,13 @@ def live_controls(page: Any) -> Any:
 
 
 def map_source(page: Any) -> str:
-    """Who computed the Grad-CAM overlay on screen: the start-up worker (workbench/first_page.py) or the server."""
+    """Where the Grad-CAM overlay on screen came from: stored with the model, the start-up worker
+    (workbench/first_page.py), or the server."""
     caption = page.locator('[data-testid="stImage"]').filter(has=page.get_by_text(re.compile(r"^gradcam(\+\+)? for")))
-    return "start-up worker" if "computed at start-up" in caption.first.inner_text() else "server"
+    text = caption.first.inner_text()
+    if "stored with the model" in text:
+        return "stored with the model"
+    return "start-up worker" if "computed at start-up" in text else "server"
 
 
 def _load_every_model(page: Any, timeout: float) -> list[str]:
@@ -344,7 +353,7 @@ def preload_figures(log: str) -> dict[str, Any] | None:
 
 
 def first_page_bench(timeout: float = 300.0, preload: str | None = None, worker: bool = True,
-                     workspace: Path | None = None) -> dict[str, Any]:
+                     workspace: Path | None = None, shipped: bool = True) -> dict[str, Any]:
     """One fresh server, the first page only: see the module docstring (`--first-page`).
     preload: when the server starts its preload (ui/serve.py's WORKBENCH_PRELOAD; None: its default)."""
     from playwright.sync_api import sync_playwright
@@ -356,6 +365,8 @@ def first_page_bench(timeout: float = 300.0, preload: str | None = None, worker:
             env = {"WORKBENCH_PRELOAD": preload} if preload else {}
             if not worker:
                 env["WORKBENCH_FIRST_MAP_WORKER"] = "off"
+            if not shipped:
+                env["WORKBENCH_SHIPPED_FIRST_MAPS"] = "off"
             stored = workspace is not None and any((workspace / "cache" / "first_page").glob("*/*.json"))
             server = AppServer(workspace=workspace).start(extra_env=env)
             try:
@@ -384,7 +395,7 @@ def first_page_bench(timeout: float = 300.0, preload: str | None = None, worker:
                "server_rss_first_page_mb": round(rss, 1), "first_map_from": source,
                "first_controls_s": round(controls, 2), "server_rss_controls_mb": round(rss_controls, 1),
                "preload": account,
-               "preload_moment": preload or "default", "first_map_worker": worker,
+               "preload_moment": preload or "default", "first_map_worker": worker, "shipped_first_maps": shipped,
                "first_map_stored_before": stored, "load_average_at_start": [round(v, 2) for v in load_average]}
     return {**figures, "meets_targets": meets_targets(figures)}
 
@@ -441,14 +452,17 @@ def _main(argv: list[str]) -> None:
                         help="with --first-page: every run on one workspace (later starts find the first map stored)")
     parser.add_argument("--no-worker", action="store_true",
                         help="with --first-page: without the start-up's first-map worker (WORKBENCH_FIRST_MAP_WORKER=off)")
+    parser.add_argument("--no-shipped", action="store_true",
+                        help="with --first-page: ignore the first maps shipped with the sample models "
+                        "(WORKBENCH_SHIPPED_FIRST_MAPS=off)")
     args = parser.parse_args(argv)
     if args.tensorflow_rss:
         print(json.dumps(tensorflow_rss(args.runs)))
     elif args.first_page:
         workspace = Path(tempfile.mkdtemp(prefix="wb-app-bench-")) / "workspace" if args.same_workspace else None
         for _ in range(args.runs):
-            print(json.dumps(first_page_bench(preload=args.preload, worker=not args.no_worker, workspace=workspace)),
-                  flush=True)
+            print(json.dumps(first_page_bench(preload=args.preload, worker=not args.no_worker, workspace=workspace,
+                                              shipped=not args.no_shipped)), flush=True)
     else:
         print(json.dumps(run_app_bench()))
 

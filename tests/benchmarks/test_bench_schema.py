@@ -144,7 +144,7 @@ def test_app_bench_reports_the_documented_keys():
     assert set(figures) == APP_KEYS
     assert 0 < figures["first_paint_s"] == figures["cold_start_s"] <= figures["first_gradcam_s"] <= figures["first_trust_s"]
     assert figures["first_trust_s"] <= figures["first_controls_s"]
-    assert figures["first_map_from"] == "start-up worker"  # a fresh workspace: the worker computed the first map
+    assert figures["first_map_from"] == "stored with the model"  # the sample model ships its first page
     assert figures["server_rss_mb"] > 0 and figures["server_rss_first_page_mb"] > 0 and figures["server_rss_controls_mb"] > 0
     assert figures["models_loaded"] == ["digits", "shapes", "shapes-shortcut", "headlines"]
     assert figures["load_average_at_start"] >= 0

@@ -1,8 +1,9 @@
 """A newcomer's first visit to a freshly started server: while TensorFlow and the default model
-load, the Explain image page says what it waits for (never a blank area); then the Grad-CAM overlay
-of the default page appears, computed by the start-up worker (workbench/first_page.py), and its trust
-figures; then the live page with its controls and its own map. No timing is asserted: speed is the
-app benchmark's (benchmarks/app_bench.py)."""
+load, the Explain image page says what it waits for (never a blank area) and shows the default page's
+Grad-CAM overlay and its trust figures, stored with the sample model (written by `workbench train`)
+or, for a model that carries none, computed by the start-up worker (workbench/first_page.py); then the
+live page with its controls and its own map. No timing is asserted: speed is the app benchmark's
+(benchmarks/app_bench.py)."""
 from __future__ import annotations
 
 import re
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_first_page_shows_progress_then_the_map_and_its_trust_figures(browser, shot):
-    with app_bench.AppServer() as server:  # its own fresh server: the shared one has started long ago
+    # Its own fresh server (the shared one has started long ago), as for a model that ships no first page.
+    with app_bench.AppServer(env={"WORKBENCH_SHIPPED_FIRST_MAPS": "off"}) as server:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             app_bench.wait_for_app(page, server.url)
@@ -41,5 +43,23 @@ def test_the_first_page_shows_progress_then_the_map_and_its_trust_figures(browse
             assert account is not None, server.log_path.read_text(errors="replace")[-2000:]
             # The map's phase ended before the trust phase, and the preload began once Streamlit listened.
             assert 0 < account["map_ready_s"] <= account["total_s"] and account["started_s"] > 0
+        finally:
+            page.close()
+
+
+def test_a_sample_model_shows_its_stored_first_map_while_the_server_starts(browser, shot):
+    with app_bench.AppServer() as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            app_bench.wait_for_app(page, server.url)
+            app_bench.wait_rendered(app_bench.gradcam_image(page))
+            # Drawn only while the page waits for the server's model (ui/loaders.py); no worker was needed.
+            assert app_bench.map_source(page) == "stored with the model"
+            app_bench.wait_visible(page, app_bench.trust_figures(page))
+            shot(page, "first_visit_04_stored_first_map")
+            app_bench.wait_visible(page, app_bench.live_controls(page))
+            app_bench.wait_rendered(app_bench.gradcam_image(page))
+            assert app_bench.map_source(page) == "server"
+            assert not (server.workspace / "cache" / "first_page" / "worker.log").exists()
         finally:
             page.close()
