@@ -90,6 +90,9 @@ GRADCAM_FORWARD_TARGET = 1.5  # Grad-CAM on a batch at most 1.5x the forward pas
 FIRST_MAP_TARGET_S = 2.0  # click to first SHAP/LIME map on the 224 model (issue 13)
 LIME_TARGET = 0.05  # issue 13's lime_image_224 ratio
 SHAP_TARGET = 0.3  # issue 13's shap_image_224 ratio
+# Fixed budgets (fractions of the full one) at which our map is compared with the reference's: how many
+# evaluations the fidelity floor needs, whatever the stopping rule.
+FIDELITY_BUDGET_FRACTIONS = (0.2, 0.3, 0.4, 0.6, 0.8)
 # What the Explain image page asks for by default: the shown settings at their defaults
 # (ui.method_params.choice; the hidden ones, e.g. SHAP's blur 8, keep the method's default).
 PAGE_PARAMS: dict[str, dict[str, Any]] = {
@@ -367,8 +370,26 @@ def bench_shap(model: Any, keras_model: Any, size: int, repeats: int, suffix: st
                          f"batch_size={SHAP_RECIPE_BATCH}), f = the Keras model called directly",
             "rank_correlation_full_budget_vs_reference": rank_correlation(full.values, reference_map),
             "rank_correlation_vs_our_full_budget": rank_correlation(mine.values, full.values),
+            **fidelity_by_budget(
+                lambda n: api.explain(model, "shap", [image], [target], use_cache=False, max_evals=n, blur=blur,
+                                      stopping="budget")[0].values,
+                reference_map, max_evals, rank_correlation(full.values, reference_map)),
         },
     ), SHAP_TARGET)
+
+
+def fidelity_by_budget(map_at: Callable[[int], np.ndarray], reference_map: np.ndarray, budget: int,
+                       full_budget_correlation: float) -> dict[str, Any]:
+    """Rank correlation with the reference map of our map at fixed budgets (`map_at(n)`: the map after
+    n evaluations, `stopping="budget"`), and the fewest of them reaching the fidelity floor."""
+    by_budget = {}
+    for fraction in FIDELITY_BUDGET_FRACTIONS:
+        evaluations = max(1, round(budget * fraction))
+        by_budget[evaluations] = round(float(rank_correlation(map_at(evaluations), reference_map)), 3)
+    by_budget[budget] = round(float(full_budget_correlation), 3)
+    enough = [n for n, correlation in sorted(by_budget.items()) if correlation >= FIDELITY_TARGET]
+    return {"rank_correlation_by_budget": {str(n): c for n, c in sorted(by_budget.items())},
+            "fewest_evaluations_reaching_floor": enough[0] if enough else None}
 
 
 def with_target(result: Result, target: float) -> Result:
@@ -449,6 +470,10 @@ def bench_lime(model: Any, keras_model: Any, size: int, repeats: int, suffix: st
                 "forward": "model.score (the scoring runtime) on as many copies of the image, in batches of 64",
             },
             "ratio_at_full_budget_forward_floor": round(forward_s * num_samples / max(used, 1) / reference_runs[0], 4),
+            **fidelity_by_budget(
+                lambda n: api.explain(model, "lime", [image], [target], seed=0, use_cache=False, num_samples=n,
+                                      segmentation="quickshift", stopping="budget")[0].values,
+                reference_map, num_samples, rank_correlation(full.values, reference_map)),
         },
     ), LIME_TARGET)
 

@@ -58,6 +58,13 @@ def test_realistic_rows_have_the_documented_keys(size):
         details = row["details"]
         assert details["budget"] == budget and 0 < details["evaluations_used"] <= budget
         assert details["stopped"] in ("stable", "budget") and details["rounds"] == len(details["round_agreement"])
+        # Our map at fixed budgets against the reference's: the full budget's figure is the one reported above.
+        by_budget = details["rank_correlation_by_budget"]
+        assert list(by_budget) == ["20", "30", "40", "60", "80", "100"]
+        assert by_budget["100"] == round(details["rank_correlation_full_budget_vs_reference"], 3)
+        fewest = details["fewest_evaluations_reaching_floor"]
+        assert fewest is None or (by_budget[str(fewest)] >= 0.9 and all(c < 0.9 for n, c in by_budget.items()
+                                                                          if int(n) < fewest))
         assert details["reference"]
 
 
