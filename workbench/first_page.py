@@ -201,12 +201,25 @@ def save(page: FirstPage, model_folder: Path | None = None) -> Path:
 def store_with_model(model: Any, model_folder: Path) -> Path | None:
     """Compute the first page of a just-written model version (a LoadedModel of the files in
     `model_folder`) and store it in that folder; None (nothing written) for a model that has no
-    sample images to show first (a text model, a dataset the page does not offer)."""
+    sample images to show first (a text model, a dataset the page does not offer). Never raises:
+    the page is a head start, and without it the start-up worker or the page computes the map, so
+    a failure here must not fail the training, retraining or registration that called it."""
     try:
-        page = compute_for(model)
+        return save(compute_for(model), model_folder)
     except WorkbenchError:
         return None
-    return save(page, model_folder)
+    except Exception as error:  # noqa: BLE001 - see above; said once, on the caller's console
+        print(f"workbench: the first page of {model.name} {model.version} was not stored ({error})",
+              file=sys.stderr, flush=True)
+        return None
+
+
+def store_for_version(name: str, version: str) -> Path | None:
+    """`store_with_model` for a published version (after a retraining): loaded from its folder, as the
+    app loads it; nothing is loaded for a version that has no first page to show."""
+    if not has_first_page(name, version):
+        return None
+    return store_with_model(store.load(name, version), store.version_path(name, version))
 
 
 def load(name: str, version: str) -> FirstPage | None:
@@ -385,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
 def _store_with_model(name: str) -> int:
     try:
         version = store.current_version(name)
-        written = store_with_model(store.load(name, version), store.version_path(name, version))
+        written = store_for_version(name, version)
     except WorkbenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

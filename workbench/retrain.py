@@ -20,7 +20,7 @@ from foundation.errors import WorkbenchError
 from models import store, training
 from models.reason_training import ReasonConfig, reason_fine_tune
 from models.manifest import Corrections, Lineage, Manifest, Metrics, Training
-from workbench import datasets, snapshots
+from workbench import datasets, first_page, snapshots
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,8 @@ def retrain(
     with publishing():
         published = store.publish_version(name, model, manifest)
     log(f"published candidate {name} {published.version}")
+    if first_page.store_for_version(name, published.version) is not None:  # shown at once once promoted
+        log(f"{name} {published.version}: first page stored")
     return RetrainResult(
         model=name, candidate=published.version, parent=parent, labels_changed=snapshot.labels_changed,
         data_snapshot_hash=snapshot.hash, before=before["test"], after=after["test"], seconds=seconds,

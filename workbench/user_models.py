@@ -33,6 +33,7 @@ from models.inspect import InferredSpec, check_name, inspect_model, missing_sent
 from models.manifest import InputSpec, Lineage, Manifest, Metrics, Source
 from models.model_io import MINUS_ONE_ONE, PRESETS
 from models.safe_load import MAX_MODEL_BYTES, inspect_keras_archive, load_keras_model, sha256_file
+from workbench import first_page
 
 CREATED_BY = "models add"
 # When nothing in a model tells its preprocessing (no Rescaling layer, no known applications
@@ -124,6 +125,11 @@ def register(
             manifest = replace(manifest, dataset=dataset,
                                metrics=_check_dataset_and_measure(name, manifest, keras_model, dataset))
         store.write_manifest(staging, manifest)
+        if dataset:  # what the Explain image page shows first, published with the model (workbench/first_page.py)
+            from models.loaded import LoadedModel
+
+            first_page.store_with_model(LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest.to_dict(),
+                                                    keras_model=keras_model), staging)
         _publish(staging, name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -296,6 +302,7 @@ def link_dataset(name: str, dataset: str, *, actor: Identity | None = None) -> d
     metrics = _check_dataset_and_measure(name, manifest, model.keras_model, dataset)
     store.write_dataset_link(name, store.ZOO_VERSION, dataset, metrics)
     _log(name, "link_dataset", "link", who, dataset=dataset)
+    first_page.store_for_version(name, store.ZOO_VERSION)  # the dataset gives the page its first image
     return store.manifest(name, store.ZOO_VERSION).to_dict()
 
 

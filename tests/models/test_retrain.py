@@ -59,6 +59,12 @@ def test_retrain_publishes_a_loadable_candidate_with_a_true_manifest(workspace):
     assert result.before["accuracy"] == store.read_manifest("digits", "v1")["metrics"]["test"]["accuracy"]
     assert result.after == manifest["metrics"]["test"]
 
+    # What the Explain image page shows first, stored with the candidate: shown at once once it is promoted.
+    from workbench import first_page
+
+    page = first_page.load("digits", "v2")
+    assert page is not None and page.stored_with_model and page.sha256 == manifest["sha256"]
+
     loaded = store.load("digits", "v2")
     probabilities = loaded.predict_proba(list(sample_data.load("digits", "test").x[:4]))
     assert probabilities.shape == (4, 10)

@@ -189,23 +189,26 @@ def test_the_first_page_stored_with_the_model_is_read_before_the_workers(digits_
 
 @pytest.mark.shipped
 def test_a_users_model_gets_its_first_page_stored_beside_it(workspace, tmp_path):
-    """A model registered from a file (a user's own) and linked to a dataset the page offers: the command
-    writes its first page into its version folder in the workspace, and the page then reads it from there."""
+    """A model registered from a file (a user's own) with a dataset the page offers: registration stores
+    its first page in its version folder in the workspace, the page reads it from there, and the command
+    writes it again when it is missing."""
     from workbench import user_models
 
     own = tmp_path / "my_digits.keras"
     api.load_model("digits").keras_model.save(own)  # another file than the sample model's (it is registered)
     info = user_models.register(own, classes=list(store.manifest("digits").classes), name="my-digits",
                                 dataset="digits")
-    assert first_page.load_current("my-digits") is None and first_page.has_first_page("my-digits")
-    done = subprocess.run([sys.executable, "-m", "workbench.first_page", "--model", "my-digits", "--with-model"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
     folder = store.version_path("my-digits", info.version)
     assert folder.is_relative_to(workspace) and (folder / "first_page.json").is_file()
     found = first_page.load_current("my-digits")
     assert found is not None and found.stored_with_model and found.name == "my-digits"
     _same_page(found, first_page.compute("my-digits"))
+    (folder / "first_page.json").unlink()
+    assert first_page.load_current("my-digits") is None
+    done = subprocess.run([sys.executable, "-m", "workbench.first_page", "--model", "my-digits", "--with-model"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert first_page.load_current("my-digits").stored_with_model
     done = subprocess.run([sys.executable, "-m", "workbench.first_page", "--model", "headlines", "--with-model"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2

@@ -416,6 +416,14 @@ def test_dataset_view_and_trust_figures_on_the_new_kinds(kinds, name, tmp_path):
     np.testing.assert_allclose(outputs.probabilities, model.predict_proba(split.x), atol=1e-5)
     result = dataset_view.metrics(outputs, split)
     assert 0.0 <= result["accuracy"] <= 1.0
+    if name not in TEXT_KINDS:  # the Explain image page's first map, stored when the dataset was linked
+        from workbench import first_page
+
+        page = first_page.load_current(name)
+        assert page is not None and page.stored_with_model and page.values.shape == model.image_size
+        probabilities = model.predict_proba([api.prepare_input(model, split.x[0])])[0]
+        np.testing.assert_allclose(page.probabilities, probabilities, atol=1e-5)
+        assert page.target == int(np.argmax(probabilities)) and page.classes == tuple(model.classes)
 
     method = "lime" if name == "token_id_bilstm" else "gradcam"
     # The Explain page's trust panel: one explanation, its figures.
