@@ -216,10 +216,15 @@ def store_with_model(model: Any, model_folder: Path) -> Path | None:
 
 def store_for_version(name: str, version: str) -> Path | None:
     """`store_with_model` for a published version (after a retraining): loaded from its folder, as the
-    app loads it; nothing is loaded for a version that has no first page to show."""
+    app loads it; nothing is loaded for a version that has no first page to show. Never raises either
+    (a version that does not load is reported where it is used)."""
     if not has_first_page(name, version):
         return None
-    return store_with_model(store.load(name, version), store.version_path(name, version))
+    try:
+        model = store.load(name, version)
+    except WorkbenchError:
+        return None
+    return store_with_model(model, store.version_path(name, version))
 
 
 def load(name: str, version: str) -> FirstPage | None:
@@ -398,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
 def _store_with_model(name: str) -> int:
     try:
         version = store.current_version(name)
-        written = store_for_version(name, version)
+        model = store.load(name, version)  # a version that does not load says why here
+        written = store_with_model(model, store.version_path(name, version))
     except WorkbenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

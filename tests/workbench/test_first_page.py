@@ -213,3 +213,20 @@ def test_a_users_model_gets_its_first_page_stored_beside_it(workspace, tmp_path)
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == "error: model headlines has no sample images to show first"
+
+
+def test_storing_a_first_page_never_fails_its_caller(digits_page, workspace, tmp_path, monkeypatch, capsys):
+    """Training, retraining and registration call it: a failure is one line, and nothing is written."""
+    model = api.load_model("digits")
+
+    def broken(_model):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(first_page, "compute_for", broken)
+    folder = tmp_path / "version"
+    folder.mkdir()
+    assert first_page.store_with_model(model, folder) is None
+    assert not list(folder.iterdir())
+    assert capsys.readouterr().err.strip() == "workbench: the first page of digits v1 was not stored (out of memory)"
+    assert first_page.store_for_version("headlines", "v1") is None  # a text model: nothing loaded, nothing said
+    assert capsys.readouterr().err == ""
