@@ -143,7 +143,7 @@ def compute_for(model: Any, on_map: Callable[[FirstPage], Any] | None = None) ->
     from workbench import api, datasets
 
     name, version, sha256 = model.name, model.version, model.info.lineage.sha256
-    if model.info.modality is not Modality.IMAGE or not sha256 or model.info.dataset not in datasets.names():
+    if not _shows_first_page(model.info):
         raise WorkbenchError(f"model {name} has no sample images to show first")
     data = datasets.load(model.info.dataset, SPLIT)
     pixels = np.asarray(data.x[INDEX])
@@ -323,14 +323,17 @@ def start_worker(name: str | None) -> subprocess.Popen | None:
 def has_first_page(name: str, version: str | None = None) -> bool:
     """The model version (default: in use) is an image model with a recorded sha256 whose dataset is one
     the page offers samples from: the cheap checks, from its manifest, before a process imports TensorFlow."""
-    from workbench import datasets
-
     try:
-        version = version or store.current_version(name)
-        info = store.manifest(name, version)
-        return info.modality is Modality.IMAGE and bool(info.lineage.sha256) and info.dataset in datasets.names()
+        return _shows_first_page(store.manifest(name, version or store.current_version(name)))
     except WorkbenchError:
         return False
+
+
+def _shows_first_page(info: Any) -> bool:
+    """An image model (models.manifest.Manifest) with a recorded sha256 and a dataset the page offers."""
+    from workbench import datasets
+
+    return info.modality is Modality.IMAGE and bool(info.lineage.sha256) and info.dataset in datasets.names()
 
 
 def worker_log() -> Path:

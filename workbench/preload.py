@@ -129,7 +129,7 @@ def start_after_first_paint(grace: float, paint_timeout: float, settle: float = 
     When that page drew a preview (the stored first map, `preview_drawn`), `settle` seconds later
     still, unless a page needs its model now (`model_wanted`): the browser fetches the preview's
     images from this process, and with TensorFlow's import holding the lock the map showed 1.5-1.7 s
-    after the title instead of 0.4 s (measured, sample model's stored first map, 2 cores).
+    after the title instead of 0.3-0.6 s (measured, sample model's stored first map, 2 cores).
 
     Why wait at all: importing TensorFlow holds Python's global lock for long stretches, so a page
     importing its own modules meanwhile painted its title only when that import was over (measured on

@@ -122,14 +122,14 @@ def register(
         name = _free_name(check_name(name or suggest_name(path)))
         manifest = _manifest(name, spec, digest, source_label or str(path), created_by)
         if dataset:
-            manifest = replace(manifest, dataset=dataset,
-                               metrics=_check_dataset_and_measure(name, manifest, keras_model, dataset))
-        store.write_manifest(staging, manifest)
-        if dataset:  # what the Explain image page shows first, published with the model (workbench/first_page.py)
             from models.loaded import LoadedModel
 
-            first_page.store_with_model(LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest.to_dict(),
-                                                    keras_model=keras_model), staging)
+            loaded = LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest.to_dict(),
+                                 keras_model=keras_model)
+            manifest = replace(manifest, dataset=dataset, metrics=_check_dataset_and_measure(loaded, dataset))
+            # What the Explain image page shows first, published with the model (workbench/first_page.py).
+            first_page.store_with_model(replace(loaded, manifest=manifest.to_dict()), staging)
+        store.write_manifest(staging, manifest)
         _publish(staging, name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -246,9 +246,9 @@ def _manifest(name: str, spec: InferredSpec, digest: str, source: str, created_b
     )
 
 
-def _check_dataset_and_measure(name: str, manifest: Manifest, keras_model: Any, dataset: str) -> Metrics:
-    """The dataset must match the model's modality and classes; measure test accuracy on it."""
-    from models.loaded import LoadedModel
+def _check_dataset_and_measure(loaded: Any, dataset: str) -> Metrics:
+    """The dataset must match the model's (a models.loaded.LoadedModel) modality and classes; measure test
+    accuracy on it."""
     from models.metrics import classification_metrics
     from workbench import datasets
 
@@ -256,6 +256,7 @@ def _check_dataset_and_measure(name: str, manifest: Manifest, keras_model: Any, 
         test = datasets.load(dataset, "test")
     except WorkbenchError as exc:
         raise ModelError(str(exc)) from None
+    manifest = loaded.info
     if test.modality is not manifest.modality:
         raise ModelError(f"dataset {dataset!r} holds {test.modality.value}s but the model is a {manifest.modality.value} model.")
     if tuple(test.classes) != manifest.classes:
@@ -263,7 +264,6 @@ def _check_dataset_and_measure(name: str, manifest: Manifest, keras_model: Any, 
             f"dataset {dataset!r} has classes {', '.join(test.classes)} but the model has "
             f"{', '.join(manifest.classes)}; import the data for this model so the classes match."
         )
-    loaded = LoadedModel(name=name, version=store.ZOO_VERSION, manifest=manifest.to_dict(), keras_model=keras_model)
     probabilities = loaded.predict_proba(list(test.x))
     return Metrics.from_dict({"test": classification_metrics(test.y, probabilities.argmax(axis=1), test.classes)})
 
@@ -299,11 +299,13 @@ def link_dataset(name: str, dataset: str, *, actor: Identity | None = None) -> d
     if manifest.dataset:
         raise ModelError(f"model {name!r} already uses dataset {manifest.dataset!r}; register the model again to change it.")
     model = store.load(name, store.ZOO_VERSION)
-    metrics = _check_dataset_and_measure(name, manifest, model.keras_model, dataset)
+    metrics = _check_dataset_and_measure(model, dataset)
     store.write_dataset_link(name, store.ZOO_VERSION, dataset, metrics)
     _log(name, "link_dataset", "link", who, dataset=dataset)
-    first_page.store_for_version(name, store.ZOO_VERSION)  # the dataset gives the page its first image
-    return store.manifest(name, store.ZOO_VERSION).to_dict()
+    linked = store.manifest(name, store.ZOO_VERSION)
+    # The dataset gives the page its first image (workbench/first_page.py): the model already loaded, now linked.
+    first_page.store_with_model(replace(model, manifest=linked.to_dict()), store.version_path(name, store.ZOO_VERSION))
+    return linked.to_dict()
 
 
 # --------------------------------------------------------------- the models folder
