@@ -9,7 +9,8 @@ intersection over union >= 0.9 AND the Spearman rank correlation is >= 0.95.
 A round never pays again for work an earlier round did:
 - SHAP: Partition's evaluations under a smaller budget are the evaluations of a larger
   budget up to its last batch (same seed, same batch size), so the model function is
-  memoised (`MemoForward`) and a round only evaluates the masks it adds;
+  memoised (`MemoForward`, keyed by the mask for images) and a round only paints and
+  evaluates the masks it adds;
 - LIME: the whole perturbation matrix is drawn once (the same draws as the fixed budget)
   and round k fits on its first n_k rows, scoring only the rows not scored before.
 So the model evaluations used are at most the fixed budget, and a run that reaches the
@@ -198,8 +199,8 @@ def fixed_record(budget: int, evaluations: int) -> dict[str, Any]:
 class MemoForward:
     """A batch model function that scores each distinct input once, across calls.
 
-    Rows are keyed by their bytes (arrays) or their text (strings); `evaluations` counts the
-    rows actually sent to the model.
+    Rows are keyed by their bytes (arrays; boolean ones packed to bits first) or their text
+    (strings); `evaluations` counts the rows actually sent to the model.
     """
 
     def __init__(self, predict: Callable[[Any], np.ndarray]) -> None:
@@ -210,7 +211,8 @@ class MemoForward:
     @staticmethod
     def _key(row: Any) -> Any:
         if isinstance(row, np.ndarray) and row.dtype != object:
-            return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest()
+            data = np.packbits(row) if row.dtype == bool else np.ascontiguousarray(row)
+            return hashlib.blake2b(data.tobytes(), digest_size=16).digest()
         return str(np.asarray(row, dtype=object).ravel()[0]) if not isinstance(row, str) else row
 
     def __call__(self, inputs: Any) -> np.ndarray:

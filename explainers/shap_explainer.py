@@ -164,6 +164,72 @@ def image_masker(mask_value: str, shape: tuple[int, int, int]) -> Any:
     return _image_masker_class()(mask_value, shape)
 
 
+@functools.cache
+def _mask_passing_masker_class() -> type:
+    class MaskPassingImageMasker(_image_masker_class()):  # type: ignore[misc]
+        """The image masker, except that Partition's model function receives the masks themselves
+        and `paint` turns the ones it has not scored yet into images.
+
+        Why: the model function can then recognise a mask it has scored before by its packed bits
+        (19 KB at 224 x 224) instead of hashing a 600 KB image, and paints only what it will score.
+        shap's own masker also blurs the whole image again for every mask (its cache is keyed by
+        the id of a fresh view, so it never hits): 0.4 ms each at 224. At 500 evaluations in
+        rounds this was 1.6 s of a 4.1 s map. The images are the masker's, value for value.
+        """
+
+        def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
+            size = int(np.prod(self.input_shape))
+            if mask is None:
+                return (np.zeros((1, size), dtype=bool),)
+            # A copy: Partition reuses its mask buffers, and the row is kept until the batch is scored.
+            return (np.array(mask, dtype=bool).reshape(1, size),)
+
+        def fill(self, x: np.ndarray) -> np.ndarray | None:
+            """What a hidden pixel of `x` becomes when that does not depend on the mask (blur), else None."""
+            if self.blur_kernel is None:
+                return None
+            import cv2
+
+            return cv2.blur(np.asarray(x).reshape(self.input_shape), self.blur_kernel).ravel()
+
+        def paint(self, masks: np.ndarray, x: np.ndarray, fill: np.ndarray | None) -> np.ndarray:
+            """The masked images (N x H x W x 3) of `x` under boolean `masks` (N x H*W*3; True = kept)."""
+            flat = np.asarray(x).ravel()
+            if fill is not None:
+                painted = np.where(masks, flat, fill)
+            else:
+                method = "INPAINT_TELEA" if self.mask_value == "inpaint_telea" else "INPAINT_NS"
+                painted = np.stack([self.inpaint(flat, ~mask, method) for mask in masks])
+            return painted.reshape(len(masks), *self.input_shape)
+
+    return MaskPassingImageMasker
+
+
+class MaskScorer:
+    """Partition's model function for one image: masks in, class probabilities out.
+
+    Each distinct mask is painted and sent to the model once, however many rounds ask for it;
+    `evaluations` counts the masks scored.
+    """
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], masker: Any, image: np.ndarray) -> None:
+        self._predict = predict
+        self._masker = masker
+        self._image = np.asarray(image)
+        self._fill = masker.fill(self._image)
+        self._memo = MemoForward(self._score_new)
+
+    @property
+    def evaluations(self) -> int:
+        return self._memo.evaluations
+
+    def _score_new(self, masks: np.ndarray) -> np.ndarray:
+        return self._predict(self._masker.paint(masks, self._image, self._fill))
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        return self._memo(masks)
+
+
 def warm_up_shap() -> float:
     """Pay shap's one-off numba compilation now (5-10 s on 2 cores) with a trivial Partition run.
 
@@ -265,31 +331,31 @@ class SHAPExplainer(Explainer):
             size = settings.blur
             self.mask_value = f"blur({size},{size})" if settings.masker == "blur" else "inpaint_telea"
             height, width = model.image_size
-            self._masker = image_masker(self.mask_value, (height, width, 3))
-        self._explainer = _partition_explainer(self._predict, self._masker)
+            self._masker = _mask_passing_masker_class()(self.mask_value, (height, width, 3))
 
     def _partition(
-        self, row: Any, target: int, seed: int, max_evals: int | None = None, explainer: Any = None,
-        *, fresh: bool = True,
+        self, row: Any, target: int, seed: int, max_evals: int, explainer: Any
     ) -> tuple[np.ndarray, float, int]:
-        """SHAP values of one input for one class, its base value, and the model calls used."""
-        explainer = self._explainer if explainer is None else explainer
+        """SHAP values of one input for one class, its base value, and Partition's count of model calls."""
         with seeded_global_numpy(seed):
-            # The image masker caches the blurred input keyed by id(input); ids are reused
-            # once an array is freed, so forget the cache before every input (rounds of one
-            # input keep it: same array, same blur).
-            if fresh and hasattr(self._masker, "last_xid"):
-                self._masker.last_xid = None
             result = explainer(
-                row,
-                max_evals=self.max_evals if max_evals is None else max_evals,
-                batch_size=self.batch_size,
-                outputs=np.array([target]),
-                silent=True,
+                row, max_evals=max_evals, batch_size=self.batch_size, outputs=np.array([target]), silent=True,
             )
         values = np.asarray(result.values[0], dtype=np.float64)[..., 0]
         base = float(np.asarray(result.base_values[0]).ravel()[0])
         return values, base, int(getattr(explainer, "last_eval_count", 0)) + 2
+
+    def _model_function(self, row: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[], int]]:
+        """The function Partition scores this input's masks with, and how many it has scored.
+
+        Images: a MaskScorer (masks in, each painted and scored once). Texts: the model on the
+        masked strings, memoised, as strings are cheap to key.
+        """
+        if self.model.modality is Modality.IMAGE:
+            scorer = MaskScorer(self._predict, self._masker, row[0])
+            return scorer, lambda: scorer.evaluations
+        memo = MemoForward(self._predict)
+        return memo, lambda: memo.evaluations
 
     def _values_for(
         self, row: Any, target: int, seed: int, to_map: Callable[[np.ndarray], np.ndarray],
@@ -300,15 +366,17 @@ class SHAPExplainer(Explainer):
         Every round is a Partition run at its budget over one memoised model function, so a
         round scores only the masks the earlier rounds did not (see explainers.rounds).
         """
+        model_function, evaluations = self._model_function(row)
+        # Per input, so concurrent explanations never share a model function's state.
+        explainer = _partition_explainer(model_function, self._masker)
         if not self.adaptive:
-            values, base, evals = self._partition(row, target, seed)
-            return values, base, fixed_record(self.max_evals, evals)
-        memo = MemoForward(self._predict)
-        explainer = _partition_explainer(memo, self._masker)
+            values, base, counted = self._partition(row, target, seed, self.max_evals, explainer)
+            used = evaluations() if self.model.modality is Modality.IMAGE else counted
+            return values, base, fixed_record(self.max_evals, used)
 
         def compute(budget: int) -> RoundResult:
-            values, base, _ = self._partition(row, target, seed, budget, explainer, fresh=budget == budgets[0])
-            return RoundResult(comparable=to_map(values), payload=(values, base), evaluations=memo.evaluations)
+            values, base, _ = self._partition(row, target, seed, budget, explainer)
+            return RoundResult(comparable=to_map(values), payload=(values, base), evaluations=evaluations())
 
         def notify(index: int, result: RoundResult, record: dict[str, Any]) -> None:
             if report is not None:
