@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from explainers import lime_explainer, render, shap_explainer
-from explainers.lime_explainer import LIMEExplainer, RowScorer, _batched_lime_image_explainer, segment_image
+from explainers.lime_explainer import (
+    LIMEExplainer,
+    RowScorer,
+    _batched_lime_image_explainer,
+    paste_superpixels,
+    segment_image,
+)
 from explainers.perturb import forward_fn
 from explainers.shap_explainer import SHAPExplainer, warm_up_shap
 from models.loaded import LoadedModel
@@ -138,3 +144,55 @@ def test_another_class_of_the_same_image_refits_lime_on_the_rows_already_scored(
     again = LIMEExplainer(fresh, num_samples=300, segmentation="slic", n_segments=4).explain([image], [1], seed=2)[0]
     np.testing.assert_allclose(second.values, again.values, rtol=1e-6, atol=1e-9)
     assert again.extras["evaluations_used"] == used_second
+
+
+@pytest.mark.parametrize("mask_value", ["blur(8,8)", "blur(3,5)", "inpaint_telea"])
+def test_the_shap_masks_are_painted_exactly_as_shaps_own_image_masker_paints_them(mask_value):
+    import shap
+
+    shape = (tiny_models.IMAGE_SIZE, tiny_models.IMAGE_SIZE, 3)
+    image = tiny_models.random_images(1, seed=12)[0].astype(np.float32)
+    masks = np.random.default_rng(5).random((6, int(np.prod(shape)))) < 0.5
+    masks[0], masks[1] = True, False  # nothing hidden, everything hidden
+    ours = shap_explainer._mask_passing_masker_class()(mask_value, shape)
+    theirs = shap.maskers.Image(mask_value, shape)
+    painted = ours.paint(masks, image, ours.fill(image))
+    for mask, row in zip(masks, painted):
+        np.testing.assert_array_equal(row, theirs(mask, image)[0][0])
+    # What Partition hands the model function is the mask itself, a copy it may keep.
+    (passed,) = ours(masks[2], image)
+    assert passed.shape == (1, masks.shape[1]) and np.array_equal(passed[0], masks[2])
+    assert not np.shares_memory(passed, masks)
+
+
+def test_shap_rounds_paint_and_score_each_mask_once_and_the_inpaint_map_is_shaps():
+    import shap
+
+    from explainers.perturb import forward_fn
+
+    model = counting_model("reuse-shap-masks")
+    image = tiny_models.random_images(1, seed=13)
+    rounds = SHAPExplainer(model, max_evals=400, masker="inpaint").explain(image, [1], seed=6)[0]
+    assert rounds.extras["rounds"] > 1
+    # One forward call for the input's own probabilities, then each distinct mask once over all rounds.
+    assert model.scored == 1 + rounds.extras["evaluations_used"]
+    fixed = SHAPExplainer(model, max_evals=400, masker="inpaint", stopping="budget").explain(image, [1], seed=6)[0]
+    shape = (tiny_models.IMAGE_SIZE, tiny_models.IMAGE_SIZE, 3)
+    with shap_explainer.seeded_global_numpy(6):
+        library = shap.explainers.Partition(forward_fn(model), shap.maskers.Image("inpaint_telea", shape))(
+            image.astype(np.float32), max_evals=400, batch_size=fixed.params["batch_size"],
+            outputs=np.array([1]), silent=True)
+    np.testing.assert_allclose(fixed.values, library.values[0][..., 0].sum(axis=-1), rtol=1e-6, atol=1e-7)
+    if rounds.extras["stopped"] == "budget":
+        np.testing.assert_array_equal(rounds.values, fixed.values)
+
+
+def test_pasted_superpixel_batches_are_in_c_order_so_the_scorer_never_copies_them():
+    segments = np.arange(36, dtype=np.int32).reshape(6, 6) % 5
+    image = np.random.default_rng(1).random((6, 6, 3)).astype(np.float32)
+    rows = np.random.default_rng(2).integers(0, 2, size=(7, 5))
+    batch = paste_superpixels(image, image + 1, segments, rows)
+    assert batch.flags.c_contiguous and batch.shape == (7, 6, 6, 3)
+    for row, pasted in zip(rows, batch):
+        hidden = row[segments] == 0
+        np.testing.assert_array_equal(pasted, np.where(hidden[..., None], image + 1, image))
