@@ -218,6 +218,12 @@ def shared_pool(
     return pool
 
 
+def forget_pools() -> None:
+    """Drop every model's scored pools (benchmarks: a timed run must score its own perturbations)."""
+    with _POOLS_LOCK:
+        _POOLS.clear()
+
+
 def _digest(array: np.ndarray) -> str:
     array = np.ascontiguousarray(array)
     return hashlib.blake2b(array.tobytes() + str((array.shape, array.dtype)).encode(), digest_size=16).hexdigest()

@@ -88,3 +88,12 @@ class ResultCache:
 EXPLANATIONS = ResultCache()
 # Trust reports hold their curves (a few kilobytes each); a page shows one per explanation.
 TRUST = ResultCache(max_items=64)
+
+
+def forget_computed() -> None:
+    """Forget every computed result the next call could reuse: cached explanations and LIME's
+    scored perturbation pools (benchmarks time fresh work with it)."""
+    from explainers.lime_explainer import forget_pools
+
+    EXPLANATIONS.clear()
+    forget_pools()

@@ -196,3 +196,19 @@ def test_pasted_superpixel_batches_are_in_c_order_so_the_scorer_never_copies_the
     for row, pasted in zip(rows, batch):
         hidden = row[segments] == 0
         np.testing.assert_array_equal(pasted, np.where(hidden[..., None], image + 1, image))
+
+
+def test_forgetting_computed_results_makes_the_same_lime_request_score_its_perturbations_again():
+    from workbench import cache
+
+    model = counting_model("reuse-forget")
+    image = _textured(21)
+    settings = dict(seed=3, num_samples=200, segmentation="slic", n_segments=4)
+    first = api.explain(model, "lime", [image], [0], use_cache=False, **settings)[0]
+    scored = model.scored
+    api.explain(model, "lime", [image], [0], use_cache=False, **settings)
+    assert model.scored == scored + 1  # only the input's own probabilities: the pool was reused
+    cache.forget_computed()
+    again = api.explain(model, "lime", [image], [0], use_cache=False, **settings)[0]
+    assert model.scored == scored + 1 + 1 + again.extras["evaluations_used"]
+    np.testing.assert_allclose(again.values, first.values, rtol=1e-6, atol=1e-9)
