@@ -6,7 +6,8 @@ function here is `LoadedModel.forward` (one compiled tf.function) over batches o
 hundreds of masked variants, where the usual call pays `model.predict`'s fixed cost for
 every batch of 10 (images) or 5 (text) variants. The explainer and its masker are built
 once per model, and only the target class is explained, so Partition spends its whole
-evaluation budget on that class.
+evaluation budget on that class. For images the model function receives Partition's masks
+and paints each distinct mask once (MaskScorer), across the rounds too.
 
 Image maps are the SHAP values summed over the three colour channels (H x W);
 `base_value` is the model's output for the target with every pixel masked (blurred or
@@ -150,32 +151,21 @@ def _image_masker_class() -> type:
     # Built on first use so importing this module does not import shap.
     import shap
 
-    class SharedTreeImageMasker(shap.maskers.Image):
-        """shap's image masker with its partition tree taken from `image_partition_tree`."""
+    class WorkbenchImageMasker(shap.maskers.Image):
+        """shap's image masker, with two changes: the partition tree comes from
+        `image_partition_tree`, and Partition's model function receives the masks themselves,
+        `paint` turning the ones it has not scored yet into images (the masker's images, value
+        for value).
+
+        Why the masks: the model function can then recognise a mask it has scored before by its
+        packed bits (19 KB at 224 x 224) instead of hashing a 600 KB image, and paints only what
+        it will score. shap's own masker also blurs the whole image again for every mask (its
+        cache is keyed by the id of a fresh view, so it never hits): 0.4 ms each at 224. At 500
+        evaluations in rounds that was 1.6 s of a 4.1 s map.
+        """
 
         def build_partition_tree(self) -> None:
             self.clustering = image_partition_tree(tuple(self.input_shape))
-
-    return SharedTreeImageMasker
-
-
-def image_masker(mask_value: str, shape: tuple[int, int, int]) -> Any:
-    """`shap.maskers.Image(mask_value, shape)`, the same masker but with a shared partition tree."""
-    return _image_masker_class()(mask_value, shape)
-
-
-@functools.cache
-def _mask_passing_masker_class() -> type:
-    class MaskPassingImageMasker(_image_masker_class()):  # type: ignore[misc]
-        """The image masker, except that Partition's model function receives the masks themselves
-        and `paint` turns the ones it has not scored yet into images.
-
-        Why: the model function can then recognise a mask it has scored before by its packed bits
-        (19 KB at 224 x 224) instead of hashing a 600 KB image, and paints only what it will score.
-        shap's own masker also blurs the whole image again for every mask (its cache is keyed by
-        the id of a fresh view, so it never hits): 0.4 ms each at 224. At 500 evaluations in
-        rounds this was 1.6 s of a 4.1 s map. The images are the masker's, value for value.
-        """
 
         def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
             size = int(np.prod(self.input_shape))
@@ -202,7 +192,13 @@ def _mask_passing_masker_class() -> type:
                 painted = np.stack([self.inpaint(flat, ~mask, method) for mask in masks])
             return painted.reshape(len(masks), *self.input_shape)
 
-    return MaskPassingImageMasker
+    return WorkbenchImageMasker
+
+
+def image_masker(mask_value: str, shape: tuple[int, int, int]) -> Any:
+    """The image masker SHAP uses: `shap.maskers.Image(mask_value, shape)` with a shared partition
+    tree, handing Partition's masks to the model function (a MaskScorer) to paint."""
+    return _image_masker_class()(mask_value, shape)
 
 
 class MaskScorer:
@@ -331,7 +327,7 @@ class SHAPExplainer(Explainer):
             size = settings.blur
             self.mask_value = f"blur({size},{size})" if settings.masker == "blur" else "inpaint_telea"
             height, width = model.image_size
-            self._masker = _mask_passing_masker_class()(self.mask_value, (height, width, 3))
+            self._masker = image_masker(self.mask_value, (height, width, 3))
 
     def _partition(
         self, row: Any, target: int, seed: int, max_evals: int, explainer: Any

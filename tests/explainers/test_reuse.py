@@ -154,7 +154,7 @@ def test_the_shap_masks_are_painted_exactly_as_shaps_own_image_masker_paints_the
     image = tiny_models.random_images(1, seed=12)[0].astype(np.float32)
     masks = np.random.default_rng(5).random((6, int(np.prod(shape)))) < 0.5
     masks[0], masks[1] = True, False  # nothing hidden, everything hidden
-    ours = shap_explainer._mask_passing_masker_class()(mask_value, shape)
+    ours = shap_explainer.image_masker(mask_value, shape)
     theirs = shap.maskers.Image(mask_value, shape)
     painted = ours.paint(masks, image, ours.fill(image))
     for mask, row in zip(masks, painted):
