@@ -4,10 +4,12 @@ image models (GradientExplainer, i.e. expected gradients).
 Why this is faster than the usual `shap.Explainer(model.predict, masker)` call: the model
 function here is `LoadedModel.forward` (one compiled tf.function) over batches of
 hundreds of masked variants, where the usual call pays `model.predict`'s fixed cost for
-every batch of 10 (images) or 5 (text) variants. The explainer and its masker are built
-once per model, and only the target class is explained, so Partition spends its whole
-evaluation budget on that class. For images the model function receives Partition's masks
-and paints each distinct mask once (MaskScorer), across the rounds too.
+every batch of 10 (images) or 5 (text) variants. The masker is built once per model (its
+partition tree once per input shape), the Partition explainer once per input (its own
+memoised model function: no state shared between concurrent explanations), and only the
+target class is explained, so Partition spends its whole evaluation budget on that class.
+For images the model function receives Partition's masks and paints each distinct mask
+once (MaskScorer), across the rounds too.
 
 Image maps are the SHAP values summed over the three colour channels (H x W);
 `base_value` is the model's output for the target with every pixel masked (blurred or
@@ -341,17 +343,15 @@ class SHAPExplainer(Explainer):
         base = float(np.asarray(result.base_values[0]).ravel()[0])
         return values, base, int(getattr(explainer, "last_eval_count", 0)) + 2
 
-    def _model_function(self, row: Any) -> tuple[Callable[[Any], np.ndarray], Callable[[], int]]:
-        """The function Partition scores this input's masks with, and how many it has scored.
+    def _model_function(self, row: Any) -> MaskScorer | MemoForward:
+        """The function Partition scores this input's masks with; its `evaluations` counts them.
 
         Images: a MaskScorer (masks in, each painted and scored once). Texts: the model on the
         masked strings, memoised, as strings are cheap to key.
         """
         if self.model.modality is Modality.IMAGE:
-            scorer = MaskScorer(self._predict, self._masker, row[0])
-            return scorer, lambda: scorer.evaluations
-        memo = MemoForward(self._predict)
-        return memo, lambda: memo.evaluations
+            return MaskScorer(self._predict, self._masker, row[0])
+        return MemoForward(self._predict)
 
     def _values_for(
         self, row: Any, target: int, seed: int, to_map: Callable[[np.ndarray], np.ndarray],
@@ -362,17 +362,18 @@ class SHAPExplainer(Explainer):
         Every round is a Partition run at its budget over one memoised model function, so a
         round scores only the masks the earlier rounds did not (see explainers.rounds).
         """
-        model_function, evaluations = self._model_function(row)
+        model_function = self._model_function(row)
         # Per input, so concurrent explanations never share a model function's state.
         explainer = _partition_explainer(model_function, self._masker)
         if not self.adaptive:
             values, base, counted = self._partition(row, target, seed, self.max_evals, explainer)
-            used = evaluations() if self.model.modality is Modality.IMAGE else counted
+            used = model_function.evaluations if self.model.modality is Modality.IMAGE else counted
             return values, base, fixed_record(self.max_evals, used)
 
         def compute(budget: int) -> RoundResult:
             values, base, _ = self._partition(row, target, seed, budget, explainer)
-            return RoundResult(comparable=to_map(values), payload=(values, base), evaluations=evaluations())
+            return RoundResult(comparable=to_map(values), payload=(values, base),
+                               evaluations=model_function.evaluations)
 
         def notify(index: int, result: RoundResult, record: dict[str, Any]) -> None:
             if report is not None:

@@ -173,7 +173,8 @@ def test_shap_rounds_paint_and_score_each_mask_once_and_the_inpaint_map_is_shaps
     model = counting_model("reuse-shap-masks")
     image = tiny_models.random_images(1, seed=13)
     rounds = SHAPExplainer(model, max_evals=400, masker="inpaint").explain(image, [1], seed=6)[0]
-    assert rounds.extras["rounds"] > 1
+    # Random pixels on the tiny CNN: the map keeps changing, so every round runs up to the budget.
+    assert rounds.extras["rounds"] > 1 and rounds.extras["stopped"] == "budget"
     # One forward call for the input's own probabilities, then each distinct mask once over all rounds.
     assert model.scored == 1 + rounds.extras["evaluations_used"]
     fixed = SHAPExplainer(model, max_evals=400, masker="inpaint", stopping="budget").explain(image, [1], seed=6)[0]
@@ -183,8 +184,7 @@ def test_shap_rounds_paint_and_score_each_mask_once_and_the_inpaint_map_is_shaps
             image.astype(np.float32), max_evals=400, batch_size=fixed.params["batch_size"],
             outputs=np.array([1]), silent=True)
     np.testing.assert_allclose(fixed.values, library.values[0][..., 0].sum(axis=-1), rtol=1e-6, atol=1e-7)
-    if rounds.extras["stopped"] == "budget":
-        np.testing.assert_array_equal(rounds.values, fixed.values)
+    np.testing.assert_array_equal(rounds.values, fixed.values)
 
 
 def test_pasted_superpixel_batches_are_in_c_order_so_the_scorer_never_copies_them():
