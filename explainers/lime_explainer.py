@@ -285,6 +285,12 @@ def cached_segments(
     return segments
 
 
+def forget_segments() -> None:
+    """Drop the kept segmentations (benchmarks: a timed run must segment its image as a new one would)."""
+    with _SEGMENTS_LOCK:
+        _SEGMENTS.clear()
+
+
 # --- text ---------------------------------------------------------------------------------
 
 

@@ -91,9 +91,10 @@ TRUST = ResultCache(max_items=64)
 
 
 def forget_computed() -> None:
-    """Forget every computed result the next call could reuse: cached explanations and LIME's
-    scored perturbation pools (benchmarks time fresh work with it)."""
-    from explainers.lime_explainer import forget_pools
+    """Forget every computed result the next call could reuse: cached explanations, LIME's
+    scored perturbation pools and its segmentations (benchmarks time fresh work with it)."""
+    from explainers.lime_explainer import forget_pools, forget_segments
 
     EXPLANATIONS.clear()
     forget_pools()
+    forget_segments()

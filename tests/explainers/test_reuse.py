@@ -198,7 +198,7 @@ def test_pasted_superpixel_batches_are_in_c_order_so_the_scorer_never_copies_the
         np.testing.assert_array_equal(pasted, np.where(hidden[..., None], image + 1, image))
 
 
-def test_forgetting_computed_results_makes_the_same_lime_request_score_its_perturbations_again():
+def test_forgetting_computed_results_makes_the_same_lime_request_segment_and_score_again():
     from workbench import cache
 
     model = counting_model("reuse-forget")
@@ -208,7 +208,9 @@ def test_forgetting_computed_results_makes_the_same_lime_request_score_its_pertu
     scored = model.scored
     api.explain(model, "lime", [image], [0], use_cache=False, **settings)
     assert model.scored == scored + 1  # only the input's own probabilities: the pool was reused
+    segmented = lime_explainer.segmentation_runs
     cache.forget_computed()
     again = api.explain(model, "lime", [image], [0], use_cache=False, **settings)[0]
     assert model.scored == scored + 1 + 1 + again.extras["evaluations_used"]
+    assert lime_explainer.segmentation_runs == segmented + 1  # segmented afresh, as a new image would be
     np.testing.assert_allclose(again.values, first.values, rtol=1e-6, atol=1e-9)
