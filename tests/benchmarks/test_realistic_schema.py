@@ -50,6 +50,11 @@ def test_realistic_rows_have_the_documented_keys(size):
     lime = rows[f"lime_image_{size}"]
     assert len(lime["reference_runs_s"]) == 1 and lime["details"]["same_segments"] is True
     assert lime["target"] == 0.05 and rows[f"shap_image_{size}"]["target"] == 0.3
+    ceiling = lime["details"]["noise_ceiling"]
+    assert "400 samples" in ceiling["converged"]  # 4x the budget, on draws independent of the reference's
+    for figure in ("reference_vs_converged", "our_full_budget_seed_1_vs_reference"):
+        assert -1.0 <= ceiling[figure] <= 1.0
+    assert -1.0 <= lime["details"]["rank_correlation_last_timed_run_vs_reference"] <= 1.0
     breakdown = lime["details"]["breakdown_last_timed_run"]
     assert breakdown["segmentation_quickshift_s"] >= 0 and breakdown["forward_alone_s"] > 0
     for name, budget in (("shap_image", 100), ("lime_image", 100)):
