@@ -10,6 +10,7 @@ import pytest
 
 from foundation.tokens import tokenize
 from tests.app.conftest import start_app
+from ui import kit
 
 PAGE = "pages/explain_text.py"
 FAST = {"text_shap_max_evals": 120, "text_lime_num_samples": 500}
@@ -132,6 +133,9 @@ def test_identical_headlines_keep_their_own_rationale():
     assert at.markdown[0].value == "Acme beats forecasts | 1 | forecasts"  # not the first row's words
 
 
+ROUND_CAPTIONS = ("stable after", "full budget:", "not stable within the budget")
+
+
 @pytest.mark.parametrize("view, method, budget", [("LIME", "lime", 500), ("SHAP", "shap", 120)])
 def test_methods_in_rounds_say_how_many_evaluations_they_used_and_offer_the_full_budget(view, method, budget):
     from workbench import cache
@@ -140,20 +144,19 @@ def test_methods_in_rounds_say_how_many_evaluations_they_used_and_offer_the_full
         return [e for e in cache.EXPLANATIONS._items.values() if e.method == method][-1]
 
     at = _type(_app(text_view=view), "Acme shares soar after record profit")
-    extras = latest().extras
+    explanation = latest()
+    extras = explanation.extras
     used = extras["evaluations_used"]
     assert extras["budget"] == budget and 0 < used <= budget
-    rounds = [c.value for c in at.caption if c.value.startswith(("stable after", "full budget:"))]
-    if extras["stopped"] == "stable":
-        assert rounds == [f"stable after {used} of {budget} evaluations"]
-    else:
-        assert rounds == [f"full budget: {used} evaluations" if used == budget
-                          else f"full budget: {used} of {budget} evaluations"]
+    # The wording for each way rounds end is tested in tests/ui/test_rounds_caption.py.
+    rounds = [c.value for c in at.caption if c.value.startswith(ROUND_CAPTIONS)]
+    assert rounds == [kit.rounds_caption(explanation)] and str(used) in rounds[0]
+    assert rounds[0].startswith("stable after" if extras["stopped"] == "stable" else ("stable after", "not stable"))
     at.checkbox(key=f"text_{method}_stopping").check().run()
     assert not at.exception, at.exception
     full = latest().extras
     assert full["stopped"] == "budget" and full["rounds"] == 1
-    [caption] = [c.value for c in at.caption if c.value.startswith(("stable after", "full budget:"))]
+    [caption] = [c.value for c in at.caption if c.value.startswith(ROUND_CAPTIONS)]
     assert caption.startswith("full budget: ") and str(full["evaluations_used"]) in caption
     assert "full budget" in _captions(at)  # the settings line says so too
     assert len(_highlighted(at)) == 1  # the partial maps were replaced, not stacked

@@ -4,7 +4,8 @@ and the caption that says how far a method in rounds (SHAP, LIME) has got.
 SHAP and LIME run in rounds of growing budget and stop once the map is stable (explainers.rounds).
 A page passes `on_round` to draw each partial map as it arrives (the first one after the first
 round, then refined), and writes `rounds_caption` under it: "refining… (200 of 500 evaluations)",
-then "stable after 300 of 500 evaluations" or "full budget: 500 evaluations".
+then "stable after 300 of 500 evaluations", "full budget: 500 evaluations" (asked for), or, when
+the rounds spent the budget with the map still changing, a warning that its details may be noise.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from explainers.rounds import Agreement
 from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
 from ui import method_params
@@ -38,9 +40,16 @@ def rounds_caption(explanation: Explanation) -> str | None:
         return f"refining… ({used:,} of {budget:,} evaluations)"
     if stopped == "stable":
         return f"stable after {used:,} of {budget:,} evaluations"
-    if used == budget:
-        return f"full budget: {budget:,} evaluations"
-    return f"full budget: {used:,} of {budget:,} evaluations"  # repeated perturbations are scored once
+    # Repeated perturbations are scored once, so fewer evaluations than the budget can spend it.
+    spent = f"{budget:,} evaluations" if used == budget else f"{used:,} of {budget:,} evaluations"
+    compared = [entry for entry in extras.get("round_agreement") or () if entry.get("spearman") is not None]
+    if not compared:  # the full budget was asked for (or one round was all the budget allowed)
+        return f"full budget: {spent}"
+    last = Agreement(iou=float(compared[-1]["iou"]), spearman=float(compared[-1]["spearman"]))
+    if last.stable:  # settled only in the last round
+        return f"stable after {used:,} of {budget:,} evaluations"
+    return (f"not stable within the budget ({spent}): the map still changed between the last two rounds, "
+            "so its finer details may be noise")
 
 
 def explain(model: LoadedModel, chosen: method_params.MethodChoice, model_input: Any, target: int,
