@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -185,6 +185,41 @@ def run_rounds(
 def _record(budget: int, history: list[dict[str, Any]], stopped: str, evaluations: int) -> dict[str, Any]:
     return {"evaluations_used": int(evaluations), "budget": int(budget), "rounds": len(history),
             "stopped": stopped, "round_agreement": [dict(entry) for entry in history]}
+
+
+def unsettled(record: Mapping[str, Any]) -> bool:
+    """Whether a run in rounds spent its budget while its last two maps still disagreed (its finer
+    details may then be sampling noise). False for a stable stop, a full budget asked for (nothing
+    compared) and a method without rounds."""
+    if record.get("stopped") != "budget":
+        return False
+    compared = [entry for entry in record.get("round_agreement") or () if entry.get("spearman") is not None]
+    if not compared:
+        return False
+    return not Agreement(iou=float(compared[-1]["iou"]), spearman=float(compared[-1]["spearman"])).stable
+
+
+def rounds_summary(record: Mapping[str, Any]) -> str | None:
+    """How far a run in rounds got, for the line under its map and for reports: "refining… (200 of
+    500 evaluations)", "stable after 300 of 500 evaluations", "full budget: 500 evaluations" (asked
+    for), or a warning when the budget ran out with the map still changing. None for a method
+    without rounds or a result recorded before rounds existed."""
+    stopped, used, budget = record.get("stopped"), record.get("evaluations_used"), record.get("budget")
+    if stopped is None or used is None or budget is None:
+        return None
+    used, budget = int(used), int(budget)
+    if stopped == "refining":
+        return f"refining… ({used:,} of {budget:,} evaluations)"
+    if stopped == "stable":
+        return f"stable after {used:,} of {budget:,} evaluations"
+    # Repeated perturbations are scored once, so fewer evaluations than the budget can spend it.
+    spent = f"{budget:,} evaluations" if used == budget else f"{used:,} of {budget:,} evaluations"
+    if unsettled(record):
+        return (f"not stable within the budget ({spent}): the map still changed between the last two rounds, "
+                "so its finer details may be noise")
+    if any(entry.get("spearman") is not None for entry in record.get("round_agreement") or ()):
+        return f"stable after {used:,} of {budget:,} evaluations"  # settled only in the last round
+    return f"full budget: {spent}"  # asked for (or one round was all the budget allowed)
 
 
 def fixed_record(budget: int, evaluations: int) -> dict[str, Any]:

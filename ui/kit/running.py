@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from explainers.rounds import Agreement
+from explainers.rounds import rounds_summary
 from foundation.types import Explanation, Modality
 from models.loaded import LoadedModel
 from ui import method_params
@@ -29,27 +29,8 @@ def current_choice(prefix: str, method: str) -> method_params.MethodChoice:
 
 
 def rounds_caption(explanation: Explanation) -> str | None:
-    """How far the rounds got, from the explanation's extras; None for a method without rounds
-    (Grad-CAM) or a result recorded before rounds existed."""
-    extras = explanation.extras or {}
-    stopped, used, budget = extras.get("stopped"), extras.get("evaluations_used"), extras.get("budget")
-    if stopped is None or used is None or budget is None:
-        return None
-    used, budget = int(used), int(budget)
-    if stopped == "refining":
-        return f"refining… ({used:,} of {budget:,} evaluations)"
-    if stopped == "stable":
-        return f"stable after {used:,} of {budget:,} evaluations"
-    # Repeated perturbations are scored once, so fewer evaluations than the budget can spend it.
-    spent = f"{budget:,} evaluations" if used == budget else f"{used:,} of {budget:,} evaluations"
-    compared = [entry for entry in extras.get("round_agreement") or () if entry.get("spearman") is not None]
-    if not compared:  # the full budget was asked for (or one round was all the budget allowed)
-        return f"full budget: {spent}"
-    last = Agreement(iou=float(compared[-1]["iou"]), spearman=float(compared[-1]["spearman"]))
-    if last.stable:  # settled only in the last round
-        return f"stable after {used:,} of {budget:,} evaluations"
-    return (f"not stable within the budget ({spent}): the map still changed between the last two rounds, "
-            "so its finer details may be noise")
+    """How far the rounds got (`explainers.rounds.rounds_summary`); None for a method without rounds."""
+    return rounds_summary(explanation.extras or {})
 
 
 def explain(model: LoadedModel, chosen: method_params.MethodChoice, model_input: Any, target: int,
