@@ -24,7 +24,7 @@ from ui.kit.overlay import grey_underlay
 from workbench.explaining import Comparison, PairAgreement, agreements
 
 __all__ = ["PairAgreement", "agreement_sentence", "agreement_table", "agreements", "grey_underlay", "image_comparison",
-           "legend", "normalised", "shared_scale_overlay"]
+           "legend", "normalised", "shared_scale_overlay", "unsettled_note"]
 
 LEGEND = ("against the class", "for the class")
 
@@ -100,6 +100,13 @@ def agreement_table(pairs: Sequence[PairAgreement], unit: str) -> None:
         st.markdown(f"- {agreement_sentence(pair, unit)}")
 
 
+def unsettled_note(comparison: Comparison) -> None:
+    """A warning above the agreement table when a method's map had not settled."""
+    note = comparison.unsettled_note()
+    if note:
+        st.caption(f"⚠️ {note}")
+
+
 def image_comparison(display: np.ndarray, comparison: Comparison, alpha: float) -> None:
     """The maps side by side on the shared scale, the legend, and the agreement table."""
     columns = st.columns(len(comparison.results))
@@ -111,4 +118,5 @@ def image_comparison(display: np.ndarray, comparison: Comparison, alpha: float) 
                "−1 (blue, strongest evidence against the class) to +1 (orange, strongest evidence for it), "
                "drawn over a grey copy of the image. Grad-CAM has no negative side. The colours compare where "
                "each method puts its evidence, not how much: the methods measure in different units.")
+    unsettled_note(comparison)
     agreement_table(comparison.agreements, "pixels")

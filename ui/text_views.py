@@ -23,7 +23,7 @@ from foundation.escaping import markdown_literal
 from foundation.types import Explanation
 from models.loaded import LoadedModel
 from ui import kit, method_params
-from ui.compare_views import agreement_table, normalised
+from ui.compare_views import agreement_table, normalised, unsettled_note
 from ui.kit.running import OnRound
 from ui.method_params import MethodChoice
 from workbench import api
@@ -163,5 +163,6 @@ def compare_section(task: TextTask, tabs: Sequence[api.MethodTab]) -> None:
     st.caption(f"Evidence for “{task.target_md}”. Each method's values are divided by its own largest |value|, "
                "so all share one colour scale. Change a method's settings in its own tab.")
     if comparison.agreements:
+        unsettled_note(comparison)
         agreement_table(comparison.agreements, "words")
     kit.comparison_report_button(comparison, key="text_compare_report")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from explainers import metrics, registry
+from explainers.rounds import unsettled
 from explainers import sanity as sanity_checks
 from explainers.base import Explainer
 from foundation.errors import WorkbenchError
@@ -322,6 +323,22 @@ class Comparison:
         return [r.explanation for r in self.results]
 
     @property
+    def unsettled_titles(self) -> list[str]:
+        """The methods whose rounds spent the budget with the map still changing (see rounds.unsettled)."""
+        return [title for title, result in zip(self.titles, self.results)
+                if unsettled(result.explanation.extras or {})]
+
+    def unsettled_note(self) -> str | None:
+        """One sentence warning that part of the disagreement may be sampling noise, or None."""
+        titles = self.unsettled_titles
+        if not titles:
+            return None
+        names = " and ".join([", ".join(titles[:-1]), titles[-1]] if len(titles) > 1 else titles)
+        maps = "its map" if len(titles) == 1 else "their maps"
+        return (f"{names} did not settle within the budget ({maps} still changed between the last two rounds), "
+                "so part of any disagreement below may be sampling noise: raise the budget to check.")
+
+    @property
     def report_title(self) -> str:
         model = self.results[0].model
         target = self.results[0].explanation.target_label
@@ -336,7 +353,8 @@ class Comparison:
         if self.agreements:
             sections.append(reports.table_section("Agreement between methods", [
                 {"pair": f"{row.first} vs {row.second}", "rank correlation": round(float(row.rank_correlation), 3),
-                 "top overlap (IoU)": round(float(row.top_overlap), 3)} for row in self.agreements]))
+                 "top overlap (IoU)": round(float(row.top_overlap), 3)} for row in self.agreements],
+                text=self.unsettled_note() or ""))
         return tuple(sections)
 
 

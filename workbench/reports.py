@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from explainers import registry, render
+from explainers.rounds import rounds_summary
 from foundation.types import Explanation, Modality
 
 MAX_TABLE_ROWS = 500
@@ -262,6 +263,9 @@ def explanation_facts(explanation: Explanation) -> dict[str, Any]:
         facts[f"parameter {key}"] = value
     if explanation.base_value is not None:
         facts["base value"] = explanation.base_value
+    summary = rounds_summary(explanation.extras or {})
+    if summary:  # how far SHAP's or LIME's rounds got, and whether the map had settled
+        facts["evaluations"] = summary
     return facts
 
 

@@ -13,10 +13,12 @@ from explainers.rounds import (
     RoundResult,
     agreement,
     round_budgets,
+    fixed_record,
     round_plan,
     run_rounds,
     spearman,
     top_iou,
+    unsettled,
 )
 from explainers.shap_explainer import SHAPExplainer, seeded_global_numpy, warm_up_shap
 from foundation.types import Modality
@@ -129,6 +131,24 @@ def test_a_preview_round_is_never_compared_so_stopping_is_unchanged():
     assert result.payload == 200 and record["stopped"] == "stable" and record["rounds"] == 3
     assert record["round_agreement"][1]["iou"] is None and record["round_agreement"][2]["iou"] == 1.0
     assert seen == ["refining", "refining", "stable"]
+
+
+def test_unsettled_means_the_budget_was_spent_with_the_last_two_maps_still_disagreeing():
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(size=50) for _ in range(3)]
+    same = np.arange(50.0)
+
+    def record(maps, previews=0):
+        budgets = [100, 200, 400][-len(maps):]
+        return run_rounds(budgets, lambda b: RoundResult(maps[budgets.index(b)], None, b), previews=previews)[1]
+
+    assert unsettled(record(noise))  # every comparison failed, up to the budget
+    assert not unsettled(record([noise[0], same, same]))  # settled in the last round
+    assert not unsettled(record([same, same, noise[0]]))  # stopped stable at 200: the third map never came
+    assert not unsettled(record(noise[:2], previews=1))  # the only round after a preview compares nothing
+    assert not unsettled(fixed_record(400, 400))  # the full budget asked for
+    assert not unsettled({})  # a method without rounds
+    assert not unsettled({**record(noise), "stopped": "refining"})  # still running
 
 
 def test_shap_image_preview_comes_sooner_and_changes_neither_the_map_nor_the_evaluations(corner_model, monkeypatch):

@@ -72,6 +72,31 @@ def test_compare_puts_methods_side_by_side_with_agreement(model):
         api.compare([], [])
 
 
+def test_a_comparison_warns_when_a_method_in_rounds_had_not_settled(model):
+    from explainers.rounds import RoundResult, run_rounds
+
+    image = tiny_models.random_images(1, seed=8)[0]
+    gradcam = api.explain_input(model, "gradcam", image, target=0)
+    lime = api.explain_input(model, "lime", image, target=0, params={"num_samples": 60, "stopping": "budget"})
+    assert api.compare([gradcam, lime], ["Grad-CAM", "LIME"]).unsettled_note() is None  # the full budget asked for
+    rng = np.random.default_rng(0)
+    maps = [rng.normal(size=30) for _ in range(3)]  # three unrelated maps: the rounds never settle
+    record = run_rounds([20, 40, 60], lambda b: RoundResult(maps[b // 20 - 1], None, b))[1]
+
+    def unsettled_copy(result):
+        return dataclasses.replace(result, explanation=dataclasses.replace(
+            result.explanation, extras={**result.explanation.extras, **record}))
+
+    one = api.compare([gradcam, unsettled_copy(lime)], ["Grad-CAM", "LIME"])
+    assert one.unsettled_titles == ["LIME"]
+    assert one.unsettled_note() == (
+        "LIME did not settle within the budget (its map still changed between the last two rounds), so part of "
+        "any disagreement below may be sampling noise: raise the budget to check.")
+    assert one.report_sections()[-1].paragraphs == (one.unsettled_note(),)  # the report says so too
+    two = api.compare([gradcam, unsettled_copy(lime), unsettled_copy(lime)], ["Grad-CAM", "SHAP", "LIME"])
+    assert two.unsettled_note().startswith("SHAP and LIME did not settle within the budget (their maps still")
+
+
 def test_method_tabs_come_from_the_registry_with_short_unique_titles(model):
     tabs = api.method_tabs(model)
     names = [t.method for t in tabs]

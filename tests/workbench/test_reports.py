@@ -120,6 +120,20 @@ def test_explanation_section_records_method_parameters_seed_and_version():
     assert "parameter layer" in document and "shapes v3" in document and "42" in document
 
 
+def test_explanation_section_says_how_far_the_rounds_got():
+    import dataclasses
+
+    from explainers.rounds import RoundResult, run_rounds
+
+    assert "evaluations" not in reports.explanation_section(_image_explanation()).facts  # Grad-CAM has no rounds
+    rng = np.random.default_rng(0)
+    maps = [rng.normal(size=30) for _ in range(3)]  # unrelated maps: the rounds never settle
+    record = run_rounds([100, 200, 400], lambda b: RoundResult(maps[b // 200], None, b))[1]
+    lime = dataclasses.replace(_image_explanation(), method="lime", extras=record)
+    facts = reports.explanation_section(lime).facts
+    assert facts["evaluations"].startswith("not stable within the budget (400 evaluations)")
+
+
 def test_model_section_shows_the_sha256():
     model = types.SimpleNamespace(name="digits", version="v2", modality=Modality.IMAGE, classes=["0", "1"],
                                   info=_info({"sha256": "f" * 64, "dataset": "digits"}))
