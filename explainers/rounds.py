@@ -187,16 +187,21 @@ def _record(budget: int, history: list[dict[str, Any]], stopped: str, evaluation
             "stopped": stopped, "round_agreement": [dict(entry) for entry in history]}
 
 
+def _last_agreement(record: Mapping[str, Any]) -> Agreement | None:
+    """The agreement of a record's last compared pair of rounds; None if no round was compared
+    (the full budget asked for, a preview and one round, or a method without rounds)."""
+    compared = [entry for entry in record.get("round_agreement") or () if entry.get("spearman") is not None]
+    if not compared:
+        return None
+    return Agreement(iou=float(compared[-1]["iou"]), spearman=float(compared[-1]["spearman"]))
+
+
 def unsettled(record: Mapping[str, Any]) -> bool:
     """Whether a run in rounds spent its budget while its last two maps still disagreed (its finer
     details may then be sampling noise). False for a stable stop, a full budget asked for (nothing
     compared) and a method without rounds."""
-    if record.get("stopped") != "budget":
-        return False
-    compared = [entry for entry in record.get("round_agreement") or () if entry.get("spearman") is not None]
-    if not compared:
-        return False
-    return not Agreement(iou=float(compared[-1]["iou"]), spearman=float(compared[-1]["spearman"])).stable
+    last = _last_agreement(record)
+    return record.get("stopped") == "budget" and last is not None and not last.stable
 
 
 def rounds_summary(record: Mapping[str, Any]) -> str | None:
@@ -210,16 +215,15 @@ def rounds_summary(record: Mapping[str, Any]) -> str | None:
     used, budget = int(used), int(budget)
     if stopped == "refining":
         return f"refining… ({used:,} of {budget:,} evaluations)"
-    if stopped == "stable":
+    last = _last_agreement(record)
+    if stopped == "stable" or (last is not None and last.stable):  # the latter settled in the last round
         return f"stable after {used:,} of {budget:,} evaluations"
     # Repeated perturbations are scored once, so fewer evaluations than the budget can spend it.
     spent = f"{budget:,} evaluations" if used == budget else f"{used:,} of {budget:,} evaluations"
-    if unsettled(record):
-        return (f"not stable within the budget ({spent}): the map still changed between the last two rounds, "
-                "so its finer details may be noise")
-    if any(entry.get("spearman") is not None for entry in record.get("round_agreement") or ()):
-        return f"stable after {used:,} of {budget:,} evaluations"  # settled only in the last round
-    return f"full budget: {spent}"  # asked for (or one round was all the budget allowed)
+    if last is None:  # asked for (or one round was all the budget allowed)
+        return f"full budget: {spent}"
+    return (f"not stable within the budget ({spent}): the map still changed between the last two rounds, "
+            "so its finer details may be noise")
 
 
 def fixed_record(budget: int, evaluations: int) -> dict[str, Any]:

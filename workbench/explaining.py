@@ -333,7 +333,7 @@ class Comparison:
         titles = self.unsettled_titles
         if not titles:
             return None
-        names = " and ".join([", ".join(titles[:-1]), titles[-1]] if len(titles) > 1 else titles)
+        names = titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
         maps = "its map" if len(titles) == 1 else "their maps"
         return (f"{names} did not settle within the budget ({maps} still changed between the last two rounds), "
                 "so part of any disagreement below may be sampling noise: raise the budget to check.")
